@@ -8,10 +8,11 @@ import { BrokerMetrics, type QosLabel } from '../admin/metrics.js';
 import type { Logger } from '../log/logger.js';
 import { startListener, type ConnectionInfo, type RunningListener } from '../mqtt/listeners.js';
 import { PacketSizeGuard } from '../mqtt/packet-size-guard.js';
-import { clientsOf, interceptReceivedBytes } from '../mqtt/aedes-internals.js';
+import { clientsOf, interceptReceivedBytes, subscriptionsOf } from '../mqtt/aedes-internals.js';
 import { createSecurity, type Security } from '../mqtt/security.js';
 import { openStore, type NodeStore } from '../store/index.js';
 import { registerNodeApi } from './api.js';
+import { publishOrphanedWills } from './orphaned-wills.js';
 import { SysTopicPublisher } from './sys-topics.js';
 
 export interface ListenerAddress {
@@ -84,6 +85,8 @@ export class BrokerNode {
       connectionInfo: (client) => this.connectionInfoOf(client),
     });
     this._aedes = await this.createAedes();
+    this.registerStateGauges();
+    await publishOrphanedWills(this.aedes, this.store.persistence, config.node.name, this.logger);
     for (const listenerConfig of config.listeners) {
       const listener = await startListener(listenerConfig, (stream, info, req) => this.onConnection(stream, info, req));
       this.listeners.push(listener);
@@ -173,6 +176,21 @@ export class BrokerNode {
       this.logger.info({ clientId: client.id }, 'keepalive timeout');
     });
     return aedes;
+  }
+
+  private registerStateGauges(): void {
+    const connected = (): Client[] => clientsOf(this.aedes).filter((c) => c.connected);
+    this.metrics.gauge('meridian_sessions_connected', 'Connected client sessions', () => connected().length);
+    this.metrics.gauge('meridian_subscriptions', 'Subscriptions of connected clients', () =>
+      connected().reduce((n, c) => n + Object.keys(subscriptionsOf(c)).length, 0));
+    this.metrics.gauge('meridian_sessions_persistent', 'Persistent sessions with stored subscriptions (online or offline)', async () =>
+      (await this.persistenceCounts()).clients);
+  }
+
+  private async persistenceCounts(): Promise<{ clients: number; subscriptions: number }> {
+    const persistence = this.store.persistence as { countOffline(): Promise<{ clientsCount: number; subsCount: number }> };
+    const counts = await persistence.countOffline();
+    return { clients: counts.clientsCount, subscriptions: counts.subsCount };
   }
 
   private onConnection(stream: Duplex, info: ConnectionInfo, req?: http.IncomingMessage): void {

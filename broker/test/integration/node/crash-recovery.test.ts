@@ -1,0 +1,74 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { BrokerProcess } from '../../harness/broker-process.js';
+
+function connect(port: number, options: mqtt.IClientOptions): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+    client.once('connect', () => resolve(client));
+    client.once('error', reject);
+  });
+}
+
+function collect(client: MqttClient, count: number, timeoutMs = 10000): Promise<string[]> {
+  const received: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`got ${received.length}/${count}: ${received.join(',')}`)), timeoutMs);
+    client.on('message', (topic, payload) => {
+      received.push(`${topic}=${payload.toString()}`);
+      if (received.length === count) {
+        clearTimeout(timer);
+        resolve(received);
+      }
+    });
+  });
+}
+
+describe('kill -9 and restart on the same data directory', () => {
+  let broker: BrokerProcess;
+  afterAll(async () => broker?.dispose());
+
+  test('a persistent session keeps its subscription, queued QoS 1/2 messages and retained messages', async () => {
+    broker = await BrokerProcess.start({ nodeName: 'crashy' });
+    const dataDir = broker.dataDir;
+    const subscriber = await connect(broker.mqttPort, { clientId: 'durable-sub', clean: false });
+    await subscriber.subscribeAsync('orders/#', { qos: 2 });
+    subscriber.end(true);
+    const publisher = await connect(broker.mqttPort, { clientId: 'pub', clean: true });
+    for (let i = 0; i < 20; i++) await publisher.publishAsync(`orders/${i}`, `m${i}`, { qos: (1 + (i % 2)) as 1 | 2 });
+    await publisher.publishAsync('config/mode', 'night', { qos: 1, retain: true });
+    publisher.end(true);
+
+    await broker.kill9();
+    broker = await BrokerProcess.start({ nodeName: 'crashy', dataDir });
+
+    const resumed = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'durable-sub', clean: false, reconnectPeriod: 0 });
+    const sessionPresent = new Promise<boolean>((resolve) => resumed.once('connect', (ack) => resolve(ack.sessionPresent)));
+    const messages = await collect(resumed, 20);
+    expect(await sessionPresent).toBe(true);
+    expect(messages.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `orders/${i}=m${i}`).sort());
+    resumed.end(true);
+
+    const late = await connect(broker.mqttPort, { clientId: 'late', clean: true });
+    const retained = collect(late, 1);
+    await late.subscribeAsync('config/#', { qos: 1 });
+    expect(await retained).toEqual(['config/mode=night']);
+    late.end(true);
+  });
+
+  test('the will of a client that was connected when the node died is published after restart', async () => {
+    broker = await BrokerProcess.start({ nodeName: 'will-node' });
+    const dataDir = broker.dataDir;
+    const watcher = await connect(broker.mqttPort, { clientId: 'watcher', clean: false });
+    await watcher.subscribeAsync('status/#', { qos: 1 });
+    watcher.end(true);
+    const device = await connect(broker.mqttPort, {
+      clientId: 'door-7', will: { topic: 'status/door-7', payload: Buffer.from('offline'), qos: 1, retain: false },
+    });
+    await broker.kill9();
+    device.end(true);
+    broker = await BrokerProcess.start({ nodeName: 'will-node', dataDir });
+    const resumed = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'watcher', clean: false, reconnectPeriod: 0 });
+    expect(await collect(resumed, 1)).toEqual(['status/door-7=offline']);
+    resumed.end(true);
+  });
+});
