@@ -71,7 +71,7 @@ function readConfigFile(file: string): Doc {
 function applySetting(doc: Doc, setting: Setting, raw: string | boolean, origin: string, issues: ConfigIssue[]): void {
   const value = coerce(setting, raw);
   if (value === undefined) {
-    issues.push({ path: origin, message: `expected ${setting.type === 'integer' ? 'an integer' : setting.type}, got '${String(raw)}'` });
+    issues.push({ path: origin, message: `expected ${expectedValue(setting)}, got '${String(raw)}'` });
     return;
   }
   const keys = setting.path.split('.');
@@ -91,7 +91,7 @@ function applySetting(doc: Doc, setting: Setting, raw: string | boolean, origin:
   target[keys[0] as string] = value;
 }
 
-function coerce(setting: Setting, raw: string | boolean): string | number | boolean | undefined {
+function coerce(setting: Setting, raw: string | boolean): string | number | boolean | string[] | undefined {
   if (setting.type === 'boolean') {
     if (typeof raw === 'boolean') return raw;
     if (/^(true|1|yes)$/i.test(raw)) return true;
@@ -100,7 +100,14 @@ function coerce(setting: Setting, raw: string | boolean): string | number | bool
   }
   if (typeof raw === 'boolean') return undefined;
   if (setting.type === 'integer') return /^-?\d+$/.test(raw.trim()) ? Number(raw) : undefined;
+  if (setting.type === 'list') return raw.split(',').map((item) => item.trim()).filter(Boolean);
+  if (setting.flag === 'discovery') return /^dns:.+/.test(raw) ? raw.slice('dns:'.length) : undefined;
   return raw;
+}
+
+function expectedValue(setting: Setting): string {
+  if (setting.flag === 'discovery') return 'dns:<name>';
+  return setting.type === 'integer' ? 'an integer' : setting.type;
 }
 
 function deriveDefaults(config: BrokerConfig): void {
@@ -121,6 +128,7 @@ function checkSemantics(config: BrokerConfig): ConfigIssue[] {
     }
     if (l.tls?.requireClientCert && !l.tls.caFile) issues.push({ path: `${where}.tls.caFile`, message: 'required when requireClientCert is true' });
   });
+  issues.push(...clusterIssues(config));
   const tenants = config.auth.tenants;
   tenants.forEach((t, i) => {
     tenants.slice(0, i).forEach((o, j) => {
@@ -133,6 +141,24 @@ function checkSemantics(config: BrokerConfig): ConfigIssue[] {
       issues.push({ path: `auth.tenants[${i}].mountpoint`, message: 'must not contain wildcards or NUL, nor start with $' });
     }
   });
+  return issues;
+}
+
+/** Clustering is on when the node has a cluster port, seeds or DNS discovery. */
+export function clusterEnabled(config: BrokerConfig): boolean {
+  const { cluster } = config;
+  return cluster.port !== undefined || cluster.seeds.length > 0 || cluster.discoveryDns !== undefined;
+}
+
+function clusterIssues(config: BrokerConfig): ConfigIssue[] {
+  const { cluster } = config;
+  const issues: ConfigIssue[] = [];
+  if (cluster.role === 'replicant' && cluster.seeds.length === 0 && !cluster.discoveryDns) {
+    issues.push({ path: 'cluster.seeds', message: 'a replicant needs seeds or DNS discovery to find the cores' });
+  }
+  if (clusterEnabled(config) && !cluster.secretFile) {
+    issues.push({ path: 'cluster.secretFile', message: 'required when clustering is enabled (nodes authenticate each other with it)' });
+  }
   return issues;
 }
 

@@ -2,7 +2,7 @@
  * The settings that have a command-line flag and a `MERIDIAN_*` environment variable besides their key in the
  * config file. One table drives the flag parser, the env reader and `--help`, so the three never disagree.
  */
-export type SettingType = 'string' | 'integer' | 'boolean';
+export type SettingType = 'string' | 'integer' | 'boolean' | 'list';
 
 export interface Setting {
   flag: string;
@@ -26,6 +26,13 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { flag: 'max-connections', path: 'limits.maxConnections', type: 'integer', help: 'connections accepted at once (default: 100000)' },
   { flag: 'max-packet-size', path: 'limits.maxPacketSize', type: 'integer', help: 'largest packet accepted, bytes (default: 1048576)' },
   { flag: 'max-queued-messages', path: 'limits.maxQueuedMessages', type: 'integer', help: 'messages queued per persistent session (default: 10000)' },
+  { flag: 'role', path: 'cluster.role', type: 'string', help: 'core | replicant (default: core)' },
+  { flag: 'cluster-host', path: 'cluster.host', type: 'string', help: 'intra-cluster listener address (default: 127.0.0.1)' },
+  { flag: 'cluster-port', path: 'cluster.port', type: 'integer', help: 'intra-cluster listener port; set it (or seeds/discovery) to join a cluster' },
+  { flag: 'cluster-advertise', path: 'cluster.advertise', type: 'string', help: 'host:port other nodes dial to reach this node' },
+  { flag: 'seeds', path: 'cluster.seeds', type: 'list', help: 'comma-separated cluster addresses (host:port) of other nodes' },
+  { flag: 'discovery', path: 'cluster.discoveryDns', type: 'string', help: 'dns:<name> — discover nodes from the A/AAAA records of a headless Service' },
+  { flag: 'cluster-secret-file', path: 'cluster.secretFile', type: 'string', help: 'file holding the shared cluster secret' },
   { flag: 'durability', path: 'store.durability', type: 'string', help: 'durable (fsync before ack) | relaxed (default: durable)' },
 ];
 

@@ -98,6 +98,35 @@ export interface MqttConfig {
   drainTimeoutMs: number;
 }
 
+export type NodeRole = 'core' | 'replicant';
+
+export interface ClusterTlsConfig {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+export interface ClusterConfig {
+  /** Cores hold the cluster's shared state and sync routes among themselves; replicants follow one core. */
+  role: NodeRole;
+  /** Bind address and port of the intra-cluster listener; port 0 = the OS picks (tests). */
+  host: string;
+  port?: number;
+  /** host:port other nodes dial to reach this one; default host:port (or the first non-loopback address when host is 0.0.0.0). */
+  advertise?: string;
+  /** Static seed list of cluster addresses (host:port). */
+  seeds: string[];
+  /** DNS name whose A/AAAA records are the cluster's nodes (a Kubernetes headless Service), re-resolved periodically. */
+  discoveryDns?: string;
+  discoveryIntervalSeconds: number;
+  /** File holding the shared cluster secret (a mounted Kubernetes Secret). */
+  secretFile?: string;
+  tls?: ClusterTlsConfig;
+  /** An actor silent for longer than this loses all its routes. */
+  routeTtlSeconds: number;
+  heartbeatIntervalMs: number;
+}
+
 export interface NodeConfig {
   name: string;
   clusterName: string;
@@ -113,4 +142,5 @@ export interface BrokerConfig {
   limits: LimitsConfig;
   store: StoreConfig;
   mqtt: MqttConfig;
+  cluster: ClusterConfig;
 }

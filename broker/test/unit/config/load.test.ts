@@ -93,3 +93,33 @@ describe('broker configuration', () => {
     expect(issuesOf(() => loadBrokerConfig({ file: file('node: [unclosed\n') }))[0]?.path).toBe('(yaml)');
   });
 });
+
+describe('cluster settings', () => {
+  test('seeds and discovery come from flags', () => {
+    const config = loadBrokerConfig({ flags: { role: 'replicant', seeds: '127.0.0.1:4370, 127.0.0.2:4370', 'cluster-secret-file': '/s', discovery: 'dns:meridian-headless' } });
+    expect(config.cluster.seeds).toEqual(['127.0.0.1:4370', '127.0.0.2:4370']);
+    expect(config.cluster.discoveryDns).toBe('meridian-headless');
+    expect(config.cluster.role).toBe('replicant');
+    expect(config.cluster.routeTtlSeconds).toBe(15);
+  });
+
+  test('a replicant without seeds or discovery is rejected', () => {
+    expect(issuesOf(() => loadBrokerConfig({ flags: { role: 'replicant', 'cluster-secret-file': '/s' } })))
+      .toContainEqual({ path: 'cluster.seeds', message: 'a replicant needs seeds or DNS discovery to find the cores' });
+  });
+
+  test('clustering without a secret file is rejected', () => {
+    expect(issuesOf(() => loadBrokerConfig({ flags: { 'cluster-port': '4370' } })))
+      .toEqual([{ path: 'cluster.secretFile', message: 'required when clustering is enabled (nodes authenticate each other with it)' }]);
+  });
+
+  test('a discovery flag must name a DNS record', () => {
+    expect(issuesOf(() => loadBrokerConfig({ flags: { discovery: 'k8s:foo' } })))
+      .toEqual([{ path: '--discovery', message: "expected dns:<name>, got 'k8s:foo'" }]);
+  });
+
+  test('a malformed seed is rejected with its index', () => {
+    const issues = issuesOf(() => loadBrokerConfig({ flags: { seeds: 'host-without-port', 'cluster-secret-file': '/s' } }));
+    expect(issues[0]?.path).toBe('cluster.seeds[0]');
+  });
+});
