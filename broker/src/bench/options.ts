@@ -1,0 +1,63 @@
+/** Typed, validated options for each `meridian bench` command. Parsing from argv lives in args.ts. */
+export type BenchCommandName = 'conn' | 'sub' | 'pub';
+export type QoS = 0 | 1 | 2;
+export type ProtocolVersion = 4 | 5;
+
+export interface ConnectionOptions {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** Number of clients this command opens (publishers for `pub`). */
+  count: number;
+  /** Milliseconds between the starts of two connection attempts. */
+  intervalMs: number;
+  /** Most connection attempts awaiting CONNACK at once. */
+  concurrency: number;
+  clientIdPrefix: string;
+  clean: boolean;
+  keepaliveS: number;
+  connectTimeoutMs: number;
+  protocolVersion: ProtocolVersion;
+}
+
+export interface ConnOptions extends ConnectionOptions {
+  /** Seconds to keep the connections open once all are up. */
+  holdS: number;
+  readyFile?: string;
+}
+
+export interface SubOptions extends ConnectionOptions {
+  topic: string;
+  qos: QoS;
+  /** Seconds to receive once all are subscribed; 0 ends right after the last SUBACK. */
+  durationS: number;
+  /** Stop receiving after this many messages in total; 0 = no limit. */
+  messages: number;
+  readyFile?: string;
+}
+
+export interface PubOptions extends ConnectionOptions {
+  topic: string;
+  qos: QoS;
+  payloadSize: number;
+  /** Messages per second per publisher; 0 = as fast as flow control allows. */
+  rate: number;
+  durationS: number;
+  /** Messages per publisher; 0 = publish until the duration ends. */
+  messages: number;
+  /** Most unacknowledged QoS 1/2 messages per publisher, and the QoS 0 batch written per event-loop turn. */
+  inflight: number;
+  subscribers: number;
+  /** With subscribers: most messages per publisher sent but not yet received; 0 = no limit. */
+  e2eWindow: number;
+  subTopic: string;
+  subQos: QoS;
+  /** Seconds to wait after publishing for outstanding acks and deliveries. */
+  drainTimeoutS: number;
+}
+
+export type BenchInvocation =
+  | { command: 'conn'; options: ConnOptions; json: boolean }
+  | { command: 'sub'; options: SubOptions; json: boolean }
+  | { command: 'pub'; options: PubOptions; json: boolean };

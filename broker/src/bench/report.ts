@@ -1,0 +1,143 @@
+import type { PhaseTimes } from './clients.js';
+import type { ConnOptions, PubOptions, SubOptions } from './options.js';
+import type { Distribution } from './stats.js';
+
+export interface ReceiveReport {
+  received: number;
+  /** Deliveries the subscriptions should have produced (pub with --subscribers only). */
+  expected?: number;
+  /** expected - received when positive: lost, or still in flight when the drain timeout ended. */
+  missing?: number;
+  /** Messages without a bench latency header (published by another tool). */
+  withoutHeader: number;
+  /** From the start of publishing (pub) or the first message (sub) to the last message received. */
+  elapsedMs: number;
+  ratePerSec: number;
+  latencyMs: Distribution | undefined;
+}
+
+export interface PublishReport {
+  publishers: number;
+  sent: number;
+  /** QoS 0: written to the socket; QoS 1: PUBACKed; QoS 2: PUBCOMPed. */
+  completed: number;
+  /** From the start of publishing to the last completion. */
+  elapsedMs: number;
+  ratePerSec: number;
+  stoppedBy: 'duration' | 'messages' | 'interrupt';
+}
+
+type Settings<T> = Omit<T, 'password'>;
+
+export interface ConnReport {
+  command: 'conn';
+  settings: Settings<ConnOptions>;
+  connect: PhaseTimes;
+  heldMs: number;
+}
+
+export interface SubReport {
+  command: 'sub';
+  settings: Settings<SubOptions>;
+  connect: PhaseTimes;
+  subscribe: PhaseTimes;
+  receive: ReceiveReport;
+}
+
+export interface PubReport {
+  command: 'pub';
+  settings: Settings<PubOptions>;
+  connect: PhaseTimes;
+  subscribersConnect?: PhaseTimes;
+  subscribe?: PhaseTimes;
+  publish: PublishReport;
+  receive?: ReceiveReport;
+}
+
+export type BenchReport = ConnReport | SubReport | PubReport;
+
+export function settingsOf<T extends { password?: string }>(options: T): Settings<T> {
+  const { password: _password, ...settings } = options;
+  return settings;
+}
+
+/** The report as JSON, with times and rates rounded to 3 decimals (microseconds for milliseconds). */
+export function reportJson(report: BenchReport): string {
+  return JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' && !Number.isInteger(value) ? Math.round(value * 1000) / 1000 : value), 2) + '\n';
+}
+
+export function formatReport(report: BenchReport): string {
+  const lines = [headline(report)];
+  switch (report.command) {
+    case 'conn':
+      lines.push(phaseLine('connect', 'connections', report.connect, 'connect'));
+      lines.push(`hold       ${seconds(report.heldMs)}`);
+      break;
+    case 'sub':
+      lines.push(phaseLine('connect', 'subscribers', report.connect, 'connect'));
+      lines.push(phaseLine('subscribe', 'subscriptions', report.subscribe, 'suback'));
+      lines.push(...receiveLines(report.receive));
+      break;
+    case 'pub':
+      lines.push(phaseLine('connect', 'publishers', report.connect, 'connect'));
+      if (report.subscribersConnect) lines.push(phaseLine('connect', 'subscribers', report.subscribersConnect, 'connect'));
+      if (report.subscribe) lines.push(phaseLine('subscribe', 'subscriptions', report.subscribe, 'suback'));
+      lines.push(publishLine(report.publish));
+      if (report.receive) lines.push(...receiveLines(report.receive));
+      break;
+  }
+  return lines.join('\n') + '\n';
+}
+
+function headline(report: BenchReport): string {
+  const s = report.settings;
+  const target = `${s.host}:${s.port}`;
+  switch (report.command) {
+    case 'conn':
+      return `meridian bench conn -> ${target}: ${s.count} connections, interval ${s.intervalMs} ms`;
+    case 'sub':
+      return `meridian bench sub -> ${target}: ${s.count} subscribers on "${report.settings.topic}", QoS ${report.settings.qos}`;
+    case 'pub': {
+      const p = report.settings;
+      const rate = p.rate > 0 ? `${p.rate} msg/s each` : 'max rate';
+      const subs = p.subscribers > 0 ? ` -> ${p.subscribers} subscribers on "${p.subTopic}" (QoS ${p.subQos})` : '';
+      const window = p.e2eWindow > 0 ? `, e2e window ${p.e2eWindow}` : '';
+      return `meridian bench pub -> ${target}: ${p.count} publishers on "${p.topic}" QoS ${p.qos}${subs}, ${p.payloadSize} B, ${rate}${window}`;
+    }
+  }
+}
+
+function phaseLine(label: string, noun: string, phase: PhaseTimes, replyName: string): string {
+  const head = `${label.padEnd(10)} ${phase.count} ${noun} in ${seconds(phase.elapsedMs)} (${rate(phase.ratePerSec)}/s)`;
+  return phase.perClientMs ? `${head}; ${replyName} ms ${distribution(phase.perClientMs)}` : head;
+}
+
+function publishLine(publish: PublishReport): string {
+  return `publish    ${publish.sent} sent, ${publish.completed} completed in ${seconds(publish.elapsedMs)}: ` +
+    `${rate(publish.ratePerSec)} msg/s (stopped by ${publish.stoppedBy})`;
+}
+
+function receiveLines(receive: ReceiveReport): string[] {
+  const expected = receive.expected === undefined ? '' : ` of ${receive.expected} expected (${receive.missing ?? 0} missing)`;
+  const foreign = receive.withoutHeader > 0 ? `, ${receive.withoutHeader} without latency header` : '';
+  const lines = [`receive    ${receive.received}${expected}${foreign} in ${seconds(receive.elapsedMs)}: ${rate(receive.ratePerSec)} msg/s`];
+  lines.push(receive.latencyMs ? `latency    ms ${distribution(receive.latencyMs)}` : 'latency    no bench messages received');
+  return lines;
+}
+
+function distribution(d: Distribution): string {
+  const parts: [string, number][] = [['min', d.min], ['mean', d.mean], ['p50', d.p50], ['p90', d.p90], ['p95', d.p95], ['p99', d.p99], ['p99.9', d.p999], ['max', d.max]];
+  return parts.map(([name, value]) => `${name} ${ms(value)}`).join('  ');
+}
+
+function ms(value: number): string {
+  return value >= 100 ? value.toFixed(0) : value.toFixed(value >= 10 ? 1 : 2);
+}
+
+function seconds(elapsedMs: number): string {
+  return `${(elapsedMs / 1000).toFixed(2)} s`;
+}
+
+function rate(value: number): string {
+  return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+}
