@@ -35,3 +35,35 @@ export function interceptReceivedBytes(client: Client, inspect: (chunk: Buffer) 
   const parse = parser.parse.bind(parser);
   parser.parse = (chunk: Buffer) => (inspect(chunk) ? parse(chunk) : undefined);
 }
+
+/** A packet as mqtt-packet's parser emits it; `cmd` tells which fields it has. */
+export interface ParsedPacket {
+  cmd: string;
+}
+
+interface ClientWithParserEvents {
+  _parser: { prependListener(event: 'packet', listener: (packet: ParsedPacket) => void): unknown };
+  /** The CONNECT packet's will, between CONNECT and the end of authentication (aedes moves it to `will` later). */
+  _will?: { topic: string } | null;
+  broker: { maxTopicLevels: number };
+}
+
+/**
+ * Lets `inspect` see (and rewrite in place) every packet parsed from the client's socket before aedes handles or
+ * queues it. Install it no later than the preConnect hook: aedes calls preConnect synchronously while the CONNECT
+ * packet is being emitted, so every packet after CONNECT passes through `inspect`. Packets aedes creates itself
+ * (restored subscriptions, wills, the unsubscriptions of a closing client) never do.
+ */
+export function interceptParsedPackets(client: Client, inspect: (packet: ParsedPacket) => void): void {
+  (client as unknown as ClientWithParserEvents)._parser.prependListener('packet', inspect);
+}
+
+/** The will of a client that is authenticating (the object aedes later stores and publishes), if any. */
+export function pendingWillOf(client: Client): { topic: string } | undefined {
+  return (client as unknown as ClientWithParserEvents)._will ?? undefined;
+}
+
+/** aedes' `maxTopicLevels` (clamped to 1..100): a mounted topic must stay within it. */
+export function maxTopicLevelsOf(client: Client): number {
+  return (client as unknown as ClientWithParserEvents).broker.maxTopicLevels;
+}
