@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import type { ConnectionOptions, QoS } from './options.js';
 import { ratePerSecond, Sample, type Distribution } from './stats.js';
@@ -128,6 +129,8 @@ async function openClient(options: ConnectionOptions, request: ConnectRequest, i
 
 function connectOne(options: ConnectionOptions, clientId: string, label: string): Promise<{ client: MqttClient; connack: IConnackPacket }> {
   const client = mqtt.connect(clientOptions(options, clientId));
+  // Nagle's algorithm would hold small publishes back for tens of ms and swamp the latency being measured.
+  if (client.stream instanceof Socket) client.stream.setNoDelay(true);
   return new Promise((resolve, reject) => {
     const fail = (cause: string): void => {
       cleanUp();

@@ -24,8 +24,10 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const interrupt = new AbortController();
-  const onSigint = (): void => interrupt.abort();
-  process.once('SIGINT', onSigint);
+  // An interrupt ends the current phase early; the run still disconnects cleanly and reports what it measured.
+  const onSignal = (): void => interrupt.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const report = await runInvocation(invocation, interrupt.signal);
     process.stdout.write(invocation.json ? reportJson(report) : formatReport(report));
@@ -35,7 +37,8 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
     process.stderr.write(`meridian bench ${invocation.command}: ${error.message}\n`);
     return 1;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
