@@ -1,0 +1,65 @@
+import { join } from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+
+export type KvOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+
+/** The embedded engine as the store uses it: atomic batched commits, point reads and prefix scans. */
+export interface KvEngine {
+  /** Applies `ops` in one transaction; with `sync` resolves only after the commit is fsynced. */
+  commit(ops: KvOp[], sync: boolean): Promise<void>;
+  get(key: string): Promise<Buffer | undefined>;
+  /** Entries whose key starts with `prefix`, in bytewise key order (reversed on request). */
+  range(prefix: string, opts?: { limit?: number; reverse?: boolean }): Promise<[string, Buffer][]>;
+  /** Bytes held by live data (B-tree and overflow pages, not free pages). */
+  liveBytes(): number;
+  close(): Promise<void>;
+}
+
+/** LMDB limits keys to 1978 bytes; keys.ts keeps variable parts well below that. */
+export const MAX_KEY_BYTES = 1978;
+
+const DATA_FILE = 'store.mdb';
+
+/**
+ * LMDB through lmdb-js. overlappingSync (its Linux default) makes a commit visible first and fsyncs it right
+ * after, outside the write lock; `db.flushed` resolves once that fsync is done, and on reopen lmdb-js falls
+ * back to the last flushed transaction if the machine rebooted in between.
+ */
+export function openLmdb(dir: string, maxSizeMb: number): KvEngine {
+  const db: RootDatabase<Buffer, string> = open<Buffer, string>({
+    path: join(dir, DATA_FILE),
+    encoding: 'binary',
+    // Address space only; the file grows with the data. Room for copy-on-write and free pages beyond the limit.
+    mapSize: Math.max(64, maxSizeMb * 2) * 1024 * 1024,
+    overlappingSync: true,
+  });
+  return {
+    async commit(ops, sync) {
+      await db.transaction(() => {
+        for (const op of ops) {
+          if (op.type === 'put') void db.put(op.key, op.value);
+          else void db.remove(op.key);
+        }
+      });
+      if (sync) await db.flushed;
+    },
+    async get(key) {
+      return db.get(key);
+    },
+    async range(prefix, opts = {}) {
+      const found: [string, Buffer][] = [];
+      // Every key in [prefix, prefix + U+10FFFF) starts with prefix, so the first one that doesn't ends the scan.
+      const bounds = opts.reverse ? { start: `${prefix}\u{10FFFF}`, reverse: true } : { start: prefix };
+      for (const { key, value } of db.getRange({ ...bounds, limit: opts.limit })) {
+        if (!key.startsWith(prefix)) break;
+        found.push([key, value]);
+      }
+      return found;
+    },
+    liveBytes() {
+      const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      return (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages) * stats.pageSize;
+    },
+    close: () => db.close(),
+  };
+}
