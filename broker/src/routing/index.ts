@@ -1,0 +1,4 @@
+export * from './topic.js';
+export * from './trie.js';
+export * from './intersect.js';
+export * from './route-table.js';
