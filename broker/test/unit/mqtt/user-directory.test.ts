@@ -1,34 +1,14 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hashPassword } from '../../../src/mqtt/auth/password.js';
 import { TenantDirectory } from '../../../src/mqtt/auth/tenancy.js';
 import { UserDirectory } from '../../../src/mqtt/auth/user-directory.js';
 import { captureLogger } from './log-capture.js';
+import { SecretVolume } from '../../integration/security/secret-volume.js';
 
 const FAST = { N: 1024, r: 8, p: 1 };
 const tenants = new TenantDirectory([], 'default');
-
-/** Lays out a directory the way the kubelet mounts a Secret: users.yaml -> ..data/users.yaml, ..data -> ..<version>. */
-class SecretVolume {
-  private version = 0;
-  constructor(readonly dir: string) {}
-
-  get file(): string {
-    return path.join(this.dir, 'users.yaml');
-  }
-
-  /** Publishes new content with the kubelet's atomic symlink swap. */
-  publish(text: string): void {
-    const versionDir = `..v${++this.version}`;
-    mkdirSync(path.join(this.dir, versionDir));
-    writeFileSync(path.join(this.dir, versionDir, 'users.yaml'), text);
-    symlinkSync(versionDir, path.join(this.dir, '..data_tmp'));
-    renameSync(path.join(this.dir, '..data_tmp'), path.join(this.dir, '..data'));
-    if (this.version === 1) symlinkSync('..data/users.yaml', this.file);
-    else rmSync(path.join(this.dir, `..v${this.version - 1}`), { recursive: true });
-  }
-}
 
 async function usersYaml(entries: { username: string; password?: string; tenant?: string }[]): Promise<string> {
   const lines = ['users:'];
