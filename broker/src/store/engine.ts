@@ -20,15 +20,19 @@ export const MAX_KEY_BYTES = 1978;
 
 const DATA_FILE = 'store.mdb';
 
+const keyBytes = (key: string): Buffer => Buffer.from(key, 'utf8');
+
 /**
  * LMDB through lmdb-js. overlappingSync (its Linux default) makes a commit visible first and fsyncs it right
  * after, outside the write lock; `db.flushed` resolves once that fsync is done, and on reopen lmdb-js falls
  * back to the last flushed transaction if the machine rebooted in between.
  */
 export function openLmdb(dir: string, maxSizeMb: number): KvEngine {
-  const db: RootDatabase<Buffer, string> = open<Buffer, string>({
+  const db: RootDatabase<Buffer, Buffer> = open<Buffer, Buffer>({
     path: join(dir, DATA_FILE),
     encoding: 'binary',
+    // Raw UTF-8 key bytes: plain bytewise order (the default ordered-binary gives some byte sequences meaning).
+    keyEncoding: 'binary',
     // Address space only; the file grows with the data. Room for copy-on-write and free pages beyond the limit.
     mapSize: Math.max(64, maxSizeMb * 2) * 1024 * 1024,
     overlappingSync: true,
@@ -37,22 +41,24 @@ export function openLmdb(dir: string, maxSizeMb: number): KvEngine {
     async commit(ops, sync) {
       await db.transaction(() => {
         for (const op of ops) {
-          if (op.type === 'put') void db.put(op.key, op.value);
-          else void db.remove(op.key);
+          if (op.type === 'put') void db.put(keyBytes(op.key), op.value);
+          else void db.remove(keyBytes(op.key));
         }
       });
       if (sync) await db.flushed;
     },
     async get(key) {
-      return db.get(key);
+      return db.get(keyBytes(key));
     },
     async range(prefix, opts = {}) {
       const found: [string, Buffer][] = [];
-      // Every key in [prefix, prefix + U+10FFFF) starts with prefix, so the first one that doesn't ends the scan.
-      const bounds = opts.reverse ? { start: `${prefix}\u{10FFFF}`, reverse: true } : { start: prefix };
+      const low = keyBytes(prefix);
+      // Every key in [prefix, prefix + 0xFF) starts with prefix (0xFF never occurs in UTF-8), so the first one
+      // that doesn't ends the scan.
+      const bounds = opts.reverse ? { start: Buffer.concat([low, Buffer.from([0xff])]), reverse: true } : { start: low };
       for (const { key, value } of db.getRange({ ...bounds, limit: opts.limit })) {
-        if (!key.startsWith(prefix)) break;
-        found.push([key, value]);
+        if (key.length < low.length || low.compare(key, 0, low.length) !== 0) break;
+        found.push([key.toString('utf8'), value]);
       }
       return found;
     },
