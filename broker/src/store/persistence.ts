@@ -44,9 +44,10 @@ export interface MatchedSubscription extends SubscriptionRecord {
   topic: string;
 }
 
-/** The broker fields the persistence reads: `id` stamps wills with their owner. */
+/** The broker fields the persistence reads: `id` stamps wills with their owner; `clients` are the connected ones. */
 export interface PersistenceBroker {
   id: string;
+  clients?: Record<string, unknown>;
 }
 
 export interface QueuedPacket {
@@ -234,14 +235,11 @@ export class DurablePersistence {
 
   // ---- outgoing (queued and in-flight messages to a subscriber) ----
 
-  /** Called by aedes for a live, non-clean session; an update for it follows when aedes delivers it. */
   async outgoingEnqueue(sub: SubscriptionTarget, packet: StoredPacket): Promise<void> {
-    const ops: KvOp[] = [];
-    if (!this.enqueueFor(sub.clientId, packet, ops)) this.rememberRefused(sub.clientId, packet);
-    if (ops.length > 0) await this.deps.write(ops);
+    return this.outgoingEnqueueCombi([sub], packet);
   }
 
-  /** Called by aedes for offline sessions matched by `subscriptionsByTopic`. */
+  /** aedes queues every QoS > 0 publish for all matching persistent sessions, connected ones included. */
   async outgoingEnqueueCombi(subs: SubscriptionTarget[], packet: StoredPacket): Promise<void> {
     const ops: KvOp[] = [];
     for (const sub of subs) this.enqueueFor(sub.clientId, packet, ops);
@@ -366,12 +364,14 @@ export class DurablePersistence {
 
   // ---- internals ----
 
-  /** Appends `packet` to the client's queue unless it is full; returns whether it was queued. */
-  private enqueueFor(clientId: string, packet: StoredPacket, ops: KvOp[]): boolean {
+  /** Appends `packet` to the client's queue unless it is full. */
+  private enqueueFor(clientId: string, packet: StoredPacket, ops: KvOp[]): void {
     let queue = this.state.outgoing.get(clientId);
     if ((queue?.length ?? 0) >= this.deps.maxQueuedMessages || !this.deps.hasRoom()) {
       this.deps.onQueueFull(clientId, packet.topic ?? '');
-      return false;
+      // A connected session's delivery of this packet follows at once: let its updates through (passRefused).
+      if (this.broker?.clients?.[clientId] !== undefined) this.rememberRefused(clientId, packet);
+      return;
     }
     if (!queue) {
       queue = [];
@@ -380,7 +380,6 @@ export class DurablePersistence {
     const entry = { seq: this.state.nextSeq++, packet: new Packet(packet) };
     queue.push(entry);
     ops.push(outgoingPut(clientId, entry));
-    return true;
   }
 
   private rememberRefused(clientId: string, packet: StoredPacket): void {

@@ -167,10 +167,11 @@ describe('queue limit', () => {
     const dropped: string[] = [];
     const store = await open(freshDir(), { maxQueuedMessages: 1, onQueueFull: (_c, topic) => dropped.push(topic) });
     const p = store.persistence;
+    await p.setup({ id: 'node-a.1', clients: { live: {} } });
     const client = { id: 'live' };
-    await p.outgoingEnqueue({ clientId: 'live' }, publish('kept', 1, 2));
-    await p.outgoingEnqueue({ clientId: 'live' }, publish('refused', 2, 2));
-    expect(dropped).toEqual(['refused']);
+    await p.outgoingEnqueueCombi([{ clientId: 'live' }, { clientId: 'offline' }], publish('kept', 1, 2));
+    await p.outgoingEnqueueCombi([{ clientId: 'live' }, { clientId: 'offline' }], publish('refused', 2, 2));
+    expect(dropped).toEqual(['refused', 'refused']);
     // aedes' delivery path for the refused packet: messageId assignment, PUBREC -> PUBREL, PUBCOMP.
     await p.outgoingUpdate(client, { ...publish('refused', 2, 2), messageId: 5 });
     await p.outgoingUpdate(client, { cmd: 'pubrel', messageId: 5 });
@@ -179,6 +180,8 @@ describe('queue limit', () => {
     // Updates for packets that were never offered still fail as aedes expects.
     await expect(p.outgoingUpdate(client, { ...publish('other', 3), messageId: 6 })).rejects.toThrow('no such packet');
     await expect(p.outgoingUpdate(client, { cmd: 'pubrel', messageId: 5 })).rejects.toThrow('no such packet');
+    // Refusals for sessions that are not connected are not remembered (nothing would ever consume them).
+    await expect(p.outgoingUpdate({ id: 'offline' }, { ...publish('refused', 2, 2), messageId: 5 })).rejects.toThrow('no such packet');
   });
 
   test('over maxSizeMb new queued messages are refused like a full queue', async () => {
