@@ -33,6 +33,8 @@ export interface FrameHandler {
 }
 
 export interface WireCounters {
+  /** Socket writes; far fewer than frames, as the frames of one tick go out in one write. */
+  socketWrites: number;
   framesSent: number;
   framesReceived: number;
   bytesSent: number;
@@ -40,7 +42,7 @@ export interface WireCounters {
 }
 
 export function newWireCounters(): WireCounters {
-  return { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0 };
+  return { socketWrites: 0, framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0 };
 }
 
 export interface ConnectionOptions {
@@ -179,6 +181,7 @@ export class FramedConnection {
     const total = this.outboxBytes;
     this.outbox = [];
     this.outboxBytes = 0;
+    this.counters.socketWrites++;
     if (chunks.length === 1 || total <= CONCAT_LIMIT_BYTES) {
       this.socket.write(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
     } else {

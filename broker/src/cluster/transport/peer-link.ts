@@ -61,6 +61,8 @@ export interface ConnectedPeer extends PeerInfo {
 export interface Disconnection {
   code: ConnectionEndCode;
   detail: string;
+  /** The connection had completed its SESSION exchange (`connected` was emitted for it). */
+  wasConnected: boolean;
 }
 
 /** Passed with each message: `defer(p)` holds the message's acknowledgement until `p` settles. */
@@ -431,10 +433,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   /** The current connection ended; `disconnected` is emitted even if it never got past the SESSION exchange. */
   private detached(end: ConnectionEnd): void {
+    const wasConnected = this.state === 'open';
     this.connection = undefined;
     this.stopHeartbeat();
     if (this.state !== 'closed') this.state = 'idle';
     this.counters.disconnects++;
-    this.emit('disconnected', { code: end.code, detail: end.detail });
+    this.emit('disconnected', { code: end.code, detail: end.detail, wasConnected });
   }
 }

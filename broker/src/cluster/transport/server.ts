@@ -42,6 +42,7 @@ export interface HandshakeFailureEvent extends HandshakeFailure {
 
 export interface TransportEvents {
   peerConnected: [peer: ConnectedPeer];
+  /** Follows a `peerConnected` when that connection ends. */
   peerDisconnected: [nodeId: string, reason: Disconnection];
   message: [nodeId: string, channel: number, payload: Buffer, delivery: Delivery];
   handshakeFailed: [failure: HandshakeFailureEvent];
@@ -307,6 +308,10 @@ export class ClusterTransport extends EventEmitter<TransportEvents> {
       this.emit('peerConnected', peer);
     });
     link.on('disconnected', (reason) => {
+      if (!reason.wasConnected) {
+        this.logger.debug({ peer: nodeId, code: reason.code, detail: reason.detail }, 'cluster connection ended before its session opened');
+        return;
+      }
       this.logger.info({ peer: nodeId, code: reason.code, detail: reason.detail }, 'cluster peer disconnected');
       this.emit('peerDisconnected', nodeId, reason);
     });

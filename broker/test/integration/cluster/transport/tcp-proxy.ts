@@ -1,0 +1,119 @@
+import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+  /** A leg closed while the pair was blackholed; the other leg is closed at `restore()`. */
+  brokenWhileHeld: boolean;
+}
+
+type Mode = 'forward' | 'blackhole' | 'refuse';
+
+/**
+ * A loopback TCP proxy the tests control: forward, cut every connection, refuse new ones, or blackhole (bytes
+ * stop flowing in both directions and a leg that closes is not reported to the other side — what a partition
+ * looks like to both ends).
+ */
+export class TcpProxy {
+  private readonly pairs = new Set<Pair>();
+  private mode: Mode = 'forward';
+  connectionsAccepted = 0;
+
+  private constructor(private readonly server: Server, private targetPort: number) {}
+
+  static async start(targetPort: number): Promise<TcpProxy> {
+    const server = net.createServer();
+    const proxy = new TcpProxy(server, targetPort);
+    server.on('connection', (client) => proxy.accept(client));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  setTarget(port: number): void {
+    this.targetPort = port;
+  }
+
+  /** Destroy every open connection (both legs); new connections are still forwarded. */
+  cut(): void {
+    for (const pair of this.pairs) this.destroyPair(pair);
+  }
+
+  /** Refuse new connections (accepted and immediately closed) until `restore()`. */
+  refuse(): void {
+    this.mode = 'refuse';
+  }
+
+  blackhole(): void {
+    this.mode = 'blackhole';
+    for (const pair of this.pairs) {
+      pair.client.pause();
+      pair.upstream.pause();
+    }
+  }
+
+  restore(): void {
+    const wasBlackhole = this.mode === 'blackhole';
+    this.mode = 'forward';
+    if (!wasBlackhole) return;
+    for (const pair of this.pairs) {
+      if (pair.brokenWhileHeld) this.destroyPair(pair);
+      else {
+        pair.client.resume();
+        pair.upstream.resume();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    this.connectionsAccepted++;
+    if (this.mode === 'refuse') {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    const pair: Pair = { client, upstream, brokenWhileHeld: false };
+    this.pairs.add(pair);
+    if (this.mode === 'blackhole') {
+      client.pause();
+      upstream.pause();
+    }
+    this.relay(pair, client, upstream);
+    this.relay(pair, upstream, client);
+  }
+
+  private relay(pair: Pair, from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) from.pause();
+    });
+    to.on('drain', () => {
+      if (this.mode !== 'blackhole') from.resume();
+    });
+    from.on('error', () => undefined);
+    from.on('close', () => {
+      if (this.mode === 'blackhole') {
+        pair.brokenWhileHeld = true;
+        return;
+      }
+      this.destroyPair(pair);
+    });
+  }
+
+  private destroyPair(pair: Pair): void {
+    pair.client.destroy();
+    pair.upstream.destroy();
+    this.pairs.delete(pair);
+  }
+}
