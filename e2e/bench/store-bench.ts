@@ -1,11 +1,15 @@
 // Store engine benchmark: lmdb vs classic-level vs better-sqlite3 on the broker store's access pattern.
 // Build and run:  npx tsc -p tsconfig.json && node dist/e2e/bench/store-bench.js [secondsPerCase=1] [rounds=3]
-// Engines that fail to load (e.g. better-sqlite3 without its native build) are reported and skipped.
+//                 node dist/e2e/bench/store-bench.js --store [secondsPerCase=2]   (the broker's store itself)
+// Engines that fail to load are reported and skipped: better-sqlite3 is not a dependency any more (it needs a
+// native build at install); `npm install --no-save better-sqlite3` brings it back for a comparison run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pino } from 'pino';
+import { openStore, type StoreOptions, type StoredPacket } from '../../broker/src/store/index.js';
 
 type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
 type Durability = 'durable' | 'relaxed';
@@ -269,7 +273,61 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+/**
+ * The broker's own store (DurablePersistence on LMDB with group commit): per message, enqueue for `fanout`
+ * offline subscribers, then per subscriber assign a messageId and clear it on PUBACK, with 32 publishers at once.
+ */
+async function storeCase(durability: StoreOptions['durability'], commitDelayMs: number, fanout: number, seconds: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'store-bench-store-'));
+  const commits: number[] = [];
+  const store = await openStore({
+    dir, durability, commitDelayMs, maxSizeMb: 1024, maxQueuedMessages: 1_000_000, logger: pino({ level: 'silent' }),
+    onWriteLatency: (s) => commits.push(s * 1000),
+  });
+  const p = store.persistence;
+  await p.setup({ id: 'bench.1' });
+  const latencies: number[] = [];
+  const subs = Array.from({ length: fanout }, (_, i) => ({ clientId: `sub${i}` }));
+  let messages = 0;
+  let counter = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const timedOp = async (op: Promise<unknown>): Promise<void> => {
+    const start = performance.now();
+    await op;
+    latencies.push(performance.now() - start);
+  };
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const brokerCounter = ++counter;
+      const message: StoredPacket = { cmd: 'publish', topic: `bench/${brokerCounter % 100}`, payload: packet(brokerCounter), qos: 1, retain: false, dup: false, brokerId: 'bench.1', brokerCounter };
+      await timedOp(p.outgoingEnqueueCombi(subs, message));
+      const messageId = (brokerCounter % 65535) + 1;
+      await Promise.all(subs.map((s) => timedOp(p.outgoingUpdate({ id: s.clientId }, { ...message, messageId }))));
+      await Promise.all(subs.map((s) => timedOp(p.outgoingClearMessageId({ id: s.clientId }, { cmd: 'puback', messageId }))));
+      messages++;
+    }
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: 32 }, worker));
+  const elapsed = (performance.now() - start) / 1000;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  commits.sort((a, b) => a - b);
+  return `| ${durability} | ${commitDelayMs} | ${fanout} | ${(messages / elapsed).toFixed(0)} | ${(latencies.length / elapsed).toFixed(0)} | ${(commits.length / elapsed).toFixed(0)} | ${percentile(latencies, 50).toFixed(2)} | ${percentile(latencies, 99).toFixed(2)} | ${percentile(commits, 99).toFixed(2)} |`;
+}
+
+async function storeMain(seconds: number): Promise<void> {
+  console.log(`store-bench --store: ${seconds}s per case, 32 concurrent publishers, 100-byte payloads, node ${process.version}, dir ${tmpdir()}`);
+  console.log('| durability | commitDelayMs | fanout | msg/s | store ops/s | commits/s | op p50 ms | op p99 ms | commit p99 ms |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [durability, commitDelayMs] of [['durable', 0], ['durable', 2], ['relaxed', 0]] as const) {
+    for (const fanout of [1, 10]) console.log(await storeCase(durability, commitDelayMs, fanout, seconds));
+  }
+}
+
+const entry = process.argv[2] === '--store' ? storeMain(Number(process.argv[3] ?? 2)) : main();
+entry.catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });

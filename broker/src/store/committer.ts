@@ -30,6 +30,8 @@ export class GroupCommitter {
   private queue: PendingWrite[] = [];
   private queuedSince = 0;
   private committing = false;
+  /** Committed batches whose fsync is still running. */
+  private syncing = 0;
   /** Cancels the scheduled commit, when one is scheduled. */
   private cancelScheduled: (() => void) | undefined;
   private readonly overlay = new Map<string, OverlayEntry>();
@@ -71,7 +73,7 @@ export class GroupCommitter {
 
   /** Resolves when every write issued so far is committed. */
   async flush(): Promise<void> {
-    if (this.queue.length === 0 && !this.committing) return;
+    if (this.queue.length === 0 && !this.committing && this.syncing === 0) return;
     const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.cancelScheduled) {
       this.cancelScheduled();
@@ -104,6 +106,10 @@ export class GroupCommitter {
     }
   }
 
+  /**
+   * Commits the queued batch. With `sync` the writers wait for the fsync, but the next batch is committed
+   * meanwhile (LMDB's overlapping sync flushes outside the write lock), so commits pipeline with fsyncs.
+   */
   private async commitQueued(): Promise<void> {
     if (this.committing || this.queue.length === 0) return this.notifyIdle();
     const batch = this.queue;
@@ -111,14 +117,28 @@ export class GroupCommitter {
     this.committing = true;
     const ops = batch.flatMap((w) => w.ops);
     const started = process.hrtime.bigint();
-    try {
-      if (ops.length > 0) await this.engine.commit(ops, this.policy.sync);
+    const done = (): void => {
       this.onCommit?.(Number(process.hrtime.bigint() - started) / 1e9);
       this.settle(batch, undefined);
-    } catch (cause) {
+    };
+    const fail = (cause: unknown): void => {
       const err = new Error(`store commit of ${ops.length} operations failed: ${(cause as Error).message}`, { cause });
       this.logger.error({ err, operations: ops.length }, 'store commit failed');
       this.settle(batch, err);
+    };
+    try {
+      if (ops.length > 0) await this.engine.commit(ops);
+      if (this.policy.sync) {
+        this.syncing++;
+        this.engine.flushed().then(done, fail).finally(() => {
+          this.syncing--;
+          this.notifyIdle();
+        });
+      } else {
+        done();
+      }
+    } catch (cause) {
+      fail(cause);
     } finally {
       this.committing = false;
     }
@@ -137,7 +157,7 @@ export class GroupCommitter {
   }
 
   private notifyIdle(): void {
-    if (this.queue.length > 0 || this.committing) return;
+    if (this.queue.length > 0 || this.committing || this.syncing > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();

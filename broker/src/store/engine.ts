@@ -5,8 +5,10 @@ export type KvOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; 
 
 /** The embedded engine as the store uses it: atomic batched commits, point reads and prefix scans. */
 export interface KvEngine {
-  /** Applies `ops` in one transaction; with `sync` resolves only after the commit is fsynced. */
-  commit(ops: KvOp[], sync: boolean): Promise<void>;
+  /** Applies `ops` in one transaction; resolves once committed (visible, on its way to disk). */
+  commit(ops: KvOp[]): Promise<void>;
+  /** Resolves once every commit so far is fsynced. */
+  flushed(): Promise<void>;
   get(key: string): Promise<Buffer | undefined>;
   /** Entries whose key starts with `prefix`, in bytewise key order (reversed on request). */
   range(prefix: string, opts?: { limit?: number; reverse?: boolean }): Promise<[string, Buffer][]>;
@@ -38,14 +40,16 @@ export function openLmdb(dir: string, maxSizeMb: number): KvEngine {
     overlappingSync: true,
   });
   return {
-    async commit(ops, sync) {
+    async commit(ops) {
       await db.transaction(() => {
         for (const op of ops) {
           if (op.type === 'put') void db.put(keyBytes(op.key), op.value);
           else void db.remove(keyBytes(op.key));
         }
       });
-      if (sync) await db.flushed;
+    },
+    async flushed() {
+      await db.flushed;
     },
     async get(key) {
       return db.get(keyBytes(key));

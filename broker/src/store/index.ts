@@ -70,7 +70,8 @@ export async function openStore(opts: StoreOptions): Promise<NodeStore> {
 async function bumpIncarnation(engine: KvEngine): Promise<number> {
   const stored = await engine.get(INCARNATION_KEY);
   const incarnation = (stored ? decode<number>(stored) : 0) + 1;
-  await engine.commit([{ type: 'put', key: INCARNATION_KEY, value: encode(incarnation) }], true);
+  await engine.commit([{ type: 'put', key: INCARNATION_KEY, value: encode(incarnation) }]);
+  await engine.flushed();
   return incarnation;
 }
 

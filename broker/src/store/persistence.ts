@@ -271,7 +271,7 @@ export class DurablePersistence {
     const queue = this.state.outgoing.get(client.id);
     const index = queue ? queue.findIndex((entry) => entry.packet.messageId === messageId) : -1;
     if (!queue || index < 0) {
-      this.refusedInFlight.get(client.id)?.delete(messageId);
+      forget(this.refusedInFlight, client.id, messageId);
       return undefined;
     }
     const [entry] = queue.splice(index, 1);
@@ -394,7 +394,7 @@ export class DurablePersistence {
    * packet once over the live connection instead of treating the missing packet as an error.
    */
   private passRefused(clientId: string, packet: StoredPacket): boolean {
-    if (packet.cmd === 'publish' && this.refusedUpdates.get(clientId)?.delete(counterKey(packet))) {
+    if (packet.cmd === 'publish' && forget(this.refusedUpdates, clientId, counterKey(packet))) {
       if (packet.messageId !== undefined) {
         const inFlight = setFor(this.refusedInFlight, clientId);
         if (inFlight.size >= MAX_REFUSED_TRACKED) inFlight.delete(inFlight.values().next().value as number);
@@ -422,6 +422,14 @@ function setFor<T>(map: Map<string, Set<T>>, clientId: string): Set<T> {
     map.set(clientId, set);
   }
   return set;
+}
+
+/** Removes `value` from the client's set, dropping the set once empty; returns whether it was there. */
+function forget<T>(map: Map<string, Set<T>>, clientId: string, value: T): boolean {
+  const set = map.get(clientId);
+  if (!set?.delete(value)) return false;
+  if (set.size === 0) map.delete(clientId);
+  return true;
 }
 
 function payloadLength(packet: StoredPacket): number {
