@@ -73,7 +73,10 @@ export const disruptionBudgetSchema = object(
     minAvailable: intOrString('Pods that must stay available (number or percentage).'),
     maxUnavailable: intOrString('Pods that may be unavailable at once (number or percentage).'),
   },
-  { 'x-kubernetes-validations': [cel('!(has(self.minAvailable) && has(self.maxUnavailable))', 'set minAvailable or maxUnavailable, not both')] },
+  {
+    default: {},
+    'x-kubernetes-validations': [cel('!(has(self.minAvailable) && has(self.maxUnavailable))', 'set minAvailable or maxUnavailable, not both')],
+  },
 );
 
 const tolerationSchema = object('A toleration (core/v1 Toleration).', {

@@ -93,8 +93,8 @@ export const cel = (rule: string, message: string): CelRule => ({ rule, message 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 /** DNS-1123 subdomain (Secret names). */
 export const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-/** The broker's cluster-name pattern (broker/src/config/schema.ts), limited to what can also name a link. */
-export const CLUSTER_NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
+/** The broker's cluster-name pattern, narrowed to a valid label value (it labels every object and names links). */
+export const CLUSTER_NAME = '^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$';
 /** One `host:port` of a remote server (host name, IPv4 or bracketed IPv6). */
 export const HOST_PORT = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$';
 /** A syntactically valid MQTT topic filter: `#` only as the last level, `+` and `#` only as whole levels. */

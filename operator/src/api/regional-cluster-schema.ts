@@ -96,6 +96,7 @@ const authSchema = object(
     aclDefault: string('Effect when no rule matches.', { enum: ['Allow', 'Deny'], default: 'Allow' }),
   },
   {
+    default: {},
     'x-kubernetes-validations': [
       cel('(has(self.allowAnonymous) && self.allowAnonymous) || has(self.usersSecret)', 'usersSecret is required unless allowAnonymous is true'),
     ],
@@ -161,16 +162,17 @@ const specSchema = object(
       persistence: object('Volume of each core node.', {
         storageClassName: string('StorageClass (default: the cluster default).', { maxLength: 253 }),
         size: string('Volume size.', { pattern: QUANTITY, default: '10Gi' }),
-      }),
-    }),
+      }, { default: {} }),
+    }, { default: {} }),
     replicant: object(
       'Replicant nodes: stateless-store nodes serving clients; their count is the scale subresource (for an HPA).',
       podSettingsProperties('replicant', { minimum: 0, default: 0 }),
+      { default: {} },
     ),
     linkAgent: object('The link-agent sidecar beside every core node (runs the ClusterLinks of this cluster).', {
       enabled: boolean('Run the sidecar.', true),
       resources: resourcesSchema('Compute resources of the link-agent container.'),
-    }),
+    }, { default: {} }),
     listeners: array('Client listeners.', listenerSchema, {
       minItems: 1,
       maxItems: MAX_LISTENERS,
@@ -182,7 +184,7 @@ const specSchema = object(
         cel('self.all(l, self.exists_one(m, m.port == l.port))', 'listener ports must be unique'),
       ],
     }),
-    service: object('The client Service.', serviceProperties('ClusterIP')),
+    service: object('The client Service.', serviceProperties('ClusterIP'), { default: {} }),
     linkService: object(
       'The Service that remote regions\' link agents connect to.',
       {
@@ -191,6 +193,7 @@ const specSchema = object(
         nodePort: integer('Fixed node port (NodePort or LoadBalancer).', { minimum: 1, maximum: 65535, format: 'int32' }),
       },
       {
+        default: {},
         'x-kubernetes-validations': [
           cel("!has(self.nodePort) || (has(self.type) && self.type != 'ClusterIP')", 'nodePort needs type NodePort or LoadBalancer'),
         ],
@@ -203,7 +206,7 @@ const specSchema = object(
       partition: integer('Core ordinals below this keep the old revision.', { minimum: 0, format: 'int32' }),
       replicantMaxSurge: intOrString('Extra replicants during a roll.'),
       replicantMaxUnavailable: intOrString('Replicants that may be down during a roll.'),
-    }),
+    }, { default: {} }),
   },
   {
     required: ['clusterName', 'region', 'image'],

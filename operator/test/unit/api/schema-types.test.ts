@@ -70,14 +70,16 @@ describe('schemas and TypeScript types describe the same objects', () => {
 });
 
 describe('schema defaulting', () => {
-  it('fills defaults the way the API server does, without creating absent parents', () => {
+  it('fills defaults the way the API server does, nested defaults inside defaulted parents included', () => {
     const rc = withRegionalClusterDefaults(minimalRegionalCluster());
     expect(rc.spec.listeners).toEqual([{ name: 'mqtt', protocol: 'MQTT', port: 1883 }]);
     expect(rc.spec.imagePullPolicy).toBe('IfNotPresent');
     expect(rc.spec.auth).toEqual({ allowAnonymous: true, aclDefault: 'Allow' });
-    expect(rc.spec.core).toBeUndefined();
-    const withCore = withRegionalClusterDefaults({ ...minimalRegionalCluster(), spec: { ...minimalRegionalCluster().spec, core: {} } });
-    expect(withCore.spec.core).toEqual({ replicas: 3 });
+    expect(rc.spec.core).toEqual({ replicas: 3, persistence: { size: '10Gi' }, disruptionBudget: { enabled: true } });
+    expect(rc.spec.replicant).toEqual({ replicas: 0, disruptionBudget: { enabled: true } });
+    expect(rc.spec.config).toBeUndefined();
+    const withCore = withRegionalClusterDefaults({ ...minimalRegionalCluster(), spec: { ...minimalRegionalCluster().spec, core: { replicas: 5 } } });
+    expect(withCore.spec.core?.replicas).toBe(5);
   });
 
   it('defaults inside array items and keeps given values', () => {
