@@ -2,9 +2,10 @@
 # Broker memory per idle connection and per subscription, Meridian and mosquitto side by side.
 #
 # For each broker (started fresh on loopback): RSS idle; RSS while CONNECTIONS idle clients are connected
-# (`meridian bench conn`); RSS while CONNECTIONS clients each hold one subscription (`meridian bench sub`,
-# topic mem/<i>). Per connection = (connected - idle) / CONNECTIONS; per subscription =
-# (subscribed - connected) / CONNECTIONS. RSS is read from /proc/<pid>/status after SETTLE seconds.
+# (`meridian bench conn`); then, on another fresh broker, RSS while CONNECTIONS clients each hold one QoS 1
+# subscription (`meridian bench sub`, topic mem/<i>). Per connection = (connected - idle) / CONNECTIONS;
+# per subscription = (subscribed - connected) / CONNECTIONS. RSS (VmRSS, which includes Meridian's memory-mapped
+# LMDB pages) is read from /proc/<pid>/status SETTLE seconds after the last client is ready.
 # Environment: CONNECTIONS (10000)  SETTLE (3)  SKIP_BUILD=1  MERIDIAN_FLAGS (extra broker flags)
 set -euo pipefail
 
@@ -22,8 +23,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Each connection is a file descriptor in the broker and in the bench client; both inherit this limit.
-ulimit -n $((CONNECTIONS * 2 + 1024)) || die "cannot raise the open-file limit to $((CONNECTIONS * 2 + 1024)) (ulimit -n is $(ulimit -n))"
+# Each connection is a file descriptor in the broker and another in the bench client (separate processes, both
+# inherit this limit). Raise the soft limit as far as the hard limit allows.
+needed_fds=$((CONNECTIONS + 1024))
+hard_fds=$(ulimit -Hn)
+if [[ $hard_fds == unlimited ]] || ((hard_fds >= needed_fds * 4)); then ulimit -n $((needed_fds * 4)); else ulimit -n "$hard_fds"; fi
+(($(ulimit -n) >= needed_fds)) || die "open-file limit $(ulimit -n) (hard $hard_fds) is below the $needed_fds needed for $CONNECTIONS connections"
 
 BENCH=(node "$REPO_ROOT/dist/broker/src/cli/main.js" bench)
 HOLD_SECONDS=$((SETTLE + 120)) # upper bound; the script ends the hold with SIGTERM once RSS is read
@@ -51,22 +56,34 @@ hold_and_measure() {
   grep -E '^(connect|subscribe) ' "$WORK_DIR/bench-$label-$port.txt" | sed 's/; .*//; s/^/    /' >&2 || true
 }
 
-# measure_broker NAME: starts the broker, sets IDLE, CONNECTED and SUBSCRIBED (RSS in KiB), stops it.
-measure_broker() {
-  local name=$1 port pid
-  port=$(free_port)
-  if [[ $name == meridian ]]; then start_meridian "$port" memory; else start_mosquitto "$port"; fi
-  pid=$BROKER_PID
+# start_broker NAME: starts a fresh broker (new data directory) on a free port; sets PORT and PID.
+start_broker() {
+  PORT=$(free_port)
+  if [[ $1 == meridian ]]; then start_meridian "$PORT" "memory-$PORT"; else start_mosquitto "$PORT"; fi
+  PID=$BROKER_PID
   sleep "$SETTLE"
-  IDLE=$(rss_kb "$pid")
-  log "$name: idle RSS $IDLE KiB; connecting $CONNECTIONS idle clients"
-  hold_and_measure "$pid" "$port" conn conn --hold "$HOLD_SECONDS"
+}
+
+rss_detail() { awk '/^(RssAnon|RssFile):/ {printf "%s %s KiB ", $1, $2}' "/proc/$1/status"; }
+
+# measure_broker NAME: sets IDLE, CONNECTED and SUBSCRIBED (RSS in KiB). Each phase runs on a fresh broker so
+# the garbage of the previous phase's clients is not counted: IDLE and CONNECTED come from one broker, SUBSCRIBED
+# (connections + one subscription each) from a second one.
+measure_broker() {
+  local name=$1
+  start_broker "$name"
+  IDLE=$(rss_kb "$PID")
+  log "$name: idle RSS $IDLE KiB ($(rss_detail "$PID")); connecting $CONNECTIONS idle clients"
+  hold_and_measure "$PID" "$PORT" conn conn --hold "$HOLD_SECONDS"
   CONNECTED=$RSS
-  log "$name: RSS with $CONNECTIONS connections $CONNECTED KiB; now $CONNECTIONS clients with one subscription each"
-  hold_and_measure "$pid" "$port" sub sub --topic 'mem/%i' --qos 1 --duration "$HOLD_SECONDS"
+  log "$name: RSS with $CONNECTIONS connections $CONNECTED KiB ($(rss_detail "$PID"))"
+  stop_pid "$PID"
+  start_broker "$name"
+  log "$name: fresh broker, idle RSS $(rss_kb "$PID") KiB; $CONNECTIONS clients with one subscription each"
+  hold_and_measure "$PID" "$PORT" sub sub --topic 'mem/%i' --qos 1 --duration "$HOLD_SECONDS"
   SUBSCRIBED=$RSS
-  log "$name: RSS with $CONNECTIONS connections + $CONNECTIONS subscriptions $SUBSCRIBED KiB"
-  stop_pid "$pid"
+  log "$name: RSS with $CONNECTIONS connections + $CONNECTIONS subscriptions $SUBSCRIBED KiB ($(rss_detail "$PID"))"
+  stop_pid "$PID"
 }
 
 ensure_mosquitto >/dev/null

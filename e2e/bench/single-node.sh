@@ -31,20 +31,23 @@ mkdir -p "$RESULTS_DIR"
 
 BENCH=(node "$REPO_ROOT/dist/broker/src/cli/main.js" bench)
 
-# run_case MODE QOS PUBS BROKER PORT
+# run_case MODE QOS PUBS BROKER PORT BROKER_PID; writes <case>.json and <case>.cpu ("ticks ticks-per-second"
+# of broker CPU during the run, so the summary can compare CPU per message even when the client is the limit).
 run_case() {
-  local mode=$1 qos=$2 pubs=$3 broker=$4 port=$5 rate=0 seconds=$TPUT_SECONDS
+  local mode=$1 qos=$2 pubs=$3 broker=$4 port=$5 broker_pid=$6 rate=0 seconds=$TPUT_SECONDS ticks_before
   if [[ $mode == lat ]]; then rate=$((LAT_RATE_TOTAL / pubs)); seconds=$LAT_SECONDS; fi
   local out="$RESULTS_DIR/$mode-q$qos-${pubs}x$pubs-$broker.json"
+  ticks_before=$(cpu_ticks "$broker_pid")
   "${BENCH[@]}" pub --host 127.0.0.1 --port "$port" --count "$pubs" --subscribers "$pubs" --interval 1 \
     --qos "$qos" --payload-size "$PAYLOAD" --rate "$rate" --duration "$seconds" --inflight 20 --e2e-window 500 \
     --drain-timeout 5 --client-id-prefix "$broker-$mode-" --json >"$out" \
     || die "bench $mode QoS $qos ${pubs}x$pubs against $broker failed"
+  echo "$(($(cpu_ticks "$broker_pid") - ticks_before)) $(getconf CLK_TCK)" >"${out%.json}.cpu"
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const l = r.receive.latencyMs ?? {};
     console.error(`  ${process.argv[2].padEnd(9)} ${String(Math.round(r.receive.ratePerSec)).padStart(7)} msg/s received, ` +
-      `${r.receive.missing} missing, p50 ${l.p50} ms, p99 ${l.p99} ms`);' "$out" "$broker"
+      `${r.receive.missing} missing, p50 ${l.p50} ms, p99 ${l.p99} ms, client cpu ${Math.round(r.clientCpu.percentOfOneCore)}%`);' "$out" "$broker"
 }
 
 ensure_mosquitto >/dev/null
@@ -79,8 +82,8 @@ for qos in 0 1 2; do
       # Alternate which broker goes first so a change in background load does not always favour one.
       if (( (qos + pubs) % 2 == 0 )); then order=(meridian mosquitto); else order=(mosquitto meridian); fi
       for broker in "${order[@]}"; do
-        if [[ $broker == meridian ]]; then port=$MERIDIAN_PORT; else port=$MOSQUITTO_PORT; fi
-        run_case "$mode" "$qos" "$pubs" "$broker" "$port"
+        if [[ $broker == meridian ]]; then port=$MERIDIAN_PORT pid=$MERIDIAN_PID; else port=$MOSQUITTO_PORT pid=$MOSQUITTO_PID; fi
+        run_case "$mode" "$qos" "$pubs" "$broker" "$port" "$pid"
       done
     done
   done

@@ -3,7 +3,7 @@ import { subscribeClient } from './clients.js';
 import type { PubOptions } from './options.js';
 import { PublishLoop, type Publisher } from './publisher.js';
 import { Receiver } from './receiver.js';
-import { settingsOf, type PubReport, type PublishReport } from './report.js';
+import { settingsOf, type ClientCpu, type PubReport, type PublishReport } from './report.js';
 import { ratePerSecond, Sample } from './stats.js';
 import { expandTemplate, topicMatches } from './template.js';
 import { waitUntil } from './timing.js';
@@ -31,10 +31,12 @@ export async function runPubBench(options: PubOptions, signal?: AbortSignal): Pr
       const receiver = subscribers?.receiver;
       const loop = new PublishLoop(options, publishers, (index) => receiver?.receivedFrom(index) ?? 0);
       if (receiver) receiver.onBenchMessage = (index) => loop.onDelivered(index);
+      const cpuBefore = process.cpuUsage();
       const { startedAt, stoppedBy } = await publishPhase(loop, options, lost, signal);
       const expected = subscribers ? publishers.reduce((sum, p) => sum + p.sent * p.matchingSubscriptions, 0) : 0;
       const delivered = (): boolean => subscribers === undefined || subscribers.receiver.received >= expected;
       await waitUntil(options.drainTimeoutS * 1000, () => lost() !== undefined || (loop.inflight === 0 && delivered()));
+      const clientCpu = cpuSince(cpuBefore, startedAt);
       const failure = lost();
       if (failure) throw failure;
       return {
@@ -44,6 +46,7 @@ export async function runPubBench(options: PubOptions, signal?: AbortSignal): Pr
         ...(subscribers ? { subscribersConnect: subscribers.connect, subscribe: subscribers.subscribe } : {}),
         publish: publishReport(loop, startedAt, stoppedBy),
         ...(subscribers ? { receive: subscribers.receiver.report(startedAt, expected) } : {}),
+        clientCpu,
       };
     } finally {
       await pool.close();
@@ -88,6 +91,13 @@ async function publishPhase(
   loop.stop();
   const stoppedBy = signal?.aborted ? 'interrupt' : loop.allSent ? 'messages' : 'duration';
   return { startedAt, stoppedBy };
+}
+
+function cpuSince(before: NodeJS.CpuUsage, startedAt: number): ClientCpu {
+  const used = process.cpuUsage(before);
+  const wallMs = performance.now() - startedAt;
+  const [userMs, systemMs] = [used.user / 1000, used.system / 1000];
+  return { userMs, systemMs, percentOfOneCore: wallMs > 0 ? ((userMs + systemMs) / wallMs) * 100 : 0 };
 }
 
 function publishReport(loop: PublishLoop, startedAt: number, stoppedBy: PublishReport['stoppedBy']): PublishReport {

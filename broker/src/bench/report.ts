@@ -44,6 +44,14 @@ export interface SubReport {
   receive: ReceiveReport;
 }
 
+/** CPU this bench process used while publishing and draining: near 100% of one core means the client is the limit. */
+export interface ClientCpu {
+  userMs: number;
+  systemMs: number;
+  /** (user + system) / wall time of the phase, in percent of one core. */
+  percentOfOneCore: number;
+}
+
 export interface PubReport {
   command: 'pub';
   settings: Settings<PubOptions>;
@@ -52,6 +60,7 @@ export interface PubReport {
   subscribe?: PhaseTimes;
   publish: PublishReport;
   receive?: ReceiveReport;
+  clientCpu: ClientCpu;
 }
 
 export type BenchReport = ConnReport | SubReport | PubReport;
@@ -84,6 +93,7 @@ export function formatReport(report: BenchReport): string {
       if (report.subscribe) lines.push(phaseLine('subscribe', 'subscriptions', report.subscribe, 'suback'));
       lines.push(publishLine(report.publish));
       if (report.receive) lines.push(...receiveLines(report.receive));
+      lines.push(cpuLine(report.clientCpu));
       break;
   }
   return lines.join('\n') + '\n';
@@ -123,6 +133,10 @@ function receiveLines(receive: ReceiveReport): string[] {
   const lines = [`receive    ${receive.received}${expected}${foreign} in ${seconds(receive.elapsedMs)}: ${rate(receive.ratePerSec)} msg/s`];
   lines.push(receive.latencyMs ? `latency    ms ${distribution(receive.latencyMs)}` : 'latency    no bench messages received');
   return lines;
+}
+
+function cpuLine(cpu: ClientCpu): string {
+  return `client cpu ${cpu.percentOfOneCore.toFixed(0)}% of one core (user ${seconds(cpu.userMs)}, system ${seconds(cpu.systemMs)})`;
 }
 
 function distribution(d: Distribution): string {

@@ -78,6 +78,9 @@ stop_started_brokers() {
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+# User + system CPU time of a process, in clock ticks (getconf CLK_TCK per second).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 machine_summary() {
   local cpu; cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
   printf '%s, %s cores, %s MiB RAM, %s, node %s, %s' "$cpu" "$(nproc)" "$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)" \

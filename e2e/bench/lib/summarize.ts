@@ -4,7 +4,7 @@
  * Report files are named <mode>-q<qos>-<publishers>x<subscribers>-<broker>.json, mode `tput` (max rate) or `lat`
  * (fixed rate).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PubReport } from '../../../broker/src/bench/report.js';
 
@@ -18,21 +18,38 @@ interface CaseKey {
   topology: string;
 }
 
-function loadReports(dir: string): Map<string, PubReport> {
-  const reports = new Map<string, PubReport>();
+interface CaseResult {
+  report: PubReport;
+  /** Broker CPU (user + system) during the run, in milliseconds, when the script recorded it. */
+  brokerCpuMs?: number;
+}
+
+function loadReports(dir: string): Map<string, CaseResult> {
+  const results = new Map<string, CaseResult>();
   for (const file of readdirSync(dir)) {
     if (!/^(tput|lat)-q\d-\d+x\d+-(meridian|mosquitto)\.json$/.test(file)) continue;
+    const name = file.replace(/\.json$/, '');
     const text = readFileSync(join(dir, file), 'utf8');
+    let report: PubReport;
     try {
-      reports.set(file.replace(/\.json$/, ''), JSON.parse(text) as PubReport);
+      report = JSON.parse(text) as PubReport;
     } catch (error) {
       throw new Error(`${join(dir, file)} is not a bench JSON report: ${error instanceof Error ? error.message : String(error)}`);
     }
+    const brokerCpuMs = readBrokerCpuMs(join(dir, `${name}.cpu`));
+    results.set(name, brokerCpuMs === undefined ? { report } : { report, brokerCpuMs });
   }
-  return reports;
+  return results;
 }
 
-function casesOf(reports: Map<string, PubReport>): CaseKey[] {
+/** `<ticks> <ticks per second>` as written by single-node.sh. */
+function readBrokerCpuMs(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const [ticks, hz] = readFileSync(path, 'utf8').trim().split(/\s+/).map(Number);
+  return ticks !== undefined && hz !== undefined && hz > 0 ? (ticks * 1000) / hz : undefined;
+}
+
+function casesOf(reports: Map<string, CaseResult>): CaseKey[] {
   const keys = new Map<string, CaseKey>();
   for (const name of reports.keys()) {
     const match = /^(?:tput|lat)-q(\d)-(\d+x\d+)-/.exec(name);
@@ -49,8 +66,15 @@ function ratio(numerator: number | undefined, denominator: number | undefined): 
   return numerator !== undefined && denominator !== undefined && denominator > 0 ? numerator / denominator : undefined;
 }
 
-function row(reports: Map<string, PubReport>, key: CaseKey): { line: string; met: boolean } {
-  const get = (mode: string, broker: Broker): PubReport | undefined => reports.get(`${mode}-q${key.qos}-${key.topology}-${broker}`);
+function row(results: Map<string, CaseResult>, key: CaseKey): { line: string; met: boolean } {
+  const result = (mode: string, broker: Broker): CaseResult | undefined => results.get(`${mode}-q${key.qos}-${key.topology}-${broker}`);
+  const get = (mode: string, broker: Broker): PubReport | undefined => result(mode, broker)?.report;
+  const cpuPerMessageUs = (broker: Broker): number | undefined => {
+    const r = result('tput', broker);
+    const received = r?.report.receive?.received;
+    return r?.brokerCpuMs !== undefined && received ? (r.brokerCpuMs * 1000) / received : undefined;
+  };
+  const clientCpu = (broker: Broker): number | undefined => get('tput', broker)?.clientCpu?.percentOfOneCore;
   const throughput = (broker: Broker): number | undefined => get('tput', broker)?.receive?.ratePerSec;
   const missing = (broker: Broker): number => get('tput', broker)?.receive?.missing ?? 0;
   const latency = (broker: Broker): { p50?: number; p99?: number } => {
@@ -68,6 +92,8 @@ function row(reports: Map<string, PubReport>, key: CaseKey): { line: string; met
     fixed(throughput('meridian'), 0) + lossNote('meridian'),
     fixed(throughput('mosquitto'), 0) + lossNote('mosquitto'),
     fixed(tputRatio, 2) + '×',
+    `${fixed(cpuPerMessageUs('meridian'), 1)} / ${fixed(cpuPerMessageUs('mosquitto'), 1)}`,
+    `${fixed(clientCpu('meridian'), 0)}% / ${fixed(clientCpu('mosquitto'), 0)}%`,
     `${fixed(m.p50, 2)} / ${fixed(m.p99, 2)}`,
     `${fixed(q.p50, 2)} / ${fixed(q.p99, 2)}`,
     fixed(p99Ratio, 2) + '×',
@@ -88,8 +114,8 @@ function main(dir: string | undefined): number {
     return 1;
   }
   const lines = [
-    '| QoS | pubs → subs | Meridian msg/s | mosquitto msg/s | throughput M/m | Meridian p50 / p99 ms | mosquitto p50 / p99 ms | p99 M/m | target |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| QoS | pubs → subs | Meridian msg/s | mosquitto msg/s | throughput M/m | broker CPU µs/msg M / m | bench client CPU M / m | Meridian p50 / p99 ms | mosquitto p50 / p99 ms | p99 M/m | target |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   let allMet = true;
   for (const key of cases) {
