@@ -18,57 +18,122 @@ export interface RouteSink {
 }
 
 /**
- * The routes on one filter, grouped by owner. Most filters have one owner with the route id '', so an owner's
- * route ids are a plain string until a second one appears.
+ * The routes on one filter, grouped by owner. Most filters have one owner with the route id '', so the first
+ * owner lives in plain fields (its ids a string until a second id appears) and a Map only holds the others.
  */
 class FilterRoutes {
-  readonly byOwner = new Map<string, string | Set<string>>();
+  private firstOwner: string | undefined = undefined;
+  private firstIds: string | Set<string> = '';
+  private others: Map<string, string | Set<string>> | undefined = undefined;
 
   constructor(readonly filter: string) {}
 
+  get isEmpty(): boolean {
+    return this.firstOwner === undefined;
+  }
+
   add(owner: string, routeId: string): boolean {
-    const ids = this.byOwner.get(owner);
-    if (ids === undefined) {
-      this.byOwner.set(owner, routeId);
+    if (this.firstOwner === undefined) {
+      this.firstOwner = owner;
+      this.firstIds = routeId;
       return true;
     }
-    if (typeof ids === 'string') {
-      if (ids === routeId) return false;
-      this.byOwner.set(owner, new Set([ids, routeId]));
+    if (this.firstOwner === owner) {
+      const next = withId(this.firstIds, routeId);
+      if (next === null) return false;
+      this.firstIds = next;
       return true;
     }
-    if (ids.has(routeId)) return false;
-    ids.add(routeId);
+    const ids = this.others?.get(owner);
+    const next = ids === undefined ? routeId : withId(ids, routeId);
+    if (next === null) return false;
+    (this.others ??= new Map()).set(owner, next);
     return true;
   }
 
   delete(owner: string, routeId: string): boolean {
-    const ids = this.byOwner.get(owner);
-    if (ids === undefined) return false;
-    if (typeof ids === 'string') {
-      if (ids !== routeId) return false;
-      this.byOwner.delete(owner);
+    if (this.firstOwner === owner) {
+      const next = withoutId(this.firstIds, routeId);
+      if (next === null) return false;
+      if (next === undefined) this.promoteOther();
+      else this.firstIds = next;
       return true;
     }
-    if (!ids.delete(routeId)) return false;
-    if (ids.size === 1) this.byOwner.set(owner, ids.values().next().value as string);
+    const ids = this.others?.get(owner);
+    if (ids === undefined) return false;
+    const next = withoutId(ids, routeId);
+    if (next === null) return false;
+    if (next === undefined) this.dropOther(owner);
+    else this.others?.set(owner, next);
     return true;
+  }
+
+  has(owner: string, routeId: string): boolean {
+    const ids = this.firstOwner === owner ? this.firstIds : this.others?.get(owner);
+    if (ids === undefined) return false;
+    return typeof ids === 'string' ? ids === routeId : ids.has(routeId);
   }
 
   /** Removes every route of `owner` here; returns the removed route ids. */
   deleteOwner(owner: string): string[] {
-    const ids = this.byOwner.get(owner);
-    if (ids === undefined) return [];
-    this.byOwner.delete(owner);
-    return typeof ids === 'string' ? [ids] : [...ids];
+    const removed = [...this.routeIds(owner)];
+    if (this.firstOwner === owner) this.promoteOther();
+    else this.dropOther(owner);
+    return removed;
+  }
+
+  /** Calls `visit` once per owner with a route here. */
+  forEachOwner(visit: (owner: string) => void): void {
+    if (this.firstOwner === undefined) return;
+    visit(this.firstOwner);
+    if (this.others !== undefined) for (const owner of this.others.keys()) visit(owner);
+  }
+
+  *owners(): Generator<string> {
+    if (this.firstOwner === undefined) return;
+    yield this.firstOwner;
+    if (this.others !== undefined) yield* this.others.keys();
   }
 
   *routeIds(owner: string): Generator<string> {
-    const ids = this.byOwner.get(owner);
+    const ids = this.firstOwner === owner ? this.firstIds : this.others?.get(owner);
     if (ids === undefined) return;
     if (typeof ids === 'string') yield ids;
     else yield* ids;
   }
+
+  private promoteOther(): void {
+    const next = this.others?.entries().next();
+    if (next === undefined || next.done === true) {
+      this.firstOwner = undefined;
+      this.firstIds = '';
+      return;
+    }
+    const [owner, ids] = next.value;
+    this.firstOwner = owner;
+    this.firstIds = ids;
+    this.dropOther(owner);
+  }
+
+  private dropOther(owner: string): void {
+    this.others?.delete(owner);
+    if (this.others?.size === 0) this.others = undefined;
+  }
+}
+
+/** `ids` plus `routeId`, or null when already there. */
+function withId(ids: string | Set<string>, routeId: string): string | Set<string> | null {
+  if (typeof ids === 'string') return ids === routeId ? null : new Set([ids, routeId]);
+  if (ids.has(routeId)) return null;
+  ids.add(routeId);
+  return ids;
+}
+
+/** `ids` without `routeId`: null when it was not there, undefined when nothing is left. */
+function withoutId(ids: string | Set<string>, routeId: string): string | Set<string> | null | undefined {
+  if (typeof ids === 'string') return ids === routeId ? undefined : null;
+  if (!ids.delete(routeId)) return null;
+  return ids.size === 1 ? (ids.values().next().value as string) : ids;
 }
 
 export interface RouteTableStats {
@@ -99,15 +164,13 @@ export class RouteTable implements RouteSink {
   delete(filter: string, owner: string, routeId = ''): boolean {
     const routes = this.trie.get(filter);
     if (routes === undefined || !routes.delete(owner, routeId)) return false;
-    if (routes.byOwner.size === 0) this.trie.delete(filter);
+    if (routes.isEmpty) this.trie.delete(filter);
     this.countRemoved(owner, 1);
     return true;
   }
 
   has(filter: string, owner: string, routeId = ''): boolean {
-    const ids = this.trie.get(filter)?.byOwner.get(owner);
-    if (ids === undefined) return false;
-    return typeof ids === 'string' ? ids === routeId : ids.has(routeId);
+    return this.trie.get(filter)?.has(owner, routeId) ?? false;
   }
 
   /** Removes every route of `owner` (walks the table); returns what was removed. */
@@ -116,7 +179,7 @@ export class RouteTable implements RouteSink {
     const removed: Route[] = [];
     for (const [filter, routes] of [...this.trie.entries()]) {
       for (const routeId of routes.deleteOwner(owner)) removed.push({ filter, owner, routeId });
-      if (routes.byOwner.size === 0) this.trie.delete(filter);
+      if (routes.isEmpty) this.trie.delete(filter);
     }
     this.countRemoved(owner, removed.length);
     return removed;
@@ -131,16 +194,17 @@ export class RouteTable implements RouteSink {
 
   /** Adds the matching owners to `out` (lets a hot caller reuse one Set). */
   matchInto(topic: string, out: Set<string>): void {
-    this.trie.match(topic, (routes) => {
-      for (const owner of routes.byOwner.keys()) out.add(owner);
-    });
+    const add = (owner: string): void => {
+      out.add(owner);
+    };
+    this.trie.match(topic, (routes) => routes.forEachOwner(add));
   }
 
   /** Every matching route, for callers that need route ids (shared-subscription groups). */
   matchRoutes(topic: string): Route[] {
     const found: Route[] = [];
     this.trie.match(topic, (routes) => {
-      for (const owner of routes.byOwner.keys()) {
+      for (const owner of routes.owners()) {
         for (const routeId of routes.routeIds(owner)) found.push({ filter: routes.filter, owner, routeId });
       }
     });
@@ -167,7 +231,7 @@ export class RouteTable implements RouteSink {
   /** Every route, in no particular order. */
   *routes(): Generator<Route> {
     for (const [filter, routes] of this.trie.entries()) {
-      for (const owner of routes.byOwner.keys()) {
+      for (const owner of routes.owners()) {
         for (const routeId of routes.routeIds(owner)) yield { filter, owner, routeId };
       }
     }

@@ -134,3 +134,37 @@ describe('FilterTrie against the reference matcher (property)', () => {
     });
   });
 });
+
+describe('RouteTable against a plain set of routes (property)', () => {
+  it('agrees on routes, counts and matches through random adds and deletes of several owners', () => {
+    forEachSeed(150, (rng) => {
+      const table = new RouteTable();
+      const model = new Set<string>();
+      const ownerPool = ['n1', 'n2', 'n3'];
+      const idPool = ['', '', 'g1', 'g2'];
+      for (let step = 0; step < 60; step++) {
+        const filter = randomFilter(rng, 3);
+        const owner = rng.pick(ownerPool);
+        const routeId = rng.pick(idPool);
+        const key = `${filter}|${owner}|${routeId}`;
+        if (rng.chance(0.1)) {
+          table.deleteOwner(owner);
+          for (const k of [...model]) if (k.split('|')[1] === owner) model.delete(k);
+        } else if (rng.chance(0.45)) {
+          expect(table.delete(filter, owner, routeId)).toBe(model.delete(key));
+        } else {
+          expect(table.add(filter, owner, routeId)).toBe(!model.has(key));
+          model.add(key);
+        }
+      }
+      expect([...table.routes()].map((r) => `${r.filter}|${r.owner}|${r.routeId}`).sort()).toEqual([...model].sort());
+      for (const owner of ownerPool) expect(table.countOf(owner)).toBe([...model].filter((k) => k.split('|')[1] === owner).length);
+      for (let probe = 0; probe < 20; probe++) {
+        const topic = topicNear(rng, randomFilter(rng, 3));
+        const expected = new Set([...model].filter((k) => filterMatches(k.split('|')[0], topic)).map((k) => k.split('|')[1]));
+        expect([...table.match(topic)].sort()).toEqual([...expected].sort());
+        expect(table.matchRoutes(topic).length).toBe([...model].filter((k) => filterMatches(k.split('|')[0], topic)).length);
+      }
+    });
+  });
+});
