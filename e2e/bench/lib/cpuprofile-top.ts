@@ -1,6 +1,6 @@
 /**
- * Prints the functions with the most self time in a V8 .cpuprofile (written by `node --cpu-prof`), grouped by
- * function, file and line, so a benchmark run can say where a broker's time goes.
+ * Where a process's CPU time went, from a V8 .cpuprofile (written by `node --cpu-prof`): self time per function
+ * and per package, as shares of the busy (non-idle) time, so a benchmark can say what to optimize.
  * Usage: node dist/e2e/bench/lib/cpuprofile-top.js <file.cpuprofile> [top-n]
  */
 import { readFileSync } from 'node:fs';
@@ -16,33 +16,48 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-interface FunctionTime {
-  name: string;
-  location: string;
-  selfMs: number;
-  share: number;
+interface Bucket {
+  label: string;
+  us: number;
 }
 
-function topSelfTime(profile: CpuProfile, limit: number): FunctionTime[] {
+/** Sums self time (µs) per key over all samples; `(idle)` samples are returned separately. */
+function selfTimes(profile: CpuProfile, keyOf: (frame: ProfileNode['callFrame']) => string): { buckets: Bucket[]; idleUs: number } {
   const byNode = new Map<number, ProfileNode>(profile.nodes.map((node) => [node.id, node]));
-  const selfUs = new Map<string, { name: string; location: string; us: number }>();
-  let totalUs = 0;
+  const totals = new Map<string, number>();
+  let idleUs = 0;
   profile.samples.forEach((nodeId, i) => {
-    const delta = profile.timeDeltas[i] ?? 0;
     const frame = byNode.get(nodeId)?.callFrame;
+    const delta = profile.timeDeltas[i] ?? 0;
     if (!frame) return;
-    const name = frame.functionName || '(anonymous)';
-    const location = frame.url ? `${shortUrl(frame.url)}:${frame.lineNumber + 1}` : '';
-    const key = `${name}@${location}`;
-    const entry = selfUs.get(key) ?? { name, location, us: 0 };
-    entry.us += delta;
-    selfUs.set(key, entry);
-    totalUs += delta;
+    if (frame.functionName === '(idle)') {
+      idleUs += delta;
+      return;
+    }
+    const key = keyOf(frame);
+    totals.set(key, (totals.get(key) ?? 0) + delta);
   });
-  return [...selfUs.values()]
-    .sort((a, b) => b.us - a.us)
-    .slice(0, limit)
-    .map((e) => ({ name: e.name, location: e.location, selfMs: e.us / 1000, share: totalUs > 0 ? e.us / totalUs : 0 }));
+  const buckets = [...totals.entries()].map(([label, us]) => ({ label, us })).sort((a, b) => b.us - a.us);
+  return { buckets, idleUs };
+}
+
+function functionKey(frame: ProfileNode['callFrame']): string {
+  const name = frame.functionName || '(anonymous)';
+  return frame.url ? `${name} — ${shortUrl(frame.url)}:${frame.lineNumber + 1}` : name;
+}
+
+/** npm package, Meridian's own code, Node internals, or a V8 pseudo-frame such as (garbage collector). */
+function packageKey(frame: ProfileNode['callFrame']): string {
+  const url = frame.url.replace(/^file:\/\//, '');
+  if (url === '') return frame.functionName.startsWith('(') ? frame.functionName : 'native / syscalls';
+  const modules = url.lastIndexOf('node_modules/');
+  if (modules >= 0) {
+    const parts = url.slice(modules + 'node_modules/'.length).split('/');
+    return parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : (parts[0] ?? url);
+  }
+  if (url.startsWith('node:')) return 'node internals';
+  const dist = url.indexOf('/dist/');
+  return dist >= 0 ? `meridian ${url.slice(dist + '/dist/'.length).split('/').slice(0, 3).join('/')}` : url;
 }
 
 function shortUrl(url: string): string {
@@ -53,15 +68,25 @@ function shortUrl(url: string): string {
   return dist >= 0 ? path.slice(dist + 1) : path;
 }
 
+function table(title: string, buckets: Bucket[], busyUs: number, limit: number): string {
+  const rows = buckets.slice(0, limit).map((b) => `| ${((b.us / busyUs) * 100).toFixed(1)} | ${(b.us / 1000).toFixed(0)} | ${b.label} |`);
+  return [`| % of busy | self ms | ${title} |`, '|---|---|---|', ...rows].join('\n') + '\n';
+}
+
 function main(file: string | undefined, limitText: string | undefined): number {
   if (!file) {
     process.stderr.write('usage: node dist/e2e/bench/lib/cpuprofile-top.js <file.cpuprofile> [top-n]\n');
     return 2;
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  const rows = topSelfTime(profile, Number(limitText ?? 25));
-  process.stdout.write('| self % | self ms | function | location |\n|---|---|---|---|\n');
-  for (const r of rows) process.stdout.write(`| ${(r.share * 100).toFixed(1)} | ${r.selfMs.toFixed(0)} | ${r.name} | ${r.location} |\n`);
+  const limit = Number(limitText ?? 25);
+  const functions = selfTimes(profile, functionKey);
+  const packages = selfTimes(profile, packageKey);
+  const busyUs = functions.buckets.reduce((sum, b) => sum + b.us, 0);
+  const totalMs = (busyUs + functions.idleUs) / 1000;
+  process.stdout.write(`busy ${(busyUs / 1000).toFixed(0)} ms of ${totalMs.toFixed(0)} ms profiled (${((busyUs / 1000 / totalMs) * 100).toFixed(0)}%)\n\n`);
+  process.stdout.write(table('package', packages.buckets, busyUs, 15) + '\n');
+  process.stdout.write(table('function — location', functions.buckets, busyUs, limit));
   return 0;
 }
 
