@@ -1,6 +1,6 @@
 import { readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 // LMDB lets several processes open one environment, so exclusivity is ours to enforce: a lock file naming the
 // owner. A lock whose owner is gone (kill -9, reboot, a restarted container reusing the PID) is taken over.
@@ -22,7 +22,8 @@ export interface StoreLock {
   release(): void;
 }
 
-export function acquireLock(dir: string): StoreLock {
+export function acquireLock(givenDir: string): StoreLock {
+  const dir = resolve(givenDir);
   const file = join(dir, LOCK_FILE);
   if (heldHere.has(dir)) throw new Error(`store directory ${dir} is already open in this process (pid ${process.pid})`);
   const me = currentOwner(process.pid);
