@@ -6,6 +6,8 @@ export type SendFailureCode =
   | 'peer-session-lost'
   /** The link was removed by `removePeer()` / `close()`. */
   | 'link-closed'
+  /** No link to that node id (it never connected and `ensurePeer` was not called). */
+  | 'unknown-peer'
   /** Too many bytes already queued behind a full window. */
   | 'send-queue-full'
   /** Payload larger than the largest frame the link accepts. */

@@ -2,10 +2,10 @@
  * Micro-benchmark of the cluster transport over loopback: a sender process and a receiver process (forked, so they
  * do not share an event loop) linked by one authenticated link.
  *
- *   node dist/broker/src/cluster/transport/loopback-bench.js [--messages 200000] [--size 100] [--rate 10000] [--seconds 3]
+ *   node dist/broker/src/cluster/transport/loopback-bench.js [--messages 200000] [--size 100] [--inflight 1000] [--rate 10000] [--seconds 3]
  *
- * Prints messages/s and ack latency (send() call → acknowledgement) for a saturating burst, then for a paced
- * stream at a fixed rate (latency without queueing behind the window).
+ * Prints messages/s and ack latency (send() call → acknowledgement) for a closed loop keeping `inflight` sends
+ * outstanding (saturation), then for a paced stream at a fixed rate (latency without queueing).
  */
 import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -48,16 +48,21 @@ function report(name: string, latencies: Float64Array, elapsedMs: number): void 
   console.log(`${name}: ${latencies.length} messages in ${elapsedMs.toFixed(0)} ms = ${rate.toLocaleString('en-US')} msg/s; ack latency p50 ${percentile(sorted, 0.5).toFixed(3)} ms, p99 ${percentile(sorted, 0.99).toFixed(3)} ms, max ${(sorted[sorted.length - 1] as number).toFixed(3)} ms`);
 }
 
-async function burst(send: (payload: Buffer) => Promise<void>, count: number, payload: Buffer): Promise<void> {
+/** Closed loop: keeps `inflight` sends outstanding, so latency is measured at saturation without an unbounded queue. */
+async function saturate(send: (payload: Buffer) => Promise<void>, count: number, inflight: number, payload: Buffer): Promise<void> {
   const latencies = new Float64Array(count);
   const started = performance.now();
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    pending.push(send(payload).then(() => { latencies[i] = performance.now() - t0; }));
-  }
-  await Promise.all(pending);
-  report('burst (saturating, window-bound)', latencies, performance.now() - started);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const t0 = performance.now();
+      await send(payload);
+      latencies[i] = performance.now() - t0;
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  report(`saturating, ${inflight} in flight`, latencies, performance.now() - started);
 }
 
 async function paced(send: (payload: Buffer) => Promise<void>, rate: number, seconds: number, payload: Buffer): Promise<void> {
@@ -80,7 +85,7 @@ async function paced(send: (payload: Buffer) => Promise<void>, rate: number, sec
   report(`paced at ${rate.toLocaleString('en-US')} msg/s`, latencies, performance.now() - started);
 }
 
-async function runSender(options: { messages: number; size: number; rate: number; seconds: number }): Promise<void> {
+async function runSender(options: { messages: number; size: number; rate: number; seconds: number; inflight: number }): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ['--receiver'], { stdio: 'inherit' });
   const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
   const sender = transport('sender');
@@ -89,8 +94,8 @@ async function runSender(options: { messages: number; size: number; rate: number
   const payload = Buffer.alloc(options.size, 0x61);
   const send = (p: Buffer): Promise<void> => link.send(2, p);
   console.log(`cluster transport loopback benchmark: ${options.size}-byte payloads, node ${process.version}, sender and receiver in separate processes`);
-  await burst(send, Math.min(20_000, options.messages), payload); // warm-up
-  await burst(send, options.messages, payload);
+  await saturate(send, Math.min(50_000, options.messages), options.inflight, payload); // warm-up
+  await saturate(send, options.messages, options.inflight, payload);
   await paced(send, options.rate, options.seconds, payload);
   const stats = link.stats();
   console.log(`link: ${stats.framesSent} frames / ${(stats.bytesSent / 1e6).toFixed(1)} MB sent, ${stats.acksReceived} acks received, ${stats.resends} resends`);
@@ -106,7 +111,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '100' },
     rate: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '3' },
+    inflight: { type: 'string', default: '1000' },
   },
 });
 if (values.receiver) await runReceiver();
-else await runSender({ messages: Number(values.messages), size: Number(values.size), rate: Number(values.rate), seconds: Number(values.seconds) });
+else await runSender({ messages: Number(values.messages), size: Number(values.size), rate: Number(values.rate), seconds: Number(values.seconds), inflight: Number(values.inflight) });

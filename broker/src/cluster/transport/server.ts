@@ -161,6 +161,15 @@ export class ClusterTransport extends EventEmitter<TransportEvents> {
     return this.links.get(nodeId);
   }
 
+  /**
+   * The link to `nodeId`, created if needed before the node ever connected: sends made on it wait for the first
+   * connection (they stay pending until then, or until `removePeer`).
+   */
+  ensurePeer(nodeId: string): PeerLink {
+    if (this.closed) throw new Error('cluster transport is closed');
+    return this.links.get(nodeId) ?? this.createLink(nodeId);
+  }
+
   peers(): PeerLink[] {
     return [...this.links.values()];
   }
@@ -168,7 +177,7 @@ export class ClusterTransport extends EventEmitter<TransportEvents> {
   /** Send to a peer this node has a link to (see PeerLink.send). */
   send(nodeId: string, channel: number, payload: Buffer): Promise<void> {
     const link = this.links.get(nodeId);
-    if (!link) return Promise.reject(new SendFailure('link-closed', nodeId, `no link to cluster node ${nodeId}`));
+    if (!link) return Promise.reject(new SendFailure('unknown-peer', nodeId, `no link to cluster node ${nodeId}`));
     return link.send(channel, payload);
   }
 

@@ -282,15 +282,39 @@ describe('cluster transport delivery', () => {
     expect(atB).toEqual([5]);
   });
 
+  test('sends to a node that has not connected yet: refused without a link, queued with ensurePeer', async () => {
+    const a = await nodes.start({ nodeId: 'node-a' });
+    const b = await nodes.start({ nodeId: 'node-b' });
+    await expect(a.transport.send('node-b', 2, numbered(0))).rejects.toMatchObject({ code: 'unknown-peer' });
+    const early = a.transport.ensurePeer('node-b');
+    const sends = range(100).map((i) => early.send(2, numbered(i)));
+    const atB = collect(b, 'node-a');
+    await linked(a, b);
+    await Promise.all(sends);
+    expect(atB).toEqual(range(100));
+    expect(a.transport.peer('node-b')).toBe(early);
+  });
+
   test('removing a peer or closing the transport fails its pending sends with link-closed', async () => {
     const a = await nodes.start({ nodeId: 'node-a' });
     const b = await nodes.start({ nodeId: 'node-b' });
     await linked(a, b);
-    b.transport.on('message', (_p, _c, _payload, delivery) => delivery.defer(new Promise(() => undefined)));
+    const never = new Promise(() => undefined);
+    a.transport.on('message', (_p, _c, _payload, delivery) => delivery.defer(never));
+    b.transport.on('message', (_p, _c, _payload, delivery) => delivery.defer(never));
+    const removed = a.transport.peer('node-b');
     const pending = a.transport.send('node-b', 2, numbered(1));
-    await waitFor('b got it', () => b.transport.peer('node-a')?.stats().messagesReceived === 1);
+    const pendingAtShutdown = b.transport.send('node-a', 2, numbered(1));
+    await waitFor('both got one', () => b.transport.peer('node-a')?.stats().messagesReceived === 1
+      && a.transport.peer('node-b')?.stats().messagesReceived === 1);
+
     a.transport.removePeer('node-b', 'declared dead by membership');
     await expect(pending).rejects.toMatchObject({ code: 'link-closed', message: expect.stringContaining('declared dead by membership') });
-    await expect(a.transport.send('node-b', 2, numbered(2))).rejects.toMatchObject({ code: 'link-closed' });
+    await expect(removed?.send(2, numbered(2))).rejects.toMatchObject({ code: 'link-closed' });
+    await expect(a.transport.send('node-b', 2, numbered(2))).rejects.toMatchObject({ code: 'unknown-peer' });
+
+    const shutdownOutcome = expect(pendingAtShutdown).rejects.toMatchObject({ code: 'link-closed', message: expect.stringContaining('shutting down') });
+    await b.transport.close();
+    await shutdownOutcome;
   });
 });
