@@ -40,6 +40,8 @@ export interface RouteSyncOptions {
   batch?: Partial<BatchLimits>;
   /** Routes per snapshot message. Default 4000. */
   snapshotChunkRoutes?: number;
+  /** A snapshot message also ends at about this many bytes of filters. Default 1 MiB. */
+  snapshotChunkBytes?: number;
   /** Unacknowledged sequenced messages per peer. Default 32. */
   window?: number;
   /** Default 2000 ms. */
@@ -135,6 +137,7 @@ export class RouteSync {
   private nextGcAt = 0;
   private readonly counters: RouteSyncCounters = { ...ZERO_COUNTERS };
   private readonly laneSource: LaneSource;
+  private readonly snapshots = new Map<string, { incarnation: number; version: number; routes: WeakRef<readonly RouteSpec[]> }>();
 
   constructor(private readonly options: RouteSyncOptions) {
     for (const [what, value] of [['actor', options.actor], ['cluster', options.cluster], ['role', options.role]] as const) {
@@ -162,6 +165,7 @@ export class RouteSync {
       maxOps: batch.maxOps,
       batchDelayMs: batch.maxDelayMs,
       snapshotChunkRoutes: options.snapshotChunkRoutes ?? 4000,
+      snapshotChunkBytes: options.snapshotChunkBytes ?? 1024 * 1024,
       window: options.window ?? 32,
       retransmitMs: options.retransmitMs ?? 2000,
       handshakeRetryMs: options.handshakeRetryMs ?? 2000,
@@ -288,6 +292,7 @@ export class RouteSync {
     const expired = this.store.gc(now);
     for (const lane of expired) {
       this.counters.lanesExpired++;
+      this.snapshots.delete(lane.actor);
       for (const session of this.outbound.values()) session.untrack(lane.actor);
       this.emit({ type: 'lane_expired', actor: lane.actor, incarnation: lane.incarnation, routes: lane.routes.length });
     }
@@ -420,7 +425,10 @@ export class RouteSync {
     const session = this.outbound.get(peer);
     if (session === undefined) return;
     for (const ref of ack.resync) this.emit({ type: 'resync_requested', peer, actor: ref.actor });
-    this.collect(peer, (out) => session.acceptAck(ack, now, out));
+    this.collect(peer, (out) => {
+      session.acceptAck(ack, now, out);
+      session.poll(now, out); // the window may have opened
+    });
   }
 
   // ── the receiving side ─────────────────────────────────────────────────────────────────────────────────
@@ -533,11 +541,27 @@ export class RouteSync {
 
   private sourceLane(actor: string): ReturnType<LaneSource['lane']> {
     if (actor === this.options.actor) {
-      return { incarnation: this.local.incarnation, version: this.local.version, routes: () => this.local.published() };
+      const { incarnation, version } = this.local;
+      return { incarnation, version, routes: () => this.snapshotOf(actor, incarnation, version, () => this.local.published()) };
     }
     const lane = this.store.get(actor);
     if (lane === undefined) return undefined;
-    return { incarnation: lane.incarnation, version: lane.version, routes: () => lane.routes };
+    const { incarnation, version } = lane;
+    return { incarnation, version, routes: () => this.snapshotOf(actor, incarnation, version, () => lane.routes) };
+  }
+
+  /**
+   * A lane's routes at one version as an array, built once and shared: when a core restarts, all its replicants
+   * bootstrap from the same arrays instead of one copy of the table each.
+   */
+  private snapshotOf(actor: string, incarnation: number, version: number, routes: () => Iterable<RouteSpec>): readonly RouteSpec[] {
+    const cached = this.snapshots.get(actor);
+    const shared = cached?.incarnation === incarnation && cached.version === version ? cached.routes.deref() : undefined;
+    if (shared !== undefined) return shared;
+    const built: readonly RouteSpec[] = Array.from(routes());
+    // Held weakly: the array lives as long as some peer is still being sent it.
+    this.snapshots.set(actor, { incarnation, version, routes: new WeakRef(built) });
+    return built;
   }
 
   private exports(session: OutboundSession, actor: string): boolean {

@@ -15,8 +15,11 @@ import { routeKey } from './route-set.js';
 
 /** Read access to the lanes a session exports (the local lane and relayed ones). */
 export interface LaneSource {
-  /** The lane's current version and a way to list its routes at exactly that version. */
-  lane(actor: string): { incarnation: number; version: number; routes(): Iterable<RouteSpec> } | undefined;
+  /**
+   * The lane's current version, and its routes at exactly that version as an array that must not be modified
+   * (sources share one array between all the peers that bootstrap from the same version).
+   */
+  lane(actor: string): { incarnation: number; version: number; routes(): readonly RouteSpec[] } | undefined;
 }
 
 export interface OutboundOptions {
@@ -28,6 +31,8 @@ export interface OutboundOptions {
   /** Delay before a relayed liveness is passed on (they are batched like ops). */
   batchDelayMs: number;
   snapshotChunkRoutes: number;
+  /** A snapshot chunk also ends once its filters and route ids reach about this many bytes. */
+  snapshotChunkBytes: number;
   /** At most this many sequenced messages unacknowledged; more work waits (back-pressure). */
   window: number;
   retransmitMs: number;
@@ -46,7 +51,7 @@ interface SentDelta {
 
 interface SnapshotProgress {
   version: number;
-  routes: RouteSpec[];
+  routes: readonly RouteSpec[];
   offset: number;
   part: number;
 }
@@ -401,11 +406,11 @@ export class OutboundSession {
         lane.snapshot = 'none';
         return;
       }
-      lane.snapshot = { version: current.version, routes: [...current.routes()], offset: 0, part: 0 };
+      lane.snapshot = { version: current.version, routes: current.routes(), offset: 0, part: 0 };
       lane.head = current.version;
     }
     const progress = lane.snapshot as SnapshotProgress;
-    const end = Math.min(progress.routes.length, progress.offset + this.options.snapshotChunkRoutes);
+    const end = chunkEnd(progress.routes, progress.offset, this.options.snapshotChunkRoutes, this.options.snapshotChunkBytes);
     const last = end === progress.routes.length;
     this.sendSequenced(
       {
@@ -451,6 +456,17 @@ export class OutboundSession {
     this.unacked.push({ message, sentAt: now });
     out.push(message);
   }
+}
+
+/** Where a chunk starting at `offset` ends: after `maxRoutes` routes or about `maxBytes` (at least one route). */
+function chunkEnd(routes: readonly RouteSpec[], offset: number, maxRoutes: number, maxBytes: number): number {
+  const limit = Math.min(routes.length, offset + maxRoutes);
+  let bytes = 0;
+  for (let i = offset; i < limit; i++) {
+    bytes += routes[i].filter.length + routes[i].routeId.length + 2;
+    if (bytes >= maxBytes && i > offset) return i;
+  }
+  return limit;
 }
 
 function snapshotPending(lane: ExportedLane): boolean {

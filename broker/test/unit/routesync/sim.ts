@@ -1,6 +1,6 @@
 import { decodeMessage, encodeMessage } from '../../../src/routesync/codec.js';
 import { RouteSync, type RouteSyncOptions } from '../../../src/routesync/hub.js';
-import type { SyncMessage } from '../../../src/routesync/messages.js';
+import type { LaneDelta, SyncMessage } from '../../../src/routesync/messages.js';
 import type { Rng } from './prng.js';
 
 /**
@@ -301,6 +301,25 @@ export class Simulation {
     this.history.set(key, content);
   }
 
+  /** A batch may move the own lane several versions in one tick: learn the intermediate ones from its deltas. */
+  private recordOwnDeltas(id: string, deltas: readonly LaneDelta[]): void {
+    for (const delta of deltas) {
+      if (delta.actor !== id) continue;
+      const base = this.history.get(`${id}/${delta.incarnation}/${delta.base}`);
+      if (base === undefined) continue;
+      const routes = new Set(base === '' ? [] : base.split(','));
+      for (const op of delta.ops) {
+        if (op.op === 'add') routes.add(`${op.filter}|${op.routeId}`);
+        else routes.delete(`${op.filter}|${op.routeId}`);
+      }
+      const key = `${id}/${delta.incarnation}/${delta.version}`;
+      const content = [...routes].sort().join(',');
+      const known = this.history.get(key);
+      if (known !== undefined && known !== content) throw new Error(`${key} sent as [${content}], published as [${known}]`);
+      this.history.set(key, content);
+    }
+  }
+
   /** Invariant: every lane a hub holds is exactly what its origin published at that version. */
   private checkLanes(id: string): void {
     const hub = this.hubOf(id);
@@ -368,6 +387,7 @@ export class Simulation {
     const hub = this.hubOf(id);
     if (hub === null) return;
     for (const { to, message } of hub.takeOutgoing()) {
+      if (message.type === 'ops') this.recordOwnDeltas(id, message.deltas);
       const connection = this.connections.get(pairKey(id, to));
       if (connection === undefined) continue;
       const bytes = encodeMessage(message);
