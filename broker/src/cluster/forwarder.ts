@@ -1,0 +1,96 @@
+import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import type { Logger } from '../log/logger.js';
+import type { RouteTable } from '../routing/route-table.js';
+import { Channel, SendFailure, type Delivery } from './transport/index.js';
+import { decodeForwarded, encodeForwarded, ForwardDecodeError, type ForwardedMessage } from './forward-codec.js';
+import type { ClusterMetrics } from './metrics.js';
+
+export interface ForwardTransport {
+  send(nodeId: string, channel: number, payload: Buffer): Promise<void>;
+}
+
+/** Send failures that mean the destination node is gone: its routes are being withdrawn, nothing to retry. */
+const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
+
+/**
+ * Routed forwarding: a message published on this node goes to each other node that has a matching route, once,
+ * and a QoS ≥ 1 publisher is acknowledged only after every such node acknowledged its copy — which a node does
+ * only after aedes published the copy locally (stored for its persistent sessions). Copies that arrive from
+ * another node are published locally and never forwarded again.
+ */
+export class Forwarder {
+  /** Packets that came from another node: published locally only. */
+  private readonly arrived = new WeakSet<object>();
+  private readonly owners = new Set<string>();
+
+  constructor(
+    private readonly selfId: string,
+    private readonly routes: RouteTable,
+    private readonly transport: ForwardTransport,
+    private readonly aedes: Aedes,
+    private readonly metrics: ClusterMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The aedes `published` hook: runs after local delivery and before the publisher's PUBACK/PUBREC. */
+  published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
+    if (this.arrived.has(packet)) return done();
+    const owners = this.owners;
+    owners.clear();
+    this.routes.matchInto(packet.topic, owners);
+    owners.delete(this.selfId);
+    if (owners.size === 0) return done();
+    const message: ForwardedMessage = {
+      topic: packet.topic, payload: asBuffer(packet.payload), qos: packet.qos, retain: packet.retain,
+      publisherClientId: client?.id ?? '', timestamp: Date.now(),
+    };
+    const sends = [...owners].map((nodeId) => this.sendTo(nodeId, message));
+    const handedOver = Promise.all(sends);
+    if (packet.qos === 0) {
+      handedOver.catch((err: Error) => this.logger.warn({ topic: packet.topic, err: err.message }, 'QoS 0 message not forwarded'));
+      done();
+      return;
+    }
+    handedOver.then(() => done(), (err: Error) => done(err));
+  }
+
+  /** A copy sent by another node: publish it here; the transport acknowledges it once that is done. */
+  receive(fromNode: string, payload: Buffer, delivery: Delivery): void {
+    let message: ForwardedMessage;
+    try {
+      message = decodeForwarded(payload);
+    } catch (err) {
+      if (!(err instanceof ForwardDecodeError)) throw err;
+      this.metrics.forwardRejected.inc({ peer: fromNode });
+      this.logger.warn({ peer: fromNode, err: err.message }, 'dropped a malformed forwarded message');
+      return;
+    }
+    this.metrics.forwardedIn.inc({ peer: fromNode });
+    this.metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
+    const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+    this.arrived.add(packet);
+    delivery.defer(new Promise<void>((resolve, reject) => {
+      this.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
+    }));
+  }
+
+  private async sendTo(nodeId: string, message: ForwardedMessage): Promise<void> {
+    const payload = encodeForwarded(message);
+    this.metrics.forwardedOut.inc({ peer: nodeId });
+    this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
+    try {
+      await this.transport.send(nodeId, Channel.Forward, payload);
+    } catch (err) {
+      if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
+        this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
+        this.logger.warn({ peer: nodeId, topic: message.topic, reason: err.code }, 'forwarded message not handed over: the node is gone');
+        return;
+      }
+      throw new Error(`forwarding '${message.topic}' to ${nodeId} failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+function asBuffer(payload: string | Buffer): Buffer {
+  return typeof payload === 'string' ? Buffer.from(payload) : payload;
+}
