@@ -1,24 +1,31 @@
 /**
- * Writes crds/*.yaml from the schemas in this folder. Run from the repository root after building:
- *   node dist/operator/src/api/generate-crds.js [outDir]          (default outDir: ./crds)
- *   node dist/operator/src/api/generate-crds.js --check [outDir]  (exit 1 when the files are stale)
+ * Writes the CRD files from the schemas in this folder, to crds/ and to the Helm chart's crds/. Run from the
+ * repository root after building:
+ *   node dist/operator/src/api/generate-crds.js [outDir...]          (default: crds charts/meridian-operator/crds)
+ *   node dist/operator/src/api/generate-crds.js --check [outDir...]  (exit 1 when a file is stale)
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { crdFiles } from './crds.js';
 
+export const CRD_DIRS = ['crds', 'charts/meridian-operator/crds'];
+
 function main(argv: string[]): number {
   const check = argv.includes('--check');
-  const outDir = path.resolve(argv.find((a) => !a.startsWith('--')) ?? 'crds');
+  const given = argv.filter((a) => !a.startsWith('--'));
   const stale: string[] = [];
-  if (!check) mkdirSync(outDir, { recursive: true });
-  for (const [name, content] of crdFiles()) {
-    const file = path.join(outDir, name);
-    const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
-    if (current === content) continue;
-    if (check) stale.push(file);
-    else writeFileSync(file, content);
-    if (!check) console.log(`wrote ${file}`);
+  for (const dir of (given.length ? given : CRD_DIRS).map((d) => path.resolve(d))) {
+    if (!check) mkdirSync(dir, { recursive: true });
+    for (const [name, content] of crdFiles()) {
+      const file = path.join(dir, name);
+      if (existsSync(file) && readFileSync(file, 'utf8') === content) continue;
+      if (check) {
+        stale.push(file);
+        continue;
+      }
+      writeFileSync(file, content);
+      console.log(`wrote ${file}`);
+    }
   }
   if (stale.length) console.error(`stale CRD files (run generate-crds): ${stale.join(', ')}`);
   return stale.length ? 1 : 0;

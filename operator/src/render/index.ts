@@ -33,7 +33,7 @@ export interface RenderInput {
   /**
    * Data (base64, as in Secret.data) of the Secrets referenced by the RegionalCluster (users, listener TLS) and
    * by its ClusterLinks (passwords, CAs, client certificates), keyed by Secret name. The pods mount the former
-   * directly (their content feeds the config hash); the latter are copied into the link-credentials Secret.
+   * directly (listener certificates feed the config hash); the latter are copied into the link-credentials Secret.
    */
   secrets: SecretData;
   options?: Partial<RenderOptions & { pdbApiVersion: 'policy/v1' | 'policy/v1beta1' }>;
@@ -70,10 +70,12 @@ function metadata(cluster: RegionalCluster, name: string, component: string, ann
   };
 }
 
-/** Secret data the pods mount directly: a change to it must restart them (config hash). */
-function mountedSecretData(cluster: RegionalCluster, secrets: SecretData): SecretData {
-  const names = [...(cluster.spec.auth?.usersSecret ? [cluster.spec.auth.usersSecret.name] : []), ...tlsSecretNames(cluster)];
-  return Object.fromEntries(names.map((n) => [n, secrets[n] ?? {}]));
+/**
+ * Secret data the broker reads only at start-up (listener certificates): a change must restart the pods, so it
+ * feeds the config hash. The users file is not in it: the broker watches its mounted Secret and reloads it.
+ */
+function startupSecretData(cluster: RegionalCluster, secrets: SecretData): SecretData {
+  return Object.fromEntries(tlsSecretNames(cluster).map((n) => [n, secrets[n] ?? {}]));
 }
 
 function service(cluster: RegionalCluster, name: string, component: string, spec: ServiceSpec, ports: V1ServicePort[]): V1Service {
@@ -202,7 +204,7 @@ export function renderRegionalCluster(input: RenderInput): RenderResult {
   const configYaml = toYaml(renderNodeConfig(cluster));
   const links = renderLinks(cluster, input.links, input.secrets);
   const configHash = sha256Hex(
-    canonicalJson({ config: configYaml, clusterSecret: input.clusterSecret, secrets: mountedSecretData(cluster, input.secrets) }),
+    canonicalJson({ config: configYaml, clusterSecret: input.clusterSecret, secrets: startupSecretData(cluster, input.secrets) }),
   );
   const objects: RenderedObject[] = [
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: metadata(cluster, names.configMap, 'config'), data: { [CONFIG_FILE_KEY]: configYaml } },

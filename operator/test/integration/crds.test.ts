@@ -143,4 +143,15 @@ describe('CRDs on kube-apiserver 1.20', () => {
     expect(table.split('\n')[0]).toMatch(/^NAME\s+REGION\s+CORES\s+REPLICANTS\s+READY\s+AGE$/);
     expect(table).toMatch(/us-east\s+us-east\s+3\s+0\s+/);
   });
+
+  it('accept the example manifests of the three regions', async () => {
+    const root = path.resolve(import.meta.dirname, '../../..');
+    for (const region of ['us-east', 'us-west', 'emea']) {
+      await kubectlOk(['apply', '-f', path.join(root, 'e2e/manifests', `${region}.yaml`)]);
+    }
+    const table = await kubectlOk(['get', 'meridian', '-n', NS, '-o', 'name']);
+    for (const name of ['regionalcluster.meridian.dev/emea', 'clusterlink.meridian.dev/to-us-west', 'clusterlink.meridian.dev/to-emea']) {
+      expect(table).toContain(name);
+    }
+  });
 });

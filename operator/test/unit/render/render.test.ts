@@ -84,7 +84,6 @@ describe('what restarts pods and what does not', () => {
 
   it.each<[string, (input: RenderInput) => void]>([
     ['a startup setting', (i) => { i.cluster.spec.config!.logLevel = 'warn'; }],
-    ['the users Secret', (i) => { i.secrets['broker-users'] = { 'users.yaml': 'Y2hhbmdlZA==' }; }],
     ['a listener certificate', (i) => { i.secrets['broker-tls']!['tls.crt'] = 'bmV3'; }],
     ['the cluster secret', (i) => { i.clusterSecret = 'other'; }],
   ])('a change of %s rolls the pods through the config hash', (_what, edit) => {
@@ -95,6 +94,12 @@ describe('what restarts pods and what does not', () => {
     expect(after.configHash).not.toBe(before.configHash);
     const sts = find<V1StatefulSet>(after, 'StatefulSet', '-core');
     expect(sts.spec?.template.metadata?.annotations?.[CONFIG_HASH_ANNOTATION]).toBe(after.configHash);
+  });
+
+  it('the users Secret does not roll the pods: the broker watches its mount and reloads it', () => {
+    const input = fullInput();
+    input.secrets['broker-users'] = { 'users.yaml': 'Y2hhbmdlZA==' };
+    expect(renderRegionalCluster(input).configHash).toBe(renderRegionalCluster(fullInput()).configHash);
   });
 
   it('an unrelated Secret in the input changes nothing', () => {
