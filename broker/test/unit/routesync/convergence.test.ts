@@ -47,11 +47,13 @@ describe('route sync convergence (property)', () => {
       }
       expect(sim.tables().length).toBeGreaterThan(0);
     });
-  });
+  }, 120_000);
 
-  it('converges on a clean channel within a few round trips, without any resync', () => {
+  it('converges on a clean channel with default batching within a few round trips, without gaps', () => {
     forEachSeed(30, (rng) => {
-      const sim = new Simulation(rng, { ...randomConfig(rng), dropRate: 0, duplicateRate: 0, reorder: false, staleDeliveryRate: 0 });
+      const config = randomConfig(rng);
+      const hub = { ...config.hub, batch: { maxOps: 4000, maxDelayMs: 10 }, snapshotChunkRoutes: 4000, window: 32, maxRetainedOps: 50_000 };
+      const sim = new Simulation(rng, { ...config, hub, dropRate: 0, duplicateRate: 0, reorder: false, staleDeliveryRate: 0 });
       sim.quiesce(50);
       sim.subscribeSome(20);
       sim.quiesce(100);
@@ -62,5 +64,5 @@ describe('route sync convergence (property)', () => {
         expect({ node: node.id, gaps: node.hub?.stats().gaps }).toEqual({ node: node.id, gaps: 0 });
       }
     });
-  });
+  }, 60_000);
 });
