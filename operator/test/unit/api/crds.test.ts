@@ -3,6 +3,7 @@ import path from 'node:path';
 import { load } from 'js-yaml';
 import { allCrds, crdFiles, crdForServer, parseServerVersion, serverSupportsCel, type CustomResourceDefinition } from '../../../src/api/crds.js';
 import type { JSONSchemaProps } from '../../../src/api/openapi.js';
+import { crdReference } from '../../../src/api/reference.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../../..');
 
@@ -42,6 +43,10 @@ describe('generated CRDs', () => {
       const committed = readFileSync(path.join(repoRoot, dir, name), 'utf8');
       expect({ name, content: committed }).toEqual({ name, content });
     }
+  });
+
+  it('match the committed field reference operator/CRD_REFERENCE.md', () => {
+    expect(readFileSync(path.join(repoRoot, 'operator/CRD_REFERENCE.md'), 'utf8')).toBe(crdReference());
   });
 
   it('round-trip through YAML unchanged', () => {
