@@ -97,6 +97,25 @@ export interface RouteSyncCounters {
   lanesExpired: number;
 }
 
+/** Refuses settings under which the protocol cannot work (an actor would expire between two heartbeats). */
+function assertTimings(ttlMs: number, o: OutboundOptions): void {
+  const positive: Array<[string, number]> = [
+    ['ttlMs', ttlMs],
+    ['heartbeatMs', o.heartbeatMs],
+    ['batch.maxOps', o.maxOps],
+    ['snapshotChunkRoutes', o.snapshotChunkRoutes],
+    ['snapshotChunkBytes', o.snapshotChunkBytes],
+    ['window', o.window],
+    ['retransmitMs', o.retransmitMs],
+    ['handshakeRetryMs', o.handshakeRetryMs],
+  ];
+  for (const [name, value] of positive) {
+    if (!(value > 0)) throw new RouteSyncError(`${name} must be positive, got ${value}`);
+  }
+  if (!(o.batchDelayMs >= 0)) throw new RouteSyncError(`batch.maxDelayMs must not be negative, got ${o.batchDelayMs}`);
+  if (o.heartbeatMs >= ttlMs) throw new RouteSyncError(`heartbeatMs (${o.heartbeatMs}) must be below ttlMs (${ttlMs})`);
+}
+
 const ZERO_COUNTERS: RouteSyncCounters = {
   opsSent: 0,
   opsMessagesSent: 0,
@@ -173,6 +192,7 @@ export class RouteSync {
       maxRetainedOps: options.maxRetainedOps ?? 50_000,
     };
     this.resyncRetryMs = this.sessionOptions.retransmitMs;
+    assertTimings(this.ttlMs, this.sessionOptions);
     this.laneSource = { lane: (actor) => this.sourceLane(actor) };
   }
 

@@ -49,13 +49,6 @@ export class LocalLane {
     return this.pending.size;
   }
 
-  /** Routes that have subscribers now (published or not). */
-  get liveRoutes(): number {
-    let n = 0;
-    for (const r of this.routes.values()) if (r.subscribers > 0) n++;
-    return n;
-  }
-
   /** Adds a subscriber; returns true when it is the first one, i.e. the route comes into existence. */
   subscribe(filter: string, routeId: string, now: number): boolean {
     assertRoute(filter, routeId);

@@ -271,6 +271,10 @@ describe('RouteSync handshake refusals', () => {
   it('refuses invalid options', () => {
     expect(() => new RouteSync({ cluster: 'c', actor: '', incarnation: 1, role: 'core' })).toThrow('actor "" is empty');
     expect(() => new RouteSync({ cluster: 'c', actor: 'a', incarnation: -1, role: 'core' })).toThrow('incarnation');
+    expect(() => new RouteSync({ cluster: 'c', actor: 'a', incarnation: 1, role: 'core', ttlMs: 1000, heartbeatMs: 1000 })).toThrow(
+      'heartbeatMs (1000) must be below ttlMs (1000)',
+    );
+    expect(() => new RouteSync({ cluster: 'c', actor: 'a', incarnation: 1, role: 'core', window: 0 })).toThrow('window must be positive');
   });
 });
 
