@@ -1,5 +1,6 @@
 // aedes-persistence's abstract suite (node:test) against the durable store, compiled to dist/.
 // Run: npx tsc -p tsconfig.json && node --test broker/test/integration/store/abstract-suite.mjs
+// STORE_DURABILITY=relaxed and STORE_COMMIT_DELAY_MS=<n> select the commit policy (default durable, 0).
 import { after, test } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,12 +24,12 @@ after(async () => {
 abstractPersistence({
   test,
   testAsync: true,
-  // A fresh store per case, durable (fsync per commit), as the broker runs it by default.
+  // A fresh store per case.
   persistence: async () => {
     const store = await openStore({
       dir: join(root, `case-${++counter}`),
-      durability: 'durable',
-      commitDelayMs: 0,
+      durability: process.env.STORE_DURABILITY ?? 'durable',
+      commitDelayMs: Number(process.env.STORE_COMMIT_DELAY_MS ?? 0),
       maxSizeMb: 64,
       maxQueuedMessages: 10000,
       logger: pino({ level: 'silent' }),

@@ -9,9 +9,9 @@ const COMPILED_STORE = path.join(REPO_ROOT, 'dist/broker/src/store/index.js');
 
 interface RunResult { code: number | null; output: string }
 
-function runNodeTest(file: string): Promise<RunResult> {
+function runNodeTest(file: string, env: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', file], { cwd: REPO_ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', file], { cwd: REPO_ROOT, env: { ...process.env, NODE_OPTIONS: '', ...env } });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -30,10 +30,13 @@ function summaryCount(output: string, name: string): number {
   return Number(match[1]);
 }
 
-describe('aedes-persistence abstract suite against the durable store', () => {
+describe.each([
+  ['durable', '0'],
+  ['relaxed', '2'],
+])('aedes-persistence abstract suite against the %s store (commitDelayMs %s)', (durability, commitDelayMs) => {
   test('every abstract case passes', async () => {
     if (!existsSync(COMPILED_STORE)) throw new Error(`${COMPILED_STORE} missing: run npx tsc -p tsconfig.json first`);
-    const { code, output } = await runNodeTest(SUITE);
+    const { code, output } = await runNodeTest(SUITE, { STORE_DURABILITY: durability, STORE_COMMIT_DELAY_MS: commitDelayMs });
     const failures = output.split('\n').filter((line) => line.startsWith('not ok'));
     expect(failures).toEqual([]);
     expect(summaryCount(output, 'fail')).toBe(0);
