@@ -11,7 +11,7 @@ import { DurablePersistence } from './persistence.js';
 
 export type { StoreArea, AreaOp } from './area.js';
 export { DurablePersistence } from './persistence.js';
-export type { StoredPacket, Subscription, MatchedSubscription, PersistenceClient } from './persistence.js';
+export type { StoredPacket, Subscription, MatchedSubscription, PersistenceClient, SubscriptionObserver } from './persistence.js';
 
 export interface StoreOptions {
   dir: string;

@@ -60,6 +60,12 @@ export interface SubscriptionValue { clientId: string; topic: string; record: Su
 export interface OutgoingValue { clientId: string; seq: number; packet: StoredPacket }
 export interface IncomingValue { clientId: string; packet: StoredPacket }
 
+export interface SubscriptionObserver {
+  stored(clientId: string, filters: string[]): void;
+  /** `filters` absent: all of the client's. */
+  unstored(clientId: string, filters?: string[]): void;
+}
+
 /** Everything the persistence mirrors in memory; loaded from disk on open. */
 export interface PersistenceState {
   retained: Map<string, StoredPacket>;
@@ -133,6 +139,16 @@ export class DurablePersistence {
     }
   }
 
+  /** Told about every stored subscription that can queue messages (QoS > 0): the cluster derives routes from it. */
+  subscriptionObserver?: SubscriptionObserver;
+
+  /** Every stored subscription that can queue messages (QoS > 0), as [client id, filter]. */
+  *queueingSubscriptions(): Generator<[string, string]> {
+    for (const [clientId, subs] of this.state.subscriptions) {
+      for (const [topic, record] of subs) if (record.qos > 0) yield [clientId, topic];
+    }
+  }
+
   async setup(broker: PersistenceBroker): Promise<void> {
     this.broker = broker;
   }
@@ -176,6 +192,8 @@ export class DurablePersistence {
       this.state.subscriptions.set(client.id, stored);
     }
     const ops: KvOp[] = [];
+    const queueing: string[] = [];
+    const downgraded: string[] = [];
     for (const sub of subs) {
       const previous = stored.get(sub.topic);
       const record: SubscriptionRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl };
@@ -184,8 +202,12 @@ export class DurablePersistence {
       else if (previous && previous.qos > 0) this.trie.remove(sub.topic, { clientId: client.id, topic: sub.topic });
       stored.set(sub.topic, record);
       ops.push(put(subscriptionKey(client.id, sub.topic), { clientId: client.id, topic: sub.topic, record } satisfies SubscriptionValue));
+      if (sub.qos > 0) queueing.push(sub.topic);
+      else if (previous && previous.qos > 0) downgraded.push(sub.topic);
     }
     await this.deps.write(ops);
+    if (queueing.length) this.subscriptionObserver?.stored(client.id, queueing);
+    if (downgraded.length) this.subscriptionObserver?.unstored(client.id, downgraded);
   }
 
   async removeSubscriptions(client: PersistenceClient, topics: string[]): Promise<void> {
@@ -201,6 +223,7 @@ export class DurablePersistence {
     }
     if (stored.size === 0) this.state.subscriptions.delete(client.id);
     if (ops.length > 0) await this.deps.write(ops);
+    this.subscriptionObserver?.unstored(client.id, topics);
   }
 
   async subscriptionsByClient(client: PersistenceClient): Promise<Subscription[]> {
@@ -226,6 +249,7 @@ export class DurablePersistence {
     }
     this.state.subscriptions.delete(client.id);
     await this.deps.write(ops);
+    this.subscriptionObserver?.unstored(client.id);
   }
 
   getClientList(topic: string): Readable {
