@@ -1,0 +1,224 @@
+import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import type { BrokerConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import type { BrokerMetrics } from '../admin/metrics.js';
+import type { AdminServer } from '../admin/server.js';
+import type { NodeStore } from '../store/index.js';
+import { RouteSync, regionalClusterPolicy, type RouteSyncEvent } from '../routesync/index.js';
+import { Channel, ClusterTransport, readClusterSecret, type ConnectedPeer, type Delivery } from './transport/index.js';
+import { Discovery } from './discovery.js';
+import { Forwarder } from './forwarder.js';
+import { LocalRoutes } from './local-routes.js';
+import { Membership, type GossipedMember } from './membership.js';
+import { ClusterMetrics } from './metrics.js';
+import { RouteSyncDriver } from './route-sync-driver.js';
+import { Rpc } from './rpc.js';
+import { registerClusterApi } from './api.js';
+import { readFileSync } from 'node:fs';
+
+export interface ClusterHost {
+  config: BrokerConfig;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  admin: AdminServer;
+  store: NodeStore;
+  aedes: Aedes;
+}
+
+/**
+ * This node's membership in its regional cluster: transport, discovery, route sync along the core/replicant
+ * topology, and routed forwarding. See README.md in this directory.
+ */
+export class ClusterNode {
+  readonly membership: Membership;
+  readonly metrics: ClusterMetrics;
+  readonly localRoutes: LocalRoutes;
+  readonly rpc: Rpc;
+  readonly driver: RouteSyncDriver;
+  readonly forwarder: Forwarder;
+  readonly startedAt = Date.now();
+  /** For a replicant: the core its routes go to and the merged table comes from. */
+  private upstream?: string;
+  /** Peers whose route-sync stream this node has opened. */
+  private readonly syncPeers = new Set<string>();
+  private discovery?: Discovery;
+  private readonly logger: Logger;
+
+  private constructor(
+    private readonly host: ClusterHost,
+    readonly transport: ClusterTransport,
+    readonly sync: RouteSync,
+    readonly selfAddress: string,
+  ) {
+    this.logger = host.logger.child({ component: 'cluster' });
+    this.membership = new Membership(this.nodeId);
+    this.metrics = new ClusterMetrics(host.metrics);
+    this.rpc = new Rpc(transport, this.logger);
+    this.driver = new RouteSyncDriver(sync, {
+      send: (nodeId, channel, payload) => transport.send(nodeId, channel, payload),
+      resetPeer: (nodeId, reason) => transport.removePeer(nodeId, reason),
+    }, this.metrics, this.logger);
+    this.localRoutes = new LocalRoutes((op, filter, routeId) => (op === 'add' ? this.driver.subscribe(filter, routeId) : this.driver.unsubscribe(filter, routeId)));
+    this.forwarder = new Forwarder(this.nodeId, sync.table as NonNullable<RouteSync['table']>, transport, host.aedes, this.metrics, this.logger);
+  }
+
+  get nodeId(): string { return this.host.config.node.name; }
+  get role(): string { return this.host.config.cluster.role; }
+  get clusterName(): string { return this.host.config.node.clusterName; }
+  get upstreamCore(): string | undefined { return this.upstream; }
+
+  static async start(host: ClusterHost): Promise<ClusterNode> {
+    const { config } = host;
+    const cluster = config.cluster;
+    const logger = host.logger.child({ component: 'cluster' });
+    const port = cluster.port ?? 4370;
+    const selfAddress = cluster.advertise ?? `${cluster.host}:${port}`;
+    const transport = new ClusterTransport({
+      identity: { clusterName: config.node.clusterName, nodeId: config.node.name, role: cluster.role, incarnation: host.store.incarnation, address: selfAddress },
+      secret: await readClusterSecret(cluster.secretFile as string),
+      logger: host.logger,
+      tls: cluster.tls ? clusterTls(cluster.tls) : undefined,
+    });
+    const sync = new RouteSync({
+      cluster: config.node.clusterName, actor: config.node.name, incarnation: host.store.incarnation, role: cluster.role,
+      ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy,
+      onEvent: (event) => logRouteSyncEvent(logger, event),
+    });
+    const node = new ClusterNode(host, transport, sync, selfAddress);
+    node.wireTransport();
+    node.trackLocalSubscriptions();
+    registerClusterApi(node, host.admin);
+    await transport.listen(port, cluster.host);
+    node.driver.start();
+    node.discovery = new Discovery({
+      seeds: cluster.seeds, dnsName: cluster.discoveryDns, clusterPort: port,
+      intervalMs: cluster.discoveryIntervalSeconds * 1000, self: selfAddress, logger,
+    }, (addresses) => addresses.forEach((address) => transport.connect(address)));
+    await node.discovery.start();
+    logger.info({ role: cluster.role, address: selfAddress, seeds: cluster.seeds, dns: cluster.discoveryDns }, 'cluster transport listening');
+    return node;
+  }
+
+  /** The aedes `published` hook. */
+  published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
+    this.forwarder.published(packet, client, done);
+  }
+
+  async stop(): Promise<void> {
+    this.discovery?.stop();
+    this.driver.stop();
+    this.rpc.close();
+    await this.transport.close();
+  }
+
+  private wireTransport(): void {
+    const { transport } = this;
+    transport.on('peerConnected', (peer: ConnectedPeer) => this.onPeerUp(peer));
+    transport.on('peerDisconnected', (nodeId: string, info: { code: string; detail: string }) => this.onPeerDown(nodeId, `${info.code}: ${info.detail}`));
+    transport.on('handshakeFailed', (failure: { reason: string; detail: string; remoteAddress?: string }) => {
+      this.logger.warn({ reason: failure.reason, detail: failure.detail, remote: failure.remoteAddress }, 'cluster peer refused');
+    });
+    transport.on('message', (nodeId: string, channel: number, payload: Buffer, delivery: Delivery) => {
+      switch (channel) {
+        case Channel.RouteSync:
+          this.acceptSyncStream(nodeId);
+          return this.driver.receive(nodeId, payload);
+        case Channel.Forward:
+          return this.forwarder.receive(nodeId, payload, delivery);
+        case Channel.Rpc:
+          return this.rpc.receive(nodeId, payload, delivery);
+        default:
+          this.logger.warn({ peer: nodeId, channel }, 'message on an unknown cluster channel dropped');
+      }
+    });
+    this.rpc.handle('members', (_from, message) => {
+      const fresh = this.membership.merge((message.header.members ?? []) as GossipedMember[]);
+      for (const address of fresh) this.transport.connect(address);
+    });
+  }
+
+  /** Routes follow aedes' live subscriptions and the store's persistent ones. */
+  private trackLocalSubscriptions(): void {
+    const { aedes, store } = this.host;
+    const subscribe = aedes.subscribe.bind(aedes);
+    const unsubscribe = aedes.unsubscribe.bind(aedes);
+    aedes.subscribe = (topic, func, done) => {
+      this.localRoutes.liveSubscribed(topic);
+      subscribe(topic, func, done);
+    };
+    aedes.unsubscribe = (topic, func, done) => {
+      this.localRoutes.liveUnsubscribed(topic);
+      unsubscribe(topic, func, done);
+    };
+    const persistence = store.persistence;
+    const byClient = new Map<string, string[]>();
+    for (const [clientId, filter] of persistence.queueingSubscriptions()) {
+      const list = byClient.get(clientId) ?? [];
+      list.push(filter);
+      byClient.set(clientId, list);
+    }
+    for (const [clientId, filters] of byClient) this.localRoutes.stored(clientId, filters);
+    persistence.subscriptionObserver = {
+      stored: (clientId, filters) => this.localRoutes.stored(clientId, filters),
+      unstored: (clientId, filters) => this.localRoutes.unstored(clientId, filters),
+    };
+  }
+
+  private onPeerUp(peer: ConnectedPeer): void {
+    this.membership.up(peer);
+    this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address, incarnation: peer.incarnation, session: peer.session }, 'cluster peer connected');
+    void this.rpc.notify(peer.nodeId, { kind: 'members', members: this.membership.gossip() }).catch(() => undefined);
+    if (peer.role === 'core' && this.role === 'core') this.openSyncStream(peer.nodeId);
+    if (this.role === 'replicant') this.chooseUpstream();
+  }
+
+  private onPeerDown(nodeId: string, reason: string): void {
+    this.membership.down(nodeId);
+    this.syncPeers.delete(nodeId);
+    this.driver.disconnect(nodeId);
+    this.logger.info({ peer: nodeId, reason }, 'cluster peer disconnected');
+    if (nodeId === this.upstream) {
+      this.upstream = undefined;
+      this.chooseUpstream();
+    }
+  }
+
+  /** A replicant follows the connected core with the smallest id; when it goes, the next one (a fresh bootstrap). */
+  private chooseUpstream(): void {
+    if (this.upstream !== undefined) return;
+    const core = this.membership.connectedCores()[0];
+    if (!core) {
+      this.logger.warn('no core reachable: serving local clients only until one is');
+      return;
+    }
+    this.upstream = core.nodeId;
+    this.logger.info({ core: core.nodeId }, 'route sync upstream chosen');
+    this.openSyncStream(core.nodeId);
+  }
+
+  /** A core answers a replicant (or link agent) that chose it by opening its own stream back. */
+  private acceptSyncStream(nodeId: string): void {
+    if (this.syncPeers.has(nodeId) || this.role !== 'core') return;
+    if (this.membership.get(nodeId)?.connected) this.openSyncStream(nodeId);
+  }
+
+  private openSyncStream(nodeId: string): void {
+    this.syncPeers.add(nodeId);
+    this.driver.connect(nodeId);
+  }
+}
+
+function clusterTls(tls: NonNullable<BrokerConfig['cluster']['tls']>): { server: object; client: object } {
+  const cert = readFileSync(tls.certFile);
+  const key = readFileSync(tls.keyFile);
+  const ca = readFileSync(tls.caFile);
+  return {
+    server: { cert, key, ca, requestCert: true, rejectUnauthorized: true },
+    client: { cert, key, ca, rejectUnauthorized: true, checkServerIdentity: () => undefined },
+  };
+}
+
+function logRouteSyncEvent(logger: Logger, event: RouteSyncEvent): void {
+  if (event.type === 'stream_refused' || event.type === 'stream_rejected') logger.error({ ...event }, 'route sync refused');
+  else logger.info({ ...event }, `route sync: ${event.type}`);
+}
