@@ -78,13 +78,14 @@ export class ClusterNode {
       secret: await readClusterSecret(cluster.secretFile as string),
       logger: host.logger,
       tls: cluster.tls ? clusterTls(cluster.tls) : undefined,
+      dialFrom: isWildcard(cluster.host) ? undefined : cluster.host,
     });
     const sync = new RouteSync({
       cluster: config.node.clusterName, actor: config.node.name, incarnation: host.store.incarnation, role: cluster.role,
       ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy,
-      onEvent: (event) => logRouteSyncEvent(logger, event),
+      onEvent: (event) => node.onRouteSyncEvent(event),
     });
-    const node = new ClusterNode(host, transport, sync, selfAddress);
+    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress);
     node.wireTransport();
     node.trackLocalSubscriptions();
     registerClusterApi(node, host.admin);
@@ -109,6 +110,14 @@ export class ClusterNode {
     this.driver.stop();
     this.rpc.close();
     await this.transport.close();
+  }
+
+  private onRouteSyncEvent(event: RouteSyncEvent): void {
+    logRouteSyncEvent(this.logger, event);
+    // A node silent past the TTL is gone: fail what waits for it, so publishers are not held forever.
+    if (event.type === 'lane_expired' && !this.membership.get(event.actor)?.connected) {
+      this.transport.removePeer(event.actor, 'routes expired (silent past the TTL)');
+    }
   }
 
   private wireTransport(): void {
@@ -216,6 +225,10 @@ function clusterTls(tls: NonNullable<BrokerConfig['cluster']['tls']>): { server:
     server: { cert, key, ca, requestCert: true, rejectUnauthorized: true },
     client: { cert, key, ca, rejectUnauthorized: true, checkServerIdentity: () => undefined },
   };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
 }
 
 function logRouteSyncEvent(logger: Logger, event: RouteSyncEvent): void {

@@ -32,6 +32,7 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { flag: 'cluster-advertise', path: 'cluster.advertise', type: 'string', help: 'host:port other nodes dial to reach this node' },
   { flag: 'seeds', path: 'cluster.seeds', type: 'list', help: 'comma-separated cluster addresses (host:port) of other nodes' },
   { flag: 'discovery', path: 'cluster.discoveryDns', type: 'string', help: 'dns:<name> — discover nodes from the A/AAAA records of a headless Service' },
+  { flag: 'route-ttl', path: 'cluster.routeTtlSeconds', type: 'integer', help: 'seconds after which a silent node loses its routes (default: 15)' },
   { flag: 'cluster-secret-file', path: 'cluster.secretFile', type: 'string', help: 'file holding the shared cluster secret' },
   { flag: 'durability', path: 'store.durability', type: 'string', help: 'durable (fsync before ack) | relaxed (default: durable)' },
 ];

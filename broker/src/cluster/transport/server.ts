@@ -30,6 +30,8 @@ export interface ClusterTransportOptions {
   /** From TCP connect to authenticated, per attempt. */
   handshakeTimeoutMs?: number;
   backoff?: Partial<BackoffOptions>;
+  /** Local address outgoing connections are made from (the cluster interface); default: the OS chooses. */
+  dialFrom?: string;
 }
 
 export type TransportFailureReason = HandshakeFailureReason | 'tls-error';
@@ -263,7 +265,9 @@ export class ClusterTransport extends EventEmitter<TransportEvents> {
   private openConnection(address: string): Promise<FramedConnection> {
     const { host, port } = parseClusterAddress(address);
     return new Promise((resolve, reject) => {
-      const socket = this.options.tls ? tls.connect({ ...this.options.tls.client, host, port }) : net.connect({ host, port });
+      const localAddress = this.options.dialFrom;
+      const tcp = (): net.Socket => net.connect({ host, port, localAddress });
+      const socket = this.options.tls ? tls.connect({ ...this.options.tls.client, host, port, socket: localAddress ? tcp() : undefined }) : tcp();
       const readyEvent = this.options.tls ? 'secureConnect' : 'connect';
       const fail = (detail: string): void => {
         clearTimeout(timer);

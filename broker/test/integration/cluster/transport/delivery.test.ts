@@ -1,6 +1,6 @@
 import type { ConnectedPeer, Disconnection } from '../../../../src/cluster/transport/peer-link.js';
 import { SendFailure } from '../../../../src/cluster/transport/errors.js';
-import { TcpProxy } from './tcp-proxy.js';
+import { TcpProxy } from '../../../harness/tcp-proxy.js';
 import { Nodes, connectedLink, numbered, numberOf, sleep, waitFor, type TestNode } from './nodes.js';
 
 const nodes = new Nodes();
