@@ -180,19 +180,22 @@ export function createSecurity(config: AuthConfig, deps: SecurityDeps): Security
     },
 
     authenticate(client, username, password, done) {
-      identify(client, username, password)
-        .then((state) => {
-          mountWill(client, state);
-          states.set(client, state);
-          for (const packet of unmountedUnsubscribes.get(client) ?? []) mountUnsubscribe(state.identity.mountpoint, packet);
-          unmountedUnsubscribes.delete(client);
-          done(null, true);
-        })
-        .catch((err: unknown) => {
-          if (err instanceof Refusal) return refuse(client, err, done);
-          logger.error({ clientId: client.id, err: (err as Error).message }, 'authentication failed');
-          refuse(client, new Refusal('auth_error', SERVER_UNAVAILABLE), done);
-        });
+      const admit = async (): Promise<ClientState> => {
+        const state = await identify(client, username, password);
+        mountWill(client, state);
+        return state;
+      };
+      // Two-argument then: an exception thrown by aedes inside done() must not call done() a second time.
+      admit().then((state) => {
+        states.set(client, state);
+        for (const packet of unmountedUnsubscribes.get(client) ?? []) mountUnsubscribe(state.identity.mountpoint, packet);
+        unmountedUnsubscribes.delete(client);
+        done(null, true);
+      }, (err: unknown) => {
+        if (err instanceof Refusal) return refuse(client, err, done);
+        logger.error({ clientId: client.id, err: (err as Error).message }, 'authentication failed');
+        refuse(client, new Refusal('auth_error', SERVER_UNAVAILABLE), done);
+      });
     },
 
     authorizePublish(client, packet, done) {
