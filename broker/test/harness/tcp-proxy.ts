@@ -17,13 +17,14 @@ type Mode = 'forward' | 'blackhole' | 'refuse';
 export class TcpProxy {
   private readonly pairs = new Set<Pair>();
   private mode: Mode = 'forward';
+  private heldSource?: string;
   connectionsAccepted = 0;
 
-  private constructor(private readonly server: Server, private targetPort: number) {}
+  private constructor(private readonly server: Server, private targetPort: number, private readonly targetHost: string) {}
 
-  static async start(targetPort: number): Promise<TcpProxy> {
+  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
     const server = net.createServer();
-    const proxy = new TcpProxy(server, targetPort);
+    const proxy = new TcpProxy(server, targetPort, targetHost);
     server.on('connection', (client) => proxy.accept(client));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return proxy;
@@ -51,9 +52,15 @@ export class TcpProxy {
     this.mode = 'refuse';
   }
 
-  blackhole(): void {
+  /**
+   * Stops bytes in both directions. With `fromAddress`, only connections whose client end has that address are
+   * held (a node that dials from its own loopback address can be partitioned while the others still talk).
+   */
+  blackhole(fromAddress?: string): void {
     this.mode = 'blackhole';
+    this.heldSource = fromAddress;
     for (const pair of this.pairs) {
+      if (!this.held(pair)) continue;
       pair.client.pause();
       pair.upstream.pause();
     }
@@ -62,6 +69,7 @@ export class TcpProxy {
   restore(): void {
     const wasBlackhole = this.mode === 'blackhole';
     this.mode = 'forward';
+    this.heldSource = undefined;
     if (!wasBlackhole) return;
     for (const pair of this.pairs) {
       if (pair.brokenWhileHeld) this.destroyPair(pair);
@@ -83,10 +91,10 @@ export class TcpProxy {
       client.destroy();
       return;
     }
-    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    const upstream = net.connect(this.targetPort, this.targetHost);
     const pair: Pair = { client, upstream, brokenWhileHeld: false };
     this.pairs.add(pair);
-    if (this.mode === 'blackhole') {
+    if (this.held(pair)) {
       client.pause();
       upstream.pause();
     }
@@ -99,16 +107,21 @@ export class TcpProxy {
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {
-      if (this.mode !== 'blackhole') from.resume();
+      if (!this.held(pair)) from.resume();
     });
     from.on('error', () => undefined);
     from.on('close', () => {
-      if (this.mode === 'blackhole') {
+      if (this.held(pair)) {
         pair.brokenWhileHeld = true;
         return;
       }
       this.destroyPair(pair);
     });
+  }
+
+  private held(pair: Pair): boolean {
+    if (this.mode !== 'blackhole') return false;
+    return this.heldSource === undefined || pair.client.remoteAddress === this.heldSource;
   }
 
   private destroyPair(pair: Pair): void {
