@@ -2,17 +2,20 @@
 # Broker memory per idle connection and per subscription, Meridian and mosquitto side by side.
 #
 # For each broker (started fresh on loopback): RSS idle; RSS while CONNECTIONS idle clients are connected
-# (`meridian bench conn`); then, on another fresh broker, RSS while CONNECTIONS clients each hold one QoS 1
-# subscription (`meridian bench sub`, topic mem/<i>). Per connection = (connected - idle) / CONNECTIONS;
-# per subscription = (subscribed - connected) / CONNECTIONS. RSS (VmRSS, which includes Meridian's memory-mapped
+# (`meridian bench conn`); then, on another fresh broker, RSS while CONNECTIONS clients each hold SUBS_PER_CLIENT
+# QoS 1 subscriptions (`meridian bench sub`, topics mem/<i>/<k>). Per connection = (connected - idle) / CONNECTIONS;
+# per subscription = (subscribed - connected) / (CONNECTIONS * SUBS_PER_CLIENT). Several subscriptions per client
+# lift the subscription cost above the noise of Meridian's garbage-collected heap. RSS (VmRSS, which includes Meridian's memory-mapped
 # LMDB pages) is read from /proc/<pid>/status SETTLE seconds after the last client is ready.
-# Environment: CONNECTIONS (10000)  SETTLE (3)  SKIP_BUILD=1  MERIDIAN_FLAGS (extra broker flags)
+# Environment: CONNECTIONS (10000)  SUBS_PER_CLIENT (10)  SETTLE (3)  SKIP_BUILD=1  MERIDIAN_FLAGS (extra broker flags)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK_DIR=$(mktemp -d /tmp/meridian-memory.XXXXXX)
 CONNECTIONS=${CONNECTIONS:-10000}
 SETTLE=${SETTLE:-3}
+SUBS_PER_CLIENT=${SUBS_PER_CLIENT:-10}
+SUBSCRIPTIONS=$((CONNECTIONS * SUBS_PER_CLIENT))
 # shellcheck source=lib/brokers.sh
 source "$REPO_ROOT/e2e/bench/lib/brokers.sh"
 
@@ -79,10 +82,12 @@ measure_broker() {
   log "$name: RSS with $CONNECTIONS connections $CONNECTED KiB ($(rss_detail "$PID"))"
   stop_pid "$PID"
   start_broker "$name"
-  log "$name: fresh broker, idle RSS $(rss_kb "$PID") KiB; $CONNECTIONS clients with one subscription each"
-  hold_and_measure "$PID" "$PORT" sub sub --topic 'mem/%i' --qos 1 --duration "$HOLD_SECONDS"
+  log "$name: fresh broker, idle RSS $(rss_kb "$PID") KiB; $CONNECTIONS clients with $SUBS_PER_CLIENT subscriptions each"
+  local topics=() k
+  for ((k = 0; k < SUBS_PER_CLIENT; k++)); do topics+=(--topic "mem/%i/$k"); done
+  hold_and_measure "$PID" "$PORT" sub sub "${topics[@]}" --qos 1 --duration "$HOLD_SECONDS"
   SUBSCRIBED=$RSS
-  log "$name: RSS with $CONNECTIONS connections + $CONNECTIONS subscriptions $SUBSCRIBED KiB ($(rss_detail "$PID"))"
+  log "$name: RSS with $CONNECTIONS connections + $SUBSCRIPTIONS subscriptions $SUBSCRIBED KiB ($(rss_detail "$PID"))"
   stop_pid "$PID"
 }
 
@@ -95,11 +100,13 @@ m_idle=$IDLE m_conn=$CONNECTED m_sub=$SUBSCRIBED
 measure_broker mosquitto
 q_idle=$IDLE q_conn=$CONNECTED q_sub=$SUBSCRIBED
 
-per() { awk -v a="$1" -v b="$2" -v n="$CONNECTIONS" 'BEGIN { printf "%.2f", (b - a) / n }'; }
+per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.2f", (b - a) / n }'; }
 echo "Broker RSS, $CONNECTIONS clients on loopback (KiB; per-item figures in KiB)"
 echo "Machine: $(machine_summary); load average $(load_average)"
 echo
-echo "| broker | idle RSS | + $CONNECTIONS connections | + 1 subscription each | per connection | per subscription |"
+echo "| broker | idle RSS | + $CONNECTIONS connections | + $SUBS_PER_CLIENT subscriptions each | per connection | per subscription |"
 echo "|---|---|---|---|---|---|"
-echo "| Meridian | $m_idle | $m_conn | $m_sub | $(per "$m_idle" "$m_conn") | $(per "$m_conn" "$m_sub") |"
-echo "| mosquitto | $q_idle | $q_conn | $q_sub | $(per "$q_idle" "$q_conn") | $(per "$q_conn" "$q_sub") |"
+for broker in Meridian mosquitto; do
+  if [[ $broker == Meridian ]]; then set -- "$m_idle" "$m_conn" "$m_sub"; else set -- "$q_idle" "$q_conn" "$q_sub"; fi
+  echo "| $broker | $1 | $2 | $3 | $(per "$1" "$2" "$CONNECTIONS") | $(per "$2" "$3" "$SUBSCRIPTIONS") |"
+done

@@ -55,7 +55,8 @@ conn options:
   --ready-file <path>        write this file once every client is connected (for scripts measuring the broker)
 
 sub options:
-  --topic <template>         topic filter template, wildcards allowed (default bench/%i)
+  --topic <template>         topic filter template, wildcards allowed (default bench/%i); repeat the flag to
+                             give each client several subscriptions (all in one SUBSCRIBE)
   --qos <0|1|2>              subscription QoS (default 0)
   --duration <s>             seconds to receive after the last SUBACK; 0 = exit once subscribed (default 10)
   --messages <n>             stop early after n messages received in total; 0 = no limit (default 0)
@@ -107,7 +108,7 @@ const connFlags = {
 
 const subFlags = {
   ...connectionFlags,
-  topic: { type: 'string', default: 'bench/%i' },
+  topic: { type: 'string', multiple: true },
   qos: { type: 'string', default: '0' },
   duration: { type: 'string', default: '10' },
   messages: { type: 'string', default: '0' },
@@ -130,7 +131,7 @@ const pubFlags = {
   'drain-timeout': { type: 'string', default: '5' },
 } as const;
 
-type ConnectionValues = { [K in keyof typeof connectionFlags]?: string | boolean };
+type ConnectionValues = { [K in keyof typeof connectionFlags]?: FlagValue };
 
 /** Parses the arguments after `meridian bench`; undefined means help was asked for. */
 export function parseBenchArgs(argv: readonly string[]): BenchInvocation | undefined {
@@ -158,8 +159,9 @@ function isCommandName(value: string): value is BenchCommandName {
   return value === 'conn' || value === 'sub' || value === 'pub';
 }
 
-type FlagSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>;
-type FlagValues<T extends FlagSpec> = { [K in keyof T]?: string | boolean };
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; default?: string | boolean }>;
+type FlagValue = string | boolean | string[] | undefined;
+type FlagValues<T extends FlagSpec> = { [K in keyof T]?: FlagValue };
 
 function parseFlags<T extends FlagSpec>(args: string[], flags: T): FlagValues<T> {
   try {
@@ -178,11 +180,11 @@ function connOptions(values: FlagValues<typeof connFlags>): ConnOptions {
 }
 
 function subOptions(values: FlagValues<typeof subFlags>): SubOptions {
-  const topic = stringFlag(values, 'topic');
-  checkTopic('--topic', topic, topicFilterProblem);
+  const topics = Array.isArray(values.topic) ? values.topic : ['bench/%i'];
+  for (const topic of topics) checkTopic('--topic', topic, topicFilterProblem);
   return {
     ...connectionOptions(values, 1000),
-    topic,
+    topics,
     qos: qosFlag(values, 'qos'),
     durationS: numberFlag(values, 'duration', { min: 0 }),
     messages: integerFlag(values, 'messages', { min: 0 }),
@@ -234,7 +236,7 @@ function connectionOptions(values: ConnectionValues, defaultCount: number): Conn
   };
 }
 
-function readyFile(value: string | boolean | undefined): { readyFile?: string } {
+function readyFile(value: FlagValue): { readyFile?: string } {
   return typeof value === 'string' ? { readyFile: value } : {};
 }
 
@@ -249,13 +251,13 @@ interface Bounds {
   max?: number;
 }
 
-function stringFlag(values: Record<string, string | boolean | undefined>, name: string): string {
+function stringFlag(values: Record<string, FlagValue>, name: string): string {
   const value = values[name];
   if (typeof value !== 'string' || value.length === 0) throw new BenchUsageError(`--${name} needs a value`);
   return value;
 }
 
-function numberFlag(values: Record<string, string | boolean | undefined>, name: string, bounds: Bounds): number {
+function numberFlag(values: Record<string, FlagValue>, name: string, bounds: Bounds): number {
   const raw = stringFlag(values, name);
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value)) throw new BenchUsageError(`--${name} must be a number, got "${raw}"`);
@@ -264,25 +266,25 @@ function numberFlag(values: Record<string, string | boolean | undefined>, name: 
   return value;
 }
 
-function integerFlag(values: Record<string, string | boolean | undefined>, name: string, bounds: Bounds): number {
+function integerFlag(values: Record<string, FlagValue>, name: string, bounds: Bounds): number {
   const value = numberFlag(values, name, bounds);
   if (!Number.isInteger(value)) throw new BenchUsageError(`--${name} must be a whole number, got ${value}`);
   return value;
 }
 
-function qosFlag(values: Record<string, string | boolean | undefined>, name: string): QoS {
+function qosFlag(values: Record<string, FlagValue>, name: string): QoS {
   const value = integerFlag(values, name, { min: 0, max: 2 });
   return value as QoS;
 }
 
-function protocolVersionFlag(values: Record<string, string | boolean | undefined>): ProtocolVersion {
+function protocolVersionFlag(values: Record<string, FlagValue>): ProtocolVersion {
   const raw = stringFlag(values, 'protocol-version');
   if (raw === '4' || raw === '3.1.1') return 4;
   if (raw === '5') return 5;
   throw new BenchUsageError(`--protocol-version must be 4 (MQTT 3.1.1) or 5, got "${raw}"`);
 }
 
-function booleanFlag(values: Record<string, string | boolean | undefined>, name: string): boolean {
+function booleanFlag(values: Record<string, FlagValue>, name: string): boolean {
   const raw = stringFlag(values, name);
   if (raw === 'true') return true;
   if (raw === 'false') return false;

@@ -175,20 +175,24 @@ function clientOptions(options: ConnectionOptions, clientId: string): IClientOpt
   };
 }
 
-/** Subscribes one client to its expanded filter; a refused subscription (SUBACK 0x80 or a v5 error) fails the run. */
-export async function subscribeClient(benchClient: BenchClient, template: string, qos: QoS, subackMs: Sample, endpoint: string): Promise<void> {
-  const filter = expandTemplate(template, { index: benchClient.index, clientId: benchClient.clientId });
+/**
+ * Subscribes one client to its expanded filters in one SUBSCRIBE, timing the SUBACK; a refused subscription
+ * (SUBACK 0x80 or an MQTT 5 error code) fails the run.
+ */
+export async function subscribeClient(benchClient: BenchClient, templates: readonly string[], qos: QoS, subackMs: Sample, endpoint: string): Promise<void> {
+  const filters = templates.map((template) => expandTemplate(template, benchClient));
+  const filter = filters.join('", "');
   const requestedAt = performance.now();
   let granted;
   try {
-    granted = await benchClient.client.subscribeAsync(filter, { qos });
+    granted = await benchClient.client.subscribeAsync(filters, { qos });
   } catch (error) {
     const cause = error instanceof Error ? error.message : String(error);
     throw new BenchConnectionError(`${benchClient.clientId} could not subscribe to "${filter}" on ${endpoint}: ${cause}`);
   }
   const refused = granted.find((grant) => grant.qos > 2);
   if (refused !== undefined) {
-    throw new BenchConnectionError(`${endpoint} refused ${benchClient.clientId}'s subscription to "${filter}" (reason code ${refused.qos})`);
+    throw new BenchConnectionError(`${endpoint} refused ${benchClient.clientId}'s subscription to "${refused.topic}" (reason code ${refused.qos})`);
   }
   subackMs.add(performance.now() - requestedAt);
 }

@@ -28,7 +28,8 @@ export interface ConnOptions extends ConnectionOptions {
 }
 
 export interface SubOptions extends ConnectionOptions {
-  topic: string;
+  /** Filter templates; each client subscribes to all of them in one SUBSCRIBE. */
+  topics: string[];
   qos: QoS;
   /** Seconds to receive once all are subscribed; 0 ends right after the last SUBACK. */
   durationS: number;

@@ -68,7 +68,7 @@ async function openSubscribers(options: PubOptions): Promise<SubscriberSide> {
     afterConnect: async (benchClient) => {
       receiver.attach(benchClient.client);
       filters.push(expandTemplate(options.subTopic, benchClient));
-      await subscribeClient(benchClient, options.subTopic, options.subQos, subackMs, endpoint);
+      await subscribeClient(benchClient, [options.subTopic], options.subQos, subackMs, endpoint);
     },
   });
   return { pool, receiver, filters, connect: times, subscribe: phaseTimes(subackMs, startedAt, performance.now()) };

@@ -40,7 +40,9 @@ export interface SubReport {
   command: 'sub';
   settings: Settings<SubOptions>;
   connect: PhaseTimes;
+  /** SUBACKs are per client; this counts the filters: clients x --topic flags. */
   subscribe: PhaseTimes;
+  subscriptions: number;
   receive: ReceiveReport;
 }
 
@@ -84,7 +86,8 @@ export function formatReport(report: BenchReport): string {
       break;
     case 'sub':
       lines.push(phaseLine('connect', 'subscribers', report.connect, 'connect'));
-      lines.push(phaseLine('subscribe', 'subscriptions', report.subscribe, 'suback'));
+      lines.push(phaseLine('subscribe', 'clients subscribed', report.subscribe, 'suback'));
+      lines.push(`           ${report.subscriptions} subscriptions in total`);
       lines.push(...receiveLines(report.receive));
       break;
     case 'pub':
@@ -106,7 +109,7 @@ function headline(report: BenchReport): string {
     case 'conn':
       return `meridian bench conn -> ${target}: ${s.count} connections, interval ${s.intervalMs} ms`;
     case 'sub':
-      return `meridian bench sub -> ${target}: ${s.count} subscribers on "${report.settings.topic}", QoS ${report.settings.qos}`;
+      return `meridian bench sub -> ${target}: ${s.count} subscribers on "${report.settings.topics.join('", "')}", QoS ${report.settings.qos}`;
     case 'pub': {
       const p = report.settings;
       const rate = p.rate > 0 ? `${p.rate} msg/s each` : 'max rate';

@@ -20,7 +20,7 @@ export async function runSubBench(options: SubOptions, signal?: AbortSignal): Pr
     count: options.count,
     afterConnect: async (benchClient) => {
       receiver.attach(benchClient.client);
-      await subscribeClient(benchClient, options.topic, options.qos, subackMs, endpoint);
+      await subscribeClient(benchClient, options.topics, options.qos, subackMs, endpoint);
     },
   });
   try {
@@ -29,7 +29,8 @@ export async function runSubBench(options: SubOptions, signal?: AbortSignal): Pr
     const enough = (): boolean => options.messages > 0 && receiver.received >= options.messages;
     await waitUntil(options.durationS * 1000, () => pool.lost !== undefined || enough(), signal);
     if (pool.lost) throw pool.lost;
-    return { command: 'sub', settings: settingsOf(options), connect: times, subscribe, receive: receiver.report() };
+    const subscriptions = subackMs.count * options.topics.length;
+    return { command: 'sub', settings: settingsOf(options), connect: times, subscribe, subscriptions, receive: receiver.report() };
   } finally {
     await pool.close();
   }

@@ -119,9 +119,16 @@ describe('meridian bench against mosquitto', () => {
     }
     const report = JSON.parse(stdout) as SubReport;
     expect(report.subscribe.count).toBe(4);
+    expect(report.subscriptions).toBe(4);
     expectOrdered(report.subscribe.perClientMs, 4);
     expect(report.receive).toMatchObject({ received: 40, withoutHeader: 0 });
     expectOrdered(report.receive.latencyMs, 40);
+  }, TEST_TIMEOUT_MS);
+
+  test('sub with several --topic flags subscribes each client to all of them', async () => {
+    const report = await benchJson<SubReport>(['sub', ...target, '--count', '5', '--topic', 'multi/%i/a', '--topic', 'multi/%c/+', '--duration', '0']);
+    expect(report.subscribe.count).toBe(5);
+    expect(report.subscriptions).toBe(10);
   }, TEST_TIMEOUT_MS);
 
   test('a connection failure exits 1 with a message naming the client and the address', async () => {

@@ -20,7 +20,13 @@ describe('parseBenchArgs', () => {
 
   it('accepts the wildcard sub template from the cluster issue', () => {
     const invocation = parseBenchArgs(['sub', '--count', '1000', '--topic', 't/bench/+/%i/sub/+/#']);
-    expect(invocation).toMatchObject({ command: 'sub', options: { count: 1000, topic: 't/bench/+/%i/sub/+/#', qos: 0 } });
+    expect(invocation).toMatchObject({ command: 'sub', options: { count: 1000, topics: ['t/bench/+/%i/sub/+/#'], qos: 0 } });
+  });
+
+  it('gives sub the default topic and takes several --topic flags as several subscriptions per client', () => {
+    expect(parseBenchArgs(['sub'])).toMatchObject({ options: { topics: ['bench/%i'] } });
+    expect(parseBenchArgs(['sub', '--topic', 'a/%i', '--topic', 'b/%i/#'])).toMatchObject({ options: { topics: ['a/%i', 'b/%i/#'] } });
+    expect(() => parseBenchArgs(['sub', '--topic', 'a/%i', '--topic', 'b/#/c'])).toThrow(/last/);
   });
 
   it('parses conn flags, credentials and seconds-to-milliseconds conversion', () => {
