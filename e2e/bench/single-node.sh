@@ -101,7 +101,7 @@ if [[ "${PROFILE:-0}" == 1 ]]; then
   profile=$(ls -t "$PROFILE_DIR"/*.cpuprofile 2>/dev/null | head -n 1 || true)
   if [[ -n "$profile" ]]; then
     echo
-    echo "Meridian CPU profile (whole run, self time): $profile"
+    echo "Meridian CPU profile (whole run, self time): $profile (copied to the JSON reports directory)"
     node "$REPO_ROOT/dist/e2e/bench/lib/cpuprofile-top.js" "$profile" 25
     cp "$profile" "$RESULTS_DIR/" 2>/dev/null || true
   else
