@@ -146,6 +146,12 @@ export const brokerConfigSchema = {
         heartbeatIntervalMs: { type: 'integer', minimum: 100, default: 3000 },
       },
     },
+    links: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { file: nonEmpty },
+    },
     mqtt: {
       type: 'object',
       additionalProperties: false,

@@ -133,6 +133,11 @@ export interface NodeConfig {
   dataDir: string;
 }
 
+export interface LinksSettings {
+  /** YAML file of cluster links (`links:` list), watched for changes; absent = no links. */
+  file?: string;
+}
+
 export interface BrokerConfig {
   node: NodeConfig;
   log: { level: LevelWithSilent };
@@ -143,4 +148,5 @@ export interface BrokerConfig {
   store: StoreConfig;
   mqtt: MqttConfig;
   cluster: ClusterConfig;
+  links: LinksSettings;
 }

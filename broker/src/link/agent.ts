@@ -1,0 +1,335 @@
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import type { AdminServer } from '../admin/server.js';
+import type { BrokerMetrics } from '../admin/metrics.js';
+import { LocalRoutes } from '../cluster/local-routes.js';
+import type { Logger } from '../log/logger.js';
+import type { Security } from '../mqtt/security.js';
+import type { NodeStore } from '../store/index.js';
+import { linkFingerprint, LinksFileError, parseLinksFile, type LinkConfig, type LinkConfigIssue } from './config.js';
+import { DedupWindow } from './dedup.js';
+import { decodeEnvelope, EnvelopeError } from './envelope.js';
+import { Link, type LinkContext, type LinkStatus } from './link.js';
+import { LinkMetrics } from './metrics.js';
+import { LinkQueueFullError, type LinkMessage } from './queue.js';
+import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
+
+export interface LinkAgentHost {
+  clusterName: string;
+  nodeName: string;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  admin: AdminServer;
+  store: NodeStore;
+  aedes: Aedes;
+  security: Security;
+}
+
+export interface LinkAgentOptions {
+  file: string;
+  /** Re-read interval of the links file besides change events. Default 2000 ms. */
+  pollIntervalMs?: number;
+}
+
+type Done = (err?: Error | null) => void;
+/** The node's own publish handling (cluster forwarding, shared subscriptions) that runs after the link's. */
+type LocalPublished = (done: Done) => void;
+
+interface RemoteAgent {
+  link: string;
+  actor: string;
+}
+
+/**
+ * The link agent embedded in a node: the links file (validated, hot-reloaded), one Link per remote cluster, the
+ * node's routes fed to every link, the `published` hook that queues what remote clusters want, and the handler of
+ * the `$LINK/...` control messages remote agents publish on this node. See README.md in this directory.
+ */
+export class LinkAgent {
+  private readonly links = new Map<string, Link>();
+  private readonly fingerprints = new Map<string, string>();
+  private issues: LinkConfigIssue[] = [];
+  private disabled: LinkConfig[] = [];
+  private fileError: string | null = null;
+  private lastText?: string;
+  private watcher?: FSWatcher;
+  private pollTimer?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private applying: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly localRoutes: LocalRoutes;
+  private readonly dedup: DedupWindow;
+  private readonly metrics: LinkMetrics;
+  /** Packets published here from a link: delivered locally, never queued for any link (no loops). */
+  private readonly linked = new WeakSet<object>();
+  private readonly remoteAgents = new Map<Client, RemoteAgent>();
+  private readonly logger: Logger;
+
+  private constructor(private readonly host: LinkAgentHost, private readonly options: LinkAgentOptions) {
+    this.logger = host.logger.child({ component: 'link' });
+    this.dedup = new DedupWindow(host.store.area('link-dedup'));
+    this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus => 'queue' in s));
+    this.localRoutes = new LocalRoutes((op, filter) => {
+      for (const link of this.links.values()) link.localRoute(op, filter);
+    });
+  }
+
+  static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
+    const agent = new LinkAgent(host, options);
+    agent.trackLocalSubscriptions();
+    agent.trackRemoteAgents();
+    host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: agent.describe() }));
+    agent.reload();
+    await agent.applying;
+    agent.watch();
+    return agent;
+  }
+
+  /**
+   * The aedes `published` hook, ahead of the node's own (`local`). Control messages from remote agents are
+   * handled here only. Any other message goes, once per link whose remote routes match it, into that link's
+   * queue; a QoS ≥ 1 publisher is acknowledged only once every copy is durable.
+   */
+  published(packet: AedesPublishPacket, client: Client | null, local: LocalPublished, done: Done): void {
+    if (client && isLinkTopic(packet.topic)) return this.onControl(packet, client, done);
+    if (this.linked.has(packet) || isLinkTopic(packet.topic)) return local(done);
+    const targets = [...this.links.values()].filter((link) => link.wants(packet.topic));
+    if (targets.length === 0) return local(done);
+    const message: LinkMessage = {
+      topic: packet.topic, payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
+      qos: packet.qos, retain: packet.retain, publisherClientId: client?.id ?? '', timestamp: Date.now(),
+    };
+    const durable = packet.qos > 0;
+    const queued = Promise.all(targets.map((link) => link.enqueue(message, durable).catch((err: Error) => {
+      if (err instanceof LinkQueueFullError) this.metrics.queueRejected.inc({ link: link.name });
+      throw err;
+    })));
+    if (!durable) {
+      queued.catch((err: Error) => this.logger.warn({ topic: packet.topic, err: err.message }, 'QoS 0 message not queued for a link'));
+      return local(done);
+    }
+    const handled = new Promise<void>((resolve, reject) => local((err) => (err ? reject(err) : resolve())));
+    Promise.all([queued, handled]).then(() => done(), (err: Error) => this.refusePublish(packet, client, err, done));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    clearInterval(this.pollTimer);
+    clearTimeout(this.debounce);
+    await this.applying;
+    await Promise.all([...this.links.values()].map((link) => link.stop()));
+    this.links.clear();
+  }
+
+  statuses(): Array<LinkStatus | { name: string; state: 'misconfigured' | 'disabled'; lastError: string | null }> {
+    const running = [...this.links.values()].map((link) => link.status());
+    const disabled = this.disabled.map((c) => ({ name: c.name, state: 'disabled' as const, lastError: null }));
+    const bad = this.issues.map((i) => ({ name: i.name ?? `links[${i.index}]`, state: 'misconfigured' as const, lastError: `${i.path}: ${i.reason}` }));
+    return [...running, ...disabled, ...bad];
+  }
+
+  // ── publishes ───────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * A QoS ≥ 1 message that could not be queued is not acknowledged: aedes closes the publisher's connection and
+   * it retransmits. For QoS 2 aedes has stored the packet id as received; forgetting it makes the retransmission
+   * a new publish instead of a duplicate aedes would only acknowledge (and never queue).
+   */
+  private refusePublish(packet: AedesPublishPacket, client: Client | null, err: Error, done: Done): void {
+    this.logger.warn({ topic: packet.topic, clientId: client?.id, err: err.message }, 'message not acknowledged: a link could not queue it');
+    if (!client || packet.qos !== 2) return done(err);
+    this.host.store.persistence.incomingDelPacket(client, { cmd: 'publish', messageId: packet.messageId }).then(() => done(err), () => done(err));
+  }
+
+  private onControl(packet: AedesPublishPacket, client: Client, done: Done): void {
+    const identity = this.host.security.identityOf(client);
+    const topic = parseControlTopic(packet.topic);
+    if (!identity?.superuser || topic === null || topic.kind === 'resp') {
+      this.logger.warn({ clientId: client.id, topic: packet.topic }, 'ignored a $LINK message: not a control topic or not from a link client');
+      return done();
+    }
+    const link = this.links.get(topic.cluster);
+    if (!link) {
+      // Not acknowledged: the remote keeps the message queued until this side has a link to it.
+      return done(new Error(`$LINK message from cluster ${JSON.stringify(topic.cluster)}, which has no link here`));
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (topic.kind === 'route') return this.onRoutes(link, topic, client, payload, done);
+    this.onMessage(link, topic, payload, done);
+  }
+
+  private onRoutes(link: Link, topic: ControlTopic, client: Client, payload: Buffer, done: Done): void {
+    this.remoteAgents.set(client, { link: link.name, actor: topic.actor });
+    link.counters.bytesIn += payload.length;
+    try {
+      link.receiveRoutes(topic.actor, payload);
+    } catch (err) {
+      this.logger.warn({ link: link.name, agent: topic.actor, err: (err as Error).message }, 'bad route-sync message from a remote agent: stream reset');
+      link.peerGone(topic.actor);
+    }
+    done();
+  }
+
+  private onMessage(link: Link, topic: ControlTopic, payload: Buffer, done: Done): void {
+    let envelope;
+    try {
+      envelope = decodeEnvelope(payload);
+      if (envelope.originCluster !== topic.cluster) throw new EnvelopeError(`envelope from cluster ${envelope.originCluster} on ${topic.actor}'s topic`);
+    } catch (err) {
+      // Acknowledged and dropped: resending a malformed envelope would block the remote's queue forever.
+      this.logger.error({ link: link.name, agent: topic.actor, err: (err as Error).message }, 'malformed forwarded message dropped');
+      return done();
+    }
+    link.counters.bytesIn += payload.length;
+    this.metrics.bytesIn.inc({ link: link.name }, payload.length);
+    const { message } = envelope;
+    this.dedup.process(topic.cluster, topic.actor, envelope.seq, () => this.publishLinked(message)).then((verdict) => {
+      if (verdict === 'duplicate') {
+        link.counters.deduplicated++;
+        this.metrics.deduplicated.inc({ link: link.name });
+      } else {
+        link.counters.received++;
+        this.metrics.received.inc({ link: link.name });
+      }
+      done();
+    }, (err: Error) => done(err));
+  }
+
+  private publishLinked(message: LinkMessage): Promise<void> {
+    const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+    this.linked.add(packet);
+    return new Promise((resolve, reject) => {
+      this.host.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** This node's routes follow aedes' live subscriptions and the store's persistent ones. */
+  private trackLocalSubscriptions(): void {
+    const { aedes, store } = this.host;
+    const subscribe = aedes.subscribe.bind(aedes);
+    const unsubscribe = aedes.unsubscribe.bind(aedes);
+    aedes.subscribe = (topic, func, done) => {
+      this.localRoutes.liveSubscribed(topic);
+      subscribe(topic, func, done);
+    };
+    aedes.unsubscribe = (topic, func, done) => {
+      this.localRoutes.liveUnsubscribed(topic);
+      unsubscribe(topic, func, done);
+    };
+    const persistence = store.persistence;
+    const byClient = new Map<string, string[]>();
+    for (const [clientId, filter] of persistence.queueingSubscriptions()) {
+      byClient.set(clientId, [...(byClient.get(clientId) ?? []), filter]);
+    }
+    for (const [clientId, filters] of byClient) this.localRoutes.stored(clientId, filters);
+    const previous = persistence.subscriptionObserver;
+    persistence.subscriptionObserver = {
+      stored: (clientId, filters) => {
+        this.localRoutes.stored(clientId, filters);
+        previous?.stored(clientId, filters);
+      },
+      unstored: (clientId, filters) => {
+        this.localRoutes.unstored(clientId, filters);
+        previous?.unstored(clientId, filters);
+      },
+    };
+  }
+
+  private currentRouteFilters(): string[] {
+    return [...this.localRoutes.routes()].map(([filter]) => filter);
+  }
+
+  private trackRemoteAgents(): void {
+    this.host.aedes.on('clientDisconnect', (client: Client) => {
+      const agent = this.remoteAgents.get(client);
+      if (!agent) return;
+      this.remoteAgents.delete(client);
+      this.links.get(agent.link)?.peerGone(agent.actor);
+    });
+  }
+
+  // ── the links file ──────────────────────────────────────────────────────────────────────────────────────
+
+  private watch(): void {
+    const schedule = (): void => {
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.reload(), 100);
+    };
+    try {
+      // A ConfigMap mount swaps a `..data` symlink: watch the directory, not the file.
+      this.watcher = watch(path.dirname(path.resolve(this.options.file)), { persistent: false }, schedule);
+      this.watcher.on('error', (err) => this.logger.warn({ file: this.options.file, err: err.message }, 'links file watch failed: relying on polling'));
+    } catch (err) {
+      this.logger.warn({ file: this.options.file, err: (err as Error).message }, 'cannot watch the links file directory: relying on polling');
+    }
+    this.pollTimer = setInterval(() => this.reload(), this.options.pollIntervalMs ?? 2000);
+    this.pollTimer.unref();
+  }
+
+  private reload(): void {
+    if (this.stopped) return;
+    let text: string;
+    try {
+      text = readFileSync(this.options.file, 'utf8');
+    } catch (err) {
+      this.setFileError(`cannot read ${this.options.file}: ${(err as Error).message}`);
+      return;
+    }
+    if (text === this.lastText) return;
+    this.lastText = text;
+    try {
+      const parsed = parseLinksFile(text, this.host.clusterName);
+      this.fileError = null;
+      for (const issue of parsed.issues) this.logger.error({ file: this.options.file, path: issue.path, reason: issue.reason }, 'link entry rejected');
+      this.applying = this.applying.then(() => this.apply(parsed.links, parsed.issues));
+    } catch (err) {
+      if (!(err instanceof LinksFileError)) throw err;
+      this.setFileError(`${this.options.file}: ${err.message}`);
+    }
+  }
+
+  private setFileError(message: string): void {
+    if (this.fileError !== message) this.logger.error({ err: message }, 'links file not applied: the running links are kept');
+    this.fileError = message;
+  }
+
+  /** Stops removed and changed links, starts new and changed ones; the others are not touched. */
+  private async apply(configs: LinkConfig[], issues: LinkConfigIssue[]): Promise<void> {
+    if (this.stopped) return;
+    const wanted = new Map(configs.filter((c) => c.enabled).map((c) => [c.name, c]));
+    this.issues = issues;
+    this.disabled = configs.filter((c) => !c.enabled);
+    for (const [name, link] of [...this.links]) {
+      const next = wanted.get(name);
+      if (next && linkFingerprint(next) === this.fingerprints.get(name)) continue;
+      this.links.delete(name);
+      this.fingerprints.delete(name);
+      await link.stop();
+    }
+    for (const [name, config] of wanted) {
+      if (this.links.has(name)) continue;
+      try {
+        const link = await Link.start(config, this.linkContext(), this.currentRouteFilters());
+        this.links.set(name, link);
+        this.fingerprints.set(name, linkFingerprint(config));
+      } catch (err) {
+        this.logger.error({ link: name, err: (err as Error).message }, 'link could not start');
+        this.issues.push({ index: -1, name, path: `links.${name}`, reason: `could not start: ${(err as Error).message}` });
+      }
+    }
+    this.logger.info({ links: [...this.links.keys()], rejected: issues.length, disabled: this.disabled.length }, 'links file applied');
+  }
+
+  private linkContext(): LinkContext {
+    const { host } = this;
+    return { localCluster: host.clusterName, nodeName: host.nodeName, aedes: host.aedes, store: host.store, logger: this.logger, metrics: this.metrics };
+  }
+
+  private describe(): object {
+    return { cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError, links: this.statuses() };
+  }
+}

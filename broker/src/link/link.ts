@@ -1,0 +1,372 @@
+import { readFileSync } from 'node:fs';
+import type { Aedes } from 'aedes';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from '../log/logger.js';
+import { intersectAll } from '../routing/intersect.js';
+import { RouteSync, exportOwnLaneOnly, type RouteSyncEvent } from '../routesync/index.js';
+import type { NodeStore } from '../store/index.js';
+import type { LinkConfig } from './config.js';
+import { encodeEnvelope } from './envelope.js';
+import { HubDriver } from './hub-driver.js';
+import { LinkQueue, type LinkMessage } from './queue.js';
+import { agentActor, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
+import type { LinkMetrics } from './metrics.js';
+
+export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'misconfigured' | 'disabled';
+
+export interface LinkContext {
+  localCluster: string;
+  nodeName: string;
+  aedes: Aedes;
+  store: NodeStore;
+  logger: Logger;
+  metrics: LinkMetrics;
+  /** Messages forwarded in flight per link (unacknowledged publishes to the remote). */
+  window?: number;
+}
+
+export interface LinkStatus {
+  name: string;
+  state: LinkState;
+  lastError: string | null;
+  server: string | null;
+  actor: string;
+  incarnation: number;
+  routeSync: string;
+  routesSent: number;
+  routesReceived: number;
+  remoteAgents: number;
+  bootstraps: number;
+  lastBootstrapAt: string | null;
+  queue: { depth: number; bytes: number; maxBytes: number; oldestAgeMs: number; whenFull: string };
+  forwarded: number;
+  received: number;
+  deduplicated: number;
+  bytesOut: number;
+  bytesIn: number;
+}
+
+const INCARNATION_AREA = 'link-meta';
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5000;
+
+/**
+ * One cluster link, both halves of it on this node:
+ * - outbound: an MQTT client to the remote cluster that carries this region's routes (its subscriptions
+ *   intersected with the link's topics, as the agent's route-sync lane) and the messages the remote wants, from
+ *   the durable queue, each acknowledged by the remote before it leaves the queue;
+ * - inbound: the remote agents' routes, learned from their route-sync streams on this node's listener; a
+ *   message published here that matches one goes into the queue.
+ */
+export class Link {
+  readonly actor: string;
+  private readonly logger: Logger;
+  private sender!: HubDriver;
+  private readonly receiver: HubDriver;
+  private client?: MqttClient;
+  private generation = 0;
+  private serverIndex = 0;
+  private reconnectDelay = RECONNECT_MIN_MS;
+  private reconnectTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private connected = false;
+  private inflight = 0;
+  private sentUpTo = 0;
+  private state: LinkState = 'connecting';
+  private lastError: string | null = null;
+  private bootstraps = 0;
+  private lastBootstrapAt: Date | null = null;
+  /** Local routes (filter → subscriber count) as the agent sees them, before intersection. */
+  private readonly localFilters = new Map<string, number>();
+  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0 };
+
+  private constructor(readonly config: LinkConfig, private readonly ctx: LinkContext, readonly queue: LinkQueue, private incarnation: number) {
+    this.actor = agentActor(ctx.localCluster, ctx.nodeName);
+    this.logger = ctx.logger.child({ link: config.name });
+    this.sender = this.createSender(incarnation);
+    this.receiver = new HubDriver(new RouteSync({
+      cluster: ctx.localCluster, actor: ctx.localCluster, incarnation: 1, role: 'agent', policy: exportOwnLaneOnly,
+      mirrorLocal: false, ttlMs: config.routeTtlSeconds * 1000, onEvent: (e) => this.onReceiverEvent(e),
+    }), (peer, frame) => this.respond(peer, frame));
+    queue.onReady = () => this.pumpMessages();
+  }
+
+  static async start(config: LinkConfig, ctx: LinkContext, localRoutes: Iterable<string>): Promise<Link> {
+    const queue = await LinkQueue.open(config.name, ctx.store.area(`link-queue/${config.name}`), config.queue);
+    const incarnation = await bumpIncarnation(ctx.store, config.name, 0);
+    const link = new Link(config, ctx, queue, incarnation);
+    for (const filter of localRoutes) link.localRoute('add', filter);
+    link.connect();
+    link.logger.info({ servers: config.servers, topics: config.topics, actor: link.actor, incarnation, queued: queue.depth }, 'link started');
+    return link;
+  }
+
+  get name(): string { return this.config.name; }
+
+  /** A local route appeared or went (first subscriber / last one): its intersections with the topics follow. */
+  localRoute(op: 'add' | 'delete', filter: string): void {
+    const count = this.localFilters.get(filter) ?? 0;
+    if (op === 'add') this.localFilters.set(filter, count + 1);
+    else if (count <= 1) this.localFilters.delete(filter);
+    else this.localFilters.set(filter, count - 1);
+    if (op === 'delete' && count === 0) return;
+    for (const part of intersectAll(filter, this.config.topics)) {
+      if (op === 'add') this.sender.subscribe(part);
+      else this.sender.unsubscribe(part);
+    }
+  }
+
+  /** Does a remote agent hold a route matching `topic`? */
+  wants(topic: string): boolean {
+    if (isLinkTopic(topic)) return false;
+    const table = this.receiver.sync.table;
+    return table !== null && table.match(topic).size > 0;
+  }
+
+  enqueue(message: LinkMessage, durable: boolean): Promise<number> {
+    return this.queue.append(message, { wait: durable });
+  }
+
+  /** A route-sync frame a remote agent published on this node. Throws on a malformed or refused frame. */
+  receiveRoutes(peer: string, frame: Buffer): void {
+    this.receiver.receive(peer, frame);
+  }
+
+  /** The remote agent's connection to this node closed. */
+  peerGone(peer: string): void {
+    this.receiver.disconnect(peer);
+  }
+
+  status(): LinkStatus {
+    this.refreshState();
+    const outbound = this.sender.sync.peers().find((p) => p.peer === this.config.name)?.outbound;
+    const table = this.receiver.sync.table;
+    return {
+      name: this.name,
+      state: this.state,
+      lastError: this.lastError,
+      server: this.connected ? this.currentServer() : null,
+      actor: this.actor,
+      incarnation: this.incarnation,
+      routeSync: outbound?.state ?? 'down',
+      routesSent: this.sender.sync.ownRoutes().length,
+      routesReceived: table?.size ?? 0,
+      remoteAgents: this.receiver.sync.lanes().filter((l) => !l.local).length,
+      bootstraps: this.bootstraps,
+      lastBootstrapAt: this.lastBootstrapAt?.toISOString() ?? null,
+      queue: { depth: this.queue.depth, bytes: this.queue.bytes, maxBytes: this.queue.maxBytes, oldestAgeMs: this.queue.oldestAgeMs(), whenFull: this.config.queue.whenFull },
+      ...this.counters,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.sender.stop();
+    this.receiver.stop();
+    this.queue.close();
+    const client = this.client;
+    this.client = undefined;
+    this.generation++;
+    if (client) await client.endAsync(true).catch(() => undefined);
+    this.logger.info('link stopped');
+  }
+
+  // ── outbound connection ──────────────────────────────────────────────────────────────────────────────────
+
+  private createSender(incarnation: number): HubDriver {
+    const ttlMs = this.config.routeTtlSeconds * 1000;
+    return new HubDriver(new RouteSync({
+      cluster: this.config.name, actor: this.actor, incarnation, role: 'agent', policy: exportOwnLaneOnly,
+      mirrorLocal: false, ttlMs, heartbeatMs: Math.min(5000, Math.floor(ttlMs / 3)), onEvent: (e) => this.onSenderEvent(e),
+    }), (_peer, frame) => this.client?.publish(routeTopic(this.actor), frame, { qos: 0 }));
+  }
+
+  private currentServer(): string {
+    return this.config.servers[this.serverIndex % this.config.servers.length];
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const generation = ++this.generation;
+    const server = this.currentServer();
+    let options: IClientOptions;
+    try {
+      options = this.clientOptions(server);
+    } catch (err) {
+      this.fail(`cannot prepare the connection to ${server}: ${(err as Error).message}`, 'misconfigured');
+      return;
+    }
+    this.state = 'connecting';
+    const client = mqtt.connect(options);
+    this.client = client;
+    client.on('connect', () => {
+      if (generation !== this.generation) return;
+      client.subscribe(responseTopic(this.actor), { qos: 0 }, (err, granted) => {
+        if (generation !== this.generation) return;
+        if (err || granted?.[0]?.qos === 128) {
+          this.dropConnection(client, generation, `subscription to ${responseTopic(this.actor)} refused (the link user must be a superuser on the remote)`);
+          return;
+        }
+        this.onConnected(server);
+      });
+    });
+    client.on('message', (topic, payload) => {
+      if (generation !== this.generation || topic !== responseTopic(this.actor)) return;
+      this.counters.bytesIn += payload.length;
+      try {
+        this.sender.receive(this.config.name, payload);
+      } catch (err) {
+        this.dropConnection(client, generation, `route sync from ${server}: ${(err as Error).message}`);
+      }
+    });
+    client.on('error', (err) => {
+      if (generation === this.generation) this.lastError = `${server}: ${err.message}`;
+    });
+    client.on('close', () => this.dropConnection(client, generation, this.lastError ?? `connection to ${server} closed`));
+  }
+
+  private clientOptions(server: string): IClientOptions {
+    const colon = server.lastIndexOf(':');
+    const { tls, username, passwordFile } = this.config;
+    const options: IClientOptions = {
+      host: server.slice(0, colon), port: Number(server.slice(colon + 1)), protocol: tls ? 'mqtts' : 'mqtt', protocolVersion: 4,
+      clientId: `${this.config.clientIdPrefix}${this.ctx.localCluster}-${this.ctx.nodeName}`, clean: true,
+      reconnectPeriod: 0, connectTimeout: 5000, keepalive: 15, resubscribe: false,
+      username, password: passwordFile ? readFileSync(passwordFile, 'utf8').trim() : undefined,
+    };
+    if (tls) {
+      options.ca = tls.caFile ? readFileSync(tls.caFile) : undefined;
+      options.cert = tls.certFile ? readFileSync(tls.certFile) : undefined;
+      options.key = tls.keyFile ? readFileSync(tls.keyFile) : undefined;
+      options.servername = tls.serverName;
+      options.rejectUnauthorized = tls.verify;
+    }
+    return options;
+  }
+
+  private onConnected(server: string): void {
+    this.connected = true;
+    this.reconnectDelay = RECONNECT_MIN_MS;
+    this.lastError = null;
+    this.state = 'connecting';
+    this.logger.info({ server }, 'link connected; route sync handshake');
+    this.sender.connect(this.config.name);
+    // Everything still in the queue may not have reached the remote: resend from the oldest (it de-duplicates).
+    this.inflight = 0;
+    this.sentUpTo = 0;
+    this.pumpMessages();
+  }
+
+  private dropConnection(client: MqttClient, generation: number, reason: string): void {
+    if (generation !== this.generation) return;
+    this.generation++;
+    if (this.connected) this.logger.warn({ reason }, 'link connection lost');
+    this.connected = false;
+    this.sender.disconnect(this.config.name);
+    client.removeAllListeners('close');
+    client.end(true);
+    this.fail(reason, this.state === 'misconfigured' ? 'misconfigured' : 'disconnected');
+  }
+
+  private fail(reason: string, state: LinkState): void {
+    this.lastError = reason;
+    this.state = state;
+    if (this.stopped) return;
+    clearTimeout(this.reconnectTimer);
+    this.serverIndex++;
+    this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelay);
+    this.reconnectDelay = Math.min(RECONNECT_MAX_MS, this.reconnectDelay * 2);
+  }
+
+  // ── forwarding ───────────────────────────────────────────────────────────────────────────────────────────
+
+  private pumpMessages(): void {
+    const client = this.client;
+    if (!client || !this.connected) return;
+    const window = this.ctx.window ?? 256;
+    const generation = this.generation;
+    while (this.inflight < window) {
+      const batch = this.queue.peek(this.sentUpTo, window - this.inflight);
+      if (batch.length === 0) return;
+      for (const entry of batch) {
+        this.sentUpTo = entry.seq;
+        this.inflight++;
+        const frame = encodeEnvelope({ originCluster: this.ctx.localCluster, seq: entry.seq, message: entry.message }, this.config.compression);
+        this.counters.bytesOut += frame.length;
+        this.ctx.metrics.bytesOut.inc({ link: this.name }, frame.length);
+        // QoS 1 suffices: the remote acknowledges only after publishing and recording the sequence, and it
+        // recognises a resend by the sequence; QoS 2 would add a round trip and two store writes per message.
+        client.publish(messageTopic(this.actor), frame, { qos: 1 }, (err) => {
+          if (generation !== this.generation) return;
+          this.inflight--;
+          if (err) return; // the connection is going: the entry stays and is resent after the reconnect
+          this.counters.forwarded++;
+          this.ctx.metrics.forwarded.inc({ link: this.name });
+          this.queue.ack(entry.seq).catch((e: Error) => this.logger.error({ err: e.message, seq: entry.seq }, 'link queue acknowledgement not stored'));
+          this.pumpMessages();
+        });
+      }
+    }
+  }
+
+  // ── route sync events ────────────────────────────────────────────────────────────────────────────────────
+
+  private onSenderEvent(event: RouteSyncEvent): void {
+    if (event.type === 'stream_rejected') {
+      if (event.result === 'stale_incarnation') {
+        void this.renewIncarnation(event.knownIncarnation);
+        return;
+      }
+      const reason = event.result === 'wrong_cluster'
+        ? `the servers of link ${JSON.stringify(this.name)} belong to another cluster: the link name must be the remote's cluster name`
+        : `route sync refused by the remote: ${event.result}`;
+      this.logger.error({ result: event.result }, reason);
+      this.state = 'misconfigured';
+      this.lastError = reason;
+    }
+  }
+
+  private onReceiverEvent(event: RouteSyncEvent): void {
+    if (event.type === 'lane_new') {
+      this.bootstraps++;
+      this.lastBootstrapAt = new Date();
+    }
+    if (event.type === 'stream_refused') this.logger.warn({ ...event }, 'remote agent refused');
+    else this.logger.info({ ...event }, `link route sync: ${event.type}`);
+  }
+
+  /** The remote saw a newer incarnation of this agent (its store was reset): continue above it. */
+  private async renewIncarnation(known: number): Promise<void> {
+    this.incarnation = await bumpIncarnation(this.ctx.store, this.name, known);
+    this.sender.stop();
+    this.sender = this.createSender(this.incarnation);
+    for (const [filter, count] of this.localFilters) {
+      for (let i = 0; i < count; i++) for (const part of intersectAll(filter, this.config.topics)) this.sender.subscribe(part);
+    }
+    if (this.connected) this.sender.connect(this.config.name);
+    this.logger.warn({ incarnation: this.incarnation }, 'link agent incarnation renewed above the one the remote knows');
+  }
+
+  /** Route-sync answers to a remote agent go to its response topic on this node. */
+  private respond(peer: string, frame: Buffer): void {
+    this.ctx.aedes.publish({ cmd: 'publish', topic: responseTopic(peer), payload: frame, qos: 0, retain: false, dup: false }, () => undefined);
+  }
+
+  /** Status of the link once connected and the route-sync handshake done. */
+  refreshState(): void {
+    if (this.state === 'misconfigured' || !this.connected) return;
+    const outbound = this.sender.sync.peers().find((p) => p.peer === this.config.name)?.outbound;
+    this.state = outbound?.state === 'ready' ? 'connected' : 'connecting';
+  }
+}
+
+async function bumpIncarnation(store: NodeStore, link: string, atLeast: number): Promise<number> {
+  const area = store.area(INCARNATION_AREA);
+  const stored = await area.get(`inc:${link}`);
+  const next = Math.max(stored ? Number(stored.readBigUInt64BE()) : 0, atLeast) + 1;
+  const value = Buffer.alloc(8);
+  value.writeBigUInt64BE(BigInt(next));
+  await area.put(`inc:${link}`, value);
+  return next;
+}

@@ -1,0 +1,48 @@
+import { Counter, Gauge } from 'prom-client';
+import type { BrokerMetrics } from '../admin/metrics.js';
+import type { LinkStatus } from './link.js';
+
+const STATES = ['connecting', 'connected', 'disconnected', 'misconfigured', 'disabled'] as const;
+
+/** Prometheus metrics of the node's cluster links, labelled by link (the remote cluster's name). */
+export class LinkMetrics {
+  readonly forwarded: Counter<'link'>;
+  readonly received: Counter<'link'>;
+  readonly deduplicated: Counter<'link'>;
+  readonly bytesOut: Counter<'link'>;
+  readonly bytesIn: Counter<'link'>;
+  readonly queueRejected: Counter<'link'>;
+
+  constructor(metrics: BrokerMetrics, statuses: () => LinkStatus[]) {
+    const registers = [metrics.registry];
+    const counter = (name: string, help: string): Counter<'link'> => new Counter({ name, help, labelNames: ['link'] as const, registers });
+    this.forwarded = counter('meridian_link_messages_forwarded_total', 'Messages sent to the remote cluster and acknowledged by it');
+    this.received = counter('meridian_link_messages_received_total', 'Messages received from the remote cluster and published here');
+    this.deduplicated = counter('meridian_link_messages_deduplicated_total', 'Resent messages from the remote cluster recognised and not published again');
+    this.bytesOut = counter('meridian_link_bytes_sent_total', 'Envelope bytes of forwarded messages sent to the remote cluster');
+    this.bytesIn = counter('meridian_link_bytes_received_total', 'Envelope bytes of messages received from the remote cluster');
+    this.queueRejected = counter('meridian_link_queue_rejected_total', 'Messages refused because the link queue was full (QoS ≥ 1: not acknowledged; QoS 0: dropped)');
+    const gauge = (name: string, help: string, value: (s: LinkStatus) => number): void => {
+      new Gauge({
+        name, help, labelNames: ['link'] as const, registers,
+        collect() {
+          this.reset();
+          for (const s of statuses()) this.set({ link: s.name }, value(s));
+        },
+      });
+    };
+    gauge('meridian_link_queue_messages', 'Messages waiting in the link queue', (s) => s.queue.depth);
+    gauge('meridian_link_queue_bytes', 'Bytes waiting in the link queue', (s) => s.queue.bytes);
+    gauge('meridian_link_queue_oldest_age_seconds', 'Age of the oldest message in the link queue (lag)', (s) => s.queue.oldestAgeMs / 1000);
+    gauge('meridian_link_routes_sent', 'Routes this agent exports to the remote cluster', (s) => s.routesSent);
+    gauge('meridian_link_routes_received', 'Routes the remote cluster\'s agents hold here', (s) => s.routesReceived);
+    gauge('meridian_link_bootstraps', 'Route bootstraps received from the remote cluster\'s agents', (s) => s.bootstraps);
+    new Gauge({
+      name: 'meridian_link_state', help: 'Link state (1 for the current one)', labelNames: ['link', 'state'] as const, registers,
+      collect() {
+        this.reset();
+        for (const s of statuses()) for (const state of STATES) this.set({ link: s.name, state }, s.state === state ? 1 : 0);
+      },
+    });
+  }
+}
