@@ -2,6 +2,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type QosLabel = '0' | '1' | '2';
 
+type BoundCounter = ReturnType<Counter<'qos'>['labels']>;
+
+function byQos(counter: Counter<'qos'>): Record<QosLabel, BoundCounter> {
+  return { 0: counter.labels('0'), 1: counter.labels('1'), 2: counter.labels('2') };
+}
+
 /**
  * The node's Prometheus registry. One registry per node (not prom-client's global one), so several nodes can live
  * in one process in tests and later modules (cluster, links) add their own metrics to the same registry.
@@ -27,6 +33,12 @@ export class BrokerMetrics {
     name: 'meridian_store_write_seconds', help: 'Latency of durable store commits',
     buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry],
   });
+
+  // Per-message counters bound to their label once: a labelled inc() on every message costs a lookup.
+  readonly messagesInByQos = byQos(this.messagesIn);
+  readonly messagesOutByQos = byQos(this.messagesOut);
+  readonly bytesInByQos = byQos(this.bytesIn);
+  readonly bytesOutByQos = byQos(this.bytesOut);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'meridian_process_' });
