@@ -4,6 +4,7 @@ import type {
   BenchInvocation,
   ConnectionOptions,
   ConnOptions,
+  Endpoint,
   ProtocolVersion,
   PubOptions,
   QoS,
@@ -36,6 +37,8 @@ Topic templates: %i is the 1-based client index, %c the client id, %% a literal 
 Connection options (all commands):
   --host <host>              broker host (default localhost)
   --port <port>              broker MQTT port (default 1883)
+  --hosts <host:port,...>    several brokers, e.g. the nodes of a cluster: client i connects to the
+                             ((i - 1) mod n)-th of the n addresses (round-robin); replaces --host and --port
   --username <name>          MQTT username
   --password <secret>        MQTT password
   --count <n>                clients to open: connections, subscribers or publishers
@@ -60,7 +63,8 @@ sub options:
   --qos <0|1|2>              subscription QoS (default 0)
   --duration <s>             seconds to receive after the last SUBACK; 0 = exit once subscribed (default 10)
   --messages <n>             stop early after n messages received in total; 0 = no limit (default 0)
-  --ready-file <path>        write this file once every client is subscribed
+  --ready-file <path>        write this file once every client is subscribed: JSON with the run's start and
+                             the last SUBACK as epoch milliseconds (startedAtEpochMs, subscribedAtEpochMs)
 
 pub options:
   --topic <template>         topic template, no wildcards (default bench/%i)
@@ -80,12 +84,17 @@ pub options:
   --sub-topic <template>     subscribers' topic filter template (default: the --topic template, so
                              publisher i pairs with subscriber i)
   --sub-qos <0|1|2>          subscribers' QoS (default: --qos)
+  --sub-hosts <host:port,...>
+                             brokers the subscribers connect to, round-robin like --hosts (default: the
+                             publishers' brokers), e.g. publishers on one cluster node, subscribers on another
   --drain-timeout <s>        seconds to wait after publishing for outstanding acks and deliveries (default 5)
 `;
 
 const connectionFlags = {
-  host: { type: 'string', default: 'localhost' },
-  port: { type: 'string', default: '1883' },
+  // No defaults for host and port: connectionOptions() applies them, so it can tell whether they were given.
+  host: { type: 'string' },
+  port: { type: 'string' },
+  hosts: { type: 'string' },
   username: { type: 'string' },
   password: { type: 'string' },
   count: { type: 'string' },
@@ -128,6 +137,7 @@ const pubFlags = {
   'e2e-window': { type: 'string', default: '0' },
   'sub-topic': { type: 'string' },
   'sub-qos': { type: 'string' },
+  'sub-hosts': { type: 'string' },
   'drain-timeout': { type: 'string', default: '5' },
 } as const;
 
@@ -200,8 +210,10 @@ function pubOptions(values: FlagValues<typeof pubFlags>): PubOptions {
   const qos = qosFlag(values, 'qos');
   const durationS = numberFlag(values, 'duration', { min: 0 });
   if (durationS === 0) throw new BenchUsageError('--duration must be greater than 0: it bounds every pub run');
+  const connection = connectionOptions(values, 1);
+  const subHosts = values['sub-hosts'];
   return {
-    ...connectionOptions(values, 1),
+    ...connection,
     topic,
     qos,
     payloadSize: integerFlag(values, 'payload-size', { min: HEADER_BYTES, max: 256 * 1024 * 1024 }),
@@ -213,6 +225,7 @@ function pubOptions(values: FlagValues<typeof pubFlags>): PubOptions {
     e2eWindow: integerFlag(values, 'e2e-window', { min: 0 }),
     subTopic,
     subQos: values['sub-qos'] === undefined ? qos : qosFlag(values, 'sub-qos'),
+    subHosts: typeof subHosts === 'string' ? parseHostList('--sub-hosts', subHosts) : connection.hosts,
     drainTimeoutS: numberFlag(values, 'drain-timeout', { min: 0 }),
   };
 }
@@ -221,8 +234,7 @@ function connectionOptions(values: ConnectionValues, defaultCount: number): Conn
   const username = values.username;
   const password = values.password;
   return {
-    host: stringFlag(values, 'host'),
-    port: integerFlag(values, 'port', { min: 1, max: 65535 }),
+    ...endpoints(values),
     ...(typeof username === 'string' ? { username } : {}),
     ...(typeof password === 'string' ? { password } : {}),
     count: values.count === undefined ? defaultCount : integerFlag(values, 'count', { min: 1 }),
@@ -234,6 +246,41 @@ function connectionOptions(values: ConnectionValues, defaultCount: number): Conn
     connectTimeoutMs: numberFlag(values, 'connect-timeout', { min: 0.001 }) * 1000,
     protocolVersion: protocolVersionFlag(values),
   };
+}
+
+/** --hosts, or the single --host/--port (defaults localhost:1883); the first endpoint is also host/port. */
+function endpoints(values: ConnectionValues): { host: string; port: number; hosts: Endpoint[] } {
+  if (typeof values.hosts === 'string') {
+    if (values.host !== undefined || values.port !== undefined) {
+      throw new BenchUsageError('--hosts replaces --host and --port: give one or the other');
+    }
+    const hosts = parseHostList('--hosts', values.hosts);
+    const [first] = hosts as [Endpoint, ...Endpoint[]];
+    return { host: first.host, port: first.port, hosts };
+  }
+  const host = values.host === undefined ? 'localhost' : stringFlag(values, 'host');
+  const port = values.port === undefined ? 1883 : integerFlag(values, 'port', { min: 1, max: 65535 });
+  return { host, port, hosts: [{ host, port }] };
+}
+
+/** "host:port,host:port,[::1]:port" → endpoints, in the given order (the round-robin order). */
+export function parseHostList(flag: string, list: string): Endpoint[] {
+  const entries = list.split(',').map((entry) => entry.trim());
+  if (entries.some((entry) => entry.length === 0)) throw new BenchUsageError(`${flag} has an empty entry in "${list}"`);
+  return entries.map((entry) => parseEndpoint(flag, entry));
+}
+
+function parseEndpoint(flag: string, entry: string): Endpoint {
+  const colon = entry.lastIndexOf(':');
+  if (colon <= 0) throw new BenchUsageError(`${flag}: "${entry}" is not host:port`);
+  const rawHost = entry.slice(0, colon);
+  const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
+  const rawPort = entry.slice(colon + 1);
+  const port = Number(rawPort);
+  if (host.length === 0 || !/^\d+$/.test(rawPort) || port < 1 || port > 65535) {
+    throw new BenchUsageError(`${flag}: "${entry}" is not host:port with a port from 1 to 65535`);
+  }
+  return { host, port };
 }
 
 function readyFile(value: FlagValue): { readyFile?: string } {

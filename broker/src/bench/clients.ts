@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import type { ConnectionOptions, QoS } from './options.js';
+import type { ConnectionOptions, Endpoint, QoS } from './options.js';
 import { ratePerSecond, Sample, type Distribution } from './stats.js';
 import { expandTemplate } from './template.js';
 import { raceTimeout, sleepUntil } from './timing.js';
@@ -73,8 +73,25 @@ export class ClientPool {
   }
 }
 
+/** The brokers of a run, for reports and error messages: "host:port" or "host:port,host:port". */
 export function endpointOf(options: ConnectionOptions): string {
-  return `${options.host}:${options.port}`;
+  return options.hosts.map(formatEndpoint).join(',');
+}
+
+/** The broker client `index` (1-based) connects to: round-robin over --hosts. */
+export function endpointFor(options: ConnectionOptions, index: number): Endpoint {
+  const endpoint = options.hosts[(index - 1) % options.hosts.length];
+  if (endpoint === undefined) throw new BenchRunError('no broker address to connect to (empty --hosts)');
+  return endpoint;
+}
+
+/** "host:port" of the broker client `index` connects to, for messages. */
+export function clientEndpoint(options: ConnectionOptions, index: number): string {
+  return formatEndpoint(endpointFor(options, index));
+}
+
+function formatEndpoint({ host, port }: Endpoint): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export interface ConnectRequest {
@@ -119,7 +136,8 @@ export async function connectClients(options: ConnectionOptions, request: Connec
 async function openClient(options: ConnectionOptions, request: ConnectRequest, index: number, pool: ClientPool, connectMs: Sample): Promise<void> {
   const clientId = `${options.clientIdPrefix}${request.role}_${index}`;
   const requestedAt = performance.now();
-  const { client, connack } = await connectOne(options, clientId, `${request.role} client ${index} (${clientId})`);
+  const endpoint = endpointFor(options, index);
+  const { client, connack } = await connectOne(options, endpoint, clientId, `${request.role} client ${index} (${clientId})`);
   connectMs.add(performance.now() - requestedAt);
   const receiveMaximum = connack.properties?.receiveMaximum;
   const benchClient: BenchClient = { client, index, clientId, ...(receiveMaximum !== undefined ? { receiveMaximum } : {}) };
@@ -127,15 +145,15 @@ async function openClient(options: ConnectionOptions, request: ConnectRequest, i
   await request.afterConnect?.(benchClient);
 }
 
-function connectOne(options: ConnectionOptions, clientId: string, label: string): Promise<{ client: MqttClient; connack: IConnackPacket }> {
-  const client = mqtt.connect(clientOptions(options, clientId));
+function connectOne(options: ConnectionOptions, endpoint: Endpoint, clientId: string, label: string): Promise<{ client: MqttClient; connack: IConnackPacket }> {
+  const client = mqtt.connect(clientOptions(options, endpoint, clientId));
   // Nagle's algorithm would hold small publishes back for tens of ms and swamp the latency being measured.
   if (client.stream instanceof Socket) client.stream.setNoDelay(true);
   return new Promise((resolve, reject) => {
     const fail = (cause: string): void => {
       cleanUp();
       client.end(true);
-      reject(new BenchConnectionError(`${label} could not connect to ${endpointOf(options)}: ${cause}`));
+      reject(new BenchConnectionError(`${label} could not connect to ${formatEndpoint(endpoint)}: ${cause}`));
     };
     const onError = (error: Error): void => fail(error.message);
     const onClose = (): void => fail('connection closed before CONNACK');
@@ -158,10 +176,10 @@ function connectOne(options: ConnectionOptions, clientId: string, label: string)
   });
 }
 
-function clientOptions(options: ConnectionOptions, clientId: string): IClientOptions {
+function clientOptions(options: ConnectionOptions, endpoint: Endpoint, clientId: string): IClientOptions {
   return {
-    host: options.host,
-    port: options.port,
+    host: endpoint.host,
+    port: endpoint.port,
     protocol: 'mqtt',
     clientId,
     clean: options.clean,

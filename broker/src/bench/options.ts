@@ -3,9 +3,21 @@ export type BenchCommandName = 'conn' | 'sub' | 'pub';
 export type QoS = 0 | 1 | 2;
 export type ProtocolVersion = 4 | 5;
 
-export interface ConnectionOptions {
+/** One broker address a bench client connects to. */
+export interface Endpoint {
   host: string;
   port: number;
+}
+
+export interface ConnectionOptions {
+  /** --host/--port, or the first of --hosts. */
+  host: string;
+  port: number;
+  /**
+   * The brokers the clients connect to, round-robin by client index: client i (1-based) uses
+   * hosts[(i - 1) % hosts.length]. From --hosts, or the single --host/--port.
+   */
+  hosts: Endpoint[];
   username?: string;
   password?: string;
   /** Number of clients this command opens (publishers for `pub`). */
@@ -54,6 +66,8 @@ export interface PubOptions extends ConnectionOptions {
   e2eWindow: number;
   subTopic: string;
   subQos: QoS;
+  /** Brokers the in-process subscribers connect to, round-robin like `hosts` (default: `hosts`). */
+  subHosts: Endpoint[];
   /** Seconds to wait after publishing for outstanding acks and deliveries. */
   drainTimeoutS: number;
 }

@@ -1,4 +1,4 @@
-import { connectClients, endpointOf, phaseTimes, type ClientPool, type PhaseTimes } from './clients.js';
+import { clientEndpoint, connectClients, phaseTimes, type ClientPool, type PhaseTimes } from './clients.js';
 import { subscribeClient } from './clients.js';
 import type { PubOptions } from './options.js';
 import { PublishLoop, type Publisher } from './publisher.js';
@@ -60,15 +60,15 @@ async function openSubscribers(options: PubOptions): Promise<SubscriberSide> {
   const receiver = new Receiver();
   const subackMs = new Sample();
   const filters: string[] = [];
-  const endpoint = endpointOf(options);
+  const subscriberConnection = { ...options, hosts: options.subHosts };
   const startedAt = performance.now();
-  const { pool, times } = await connectClients(options, {
+  const { pool, times } = await connectClients(subscriberConnection, {
     role: 'sub',
     count: options.subscribers,
     afterConnect: async (benchClient) => {
       receiver.attach(benchClient.client);
       filters.push(expandTemplate(options.subTopic, benchClient));
-      await subscribeClient(benchClient, [options.subTopic], options.subQos, subackMs, endpoint);
+      await subscribeClient(benchClient, [options.subTopic], options.subQos, subackMs, clientEndpoint(subscriberConnection, benchClient.index));
     },
   });
   return { pool, receiver, filters, connect: times, subscribe: phaseTimes(subackMs, startedAt, performance.now()) };

@@ -1,5 +1,5 @@
 import type { PhaseTimes } from './clients.js';
-import type { ConnOptions, PubOptions, SubOptions } from './options.js';
+import type { ConnOptions, Endpoint, PubOptions, SubOptions } from './options.js';
 import type { Distribution } from './stats.js';
 
 export interface ReceiveReport {
@@ -104,7 +104,7 @@ export function formatReport(report: BenchReport): string {
 
 function headline(report: BenchReport): string {
   const s = report.settings;
-  const target = `${s.host}:${s.port}`;
+  const target = s.hosts.map(({ host, port }) => `${host}:${port}`).join(',');
   switch (report.command) {
     case 'conn':
       return `meridian bench conn -> ${target}: ${s.count} connections, interval ${s.intervalMs} ms`;
@@ -113,11 +113,16 @@ function headline(report: BenchReport): string {
     case 'pub': {
       const p = report.settings;
       const rate = p.rate > 0 ? `${p.rate} msg/s each` : 'max rate';
-      const subs = p.subscribers > 0 ? ` -> ${p.subscribers} subscribers on "${p.subTopic}" (QoS ${p.subQos})` : '';
+      const subTarget = sameEndpoints(p.subHosts, p.hosts) ? '' : ` at ${p.subHosts.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+      const subs = p.subscribers > 0 ? ` -> ${p.subscribers} subscribers on "${p.subTopic}"${subTarget} (QoS ${p.subQos})` : '';
       const window = p.e2eWindow > 0 ? `, e2e window ${p.e2eWindow}` : '';
       return `meridian bench pub -> ${target}: ${p.count} publishers on "${p.topic}" QoS ${p.qos}${subs}, ${p.payloadSize} B, ${rate}${window}`;
     }
   }
+}
+
+function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  return a.length === b.length && a.every((endpoint, i) => endpoint.host === b[i]?.host && endpoint.port === b[i]?.port);
 }
 
 function phaseLine(label: string, noun: string, phase: PhaseTimes, replyName: string): string {
