@@ -260,9 +260,7 @@ export class SessionTakeover {
     this.stopped = true;
     for (const [clientId, handover] of this.handovers) {
       clearTimeout(handover.timer);
-      if (handover.detached) this.deps.store.reattachSession(handover.detached);
-      handover.release();
-      this.handovers.delete(clientId);
+      this.takeBack(clientId, handover.token);
     }
     for (const waiters of this.peerWaiters.values()) for (const wake of waiters) wake();
     this.peerWaiters.clear();
@@ -476,11 +474,16 @@ export class SessionTakeover {
     const handover = this.handovers.get(clientId);
     if (handover?.token !== token) return;
     this.handovers.delete(clientId);
-    if (handover.detached) {
-      this.deps.store.reattachSession(handover.detached);
-      this.claim(clientId, handover.claimTime);
+    try {
+      if (handover.detached) {
+        this.deps.store.reattachSession(handover.detached);
+        this.claim(clientId, handover.claimTime);
+      }
+    } catch (err) {
+      this.logger.error({ clientId, err: (err as Error).message }, 'takeover: could not take a session back into memory; its disk copy returns at the next restart');
+    } finally {
+      handover.release();
     }
-    handover.release();
     this.logger.warn({ clientId, to: handover.to, committed: handover.detached !== undefined, timeoutMs: this.options.handoverTimeoutMs },
       'takeover: handover not completed in time; the session stays here (if the other node imported it too, the copies are merged later)');
   }
