@@ -42,8 +42,15 @@ export interface ApiServer {
   /** Kubeconfig of a user passed in `users` (authorised by RBAC only). */
   kubeconfigFor(user: string): string;
   kubectl(args: string[], options?: { input?: string; user?: string }): Promise<CommandResult>;
-  /** A raw API request as admin (or `user`); the body is JSON. */
-  request(method: string, apiPath: string, body?: unknown, user?: string): Promise<{ status: number; body: unknown }>;
+  /** A raw API request as admin (or `user`); the body is JSON, sent as `contentType` (default application/json). */
+  request(method: string, apiPath: string, body?: unknown, user?: string, contentType?: string): Promise<{ status: number; body: unknown }>;
+  /**
+   * Kills kube-apiserver (SIGKILL, a crash: on SIGTERM it waits for open watches for a long while; etcd keeps
+   * running), waits `downMs`, and starts it again on the same port with the same flags: clients see their
+   * connections and watches drop, then a server whose watch cache starts at the current etcd revision (older
+   * resource versions get 410 Gone).
+   */
+  restartApiServer(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -89,10 +96,11 @@ function startProcess(binary: string, args: string[], logFile: string): ChildPro
   return child;
 }
 
+/** SIGTERM, then SIGKILL after `timeoutMs` (0: SIGKILL at once). */
 async function stopProcess(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
+  process.kill(child.pid, timeoutMs === 0 ? 'SIGKILL' : 'SIGTERM');
   const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), timeoutMs);
   await exited;
   clearTimeout(timer);
@@ -131,6 +139,7 @@ function httpsRequest(
   token: string,
   method: string,
   body?: unknown,
+  contentType = 'application/json',
 ): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -140,7 +149,7 @@ function httpsRequest(
       headers: {
         authorization: `Bearer ${token}`,
         accept: 'application/json',
-        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        ...(payload === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) }),
       },
     });
     req.on('response', (res) => {
@@ -270,7 +279,15 @@ export async function startApiServer(options: StartOptions = {}): Promise<ApiSer
       existsSync(caFile) && (await httpsRequest(`${url}/readyz`, readFileSync(caFile, 'utf8'), adminToken, 'GET')).status === 200;
     await waitFor('kube-apiserver', ready, apiserver, logFile, timeoutMs);
     const pids = { etcd: etcd.pid as number, apiserver: apiserver.pid as number };
-    return makeHandle({ url, dir, caFile, binDir, pids, tokens: creds.tokens, stop });
+    const args = apiServerArgs(dir, started.url, port, creds);
+    const restartApiServer = async (downMs = 0): Promise<void> => {
+      if (apiserver) await stopProcess(apiserver, 0);
+      await sleep(downMs);
+      apiserver = startProcess(path.join(binDir, 'kube-apiserver'), args, logFile);
+      pids.apiserver = apiserver.pid as number;
+      await waitFor('kube-apiserver (restarted)', ready, apiserver, logFile, timeoutMs);
+    };
+    return makeHandle({ url, dir, caFile, binDir, pids, tokens: creds.tokens, stop, restartApiServer });
   } catch (err) {
     await stop();
     throw err;
@@ -285,9 +302,10 @@ interface HandleParts {
   pids: { etcd: number; apiserver: number };
   tokens: Map<string, string>;
   stop: () => Promise<void>;
+  restartApiServer: (downMs?: number) => Promise<void>;
 }
 
-function makeHandle({ url, dir, caFile, binDir, pids, tokens, stop }: HandleParts): ApiServer {
+function makeHandle({ url, dir, caFile, binDir, pids, tokens, stop, restartApiServer }: HandleParts): ApiServer {
   const kubeconfigs = new Map<string, string>();
   const kubeconfigFor = (user: string): string => {
     const token = tokens.get(user);
@@ -310,7 +328,8 @@ function makeHandle({ url, dir, caFile, binDir, pids, tokens, stop }: HandlePart
     kubeconfig: kubeconfigFor('admin'),
     kubeconfigFor,
     kubectl: (args, opts = {}) => runCommand(path.join(binDir, 'kubectl'), ['--kubeconfig', kubeconfigFor(opts.user ?? 'admin'), ...args], opts.input),
-    request: (method, apiPath, body, user = 'admin') => httpsRequest(`${url}${apiPath}`, ca, tokens.get(user) ?? '', method, body),
+    request: (method, apiPath, body, user = 'admin', contentType) => httpsRequest(`${url}${apiPath}`, ca, tokens.get(user) ?? '', method, body, contentType),
+    restartApiServer,
     stop,
   };
 }
