@@ -9,7 +9,7 @@ export function registerClusterApi(cluster: ClusterNode, admin: AdminServer): vo
 function describeCluster(cluster: ClusterNode): object {
   const lanes = new Map(cluster.sync.lanes().map((lane) => [lane.actor, lane]));
   const links = new Map(cluster.transport.stats().peers.map((peer) => [peer.nodeId, peer]));
-  const table = cluster.sync.table?.stats();
+  const table = cluster.routes.stats();
   const self = lanes.get(cluster.nodeId);
   const nodes = [
     {
@@ -33,8 +33,8 @@ function describeCluster(cluster: ClusterNode): object {
     nodeId: cluster.nodeId,
     role: cluster.role,
     upstreamCore: cluster.upstreamCore,
-    routes: table?.routes ?? 0,
-    owners: table?.owners ?? 0,
+    routes: table.routes,
+    owners: table.owners,
     nodes,
     lanes: [...lanes.values()].map((lane) => ({ actor: lane.actor, incarnation: lane.incarnation, version: lane.version, routes: lane.routes })),
     sync: { peers: cluster.sync.peers(), stats: cluster.sync.stats() },

@@ -9,11 +9,15 @@ import { Channel, ClusterTransport, readClusterSecret, type ConnectedPeer, type 
 import { Discovery } from './discovery.js';
 import { Forwarder } from './forwarder.js';
 import { LocalRoutes } from './local-routes.js';
+import { ClusterRoutes, ClusterSharedSubscriptions } from './shared-subscriptions.js';
+import type { SharedSubscriptions } from '../mqtt/shared-subscriptions.js';
 import { Membership, type GossipedMember } from './membership.js';
 import { ClusterMetrics } from './metrics.js';
 import { RouteSyncDriver } from './route-sync-driver.js';
 import { Rpc } from './rpc.js';
 import { registerClusterApi } from './api.js';
+import { RetainedReplicator } from './retained.js';
+import { SessionTakeover, registerTakeoverApi } from './takeover.js';
 import { readFileSync } from 'node:fs';
 
 export interface ClusterHost {
@@ -23,6 +27,8 @@ export interface ClusterHost {
   admin: AdminServer;
   store: NodeStore;
   aedes: Aedes;
+  /** The node's shared-subscription members; the cluster picks the node, they pick the member. */
+  shared: SharedSubscriptions;
 }
 
 /**
@@ -36,6 +42,10 @@ export class ClusterNode {
   readonly rpc: Rpc;
   readonly driver: RouteSyncDriver;
   readonly forwarder: Forwarder;
+  readonly shares: ClusterSharedSubscriptions;
+  readonly retained: RetainedReplicator;
+  /** Cluster-wide client ids: takeover and session handover between nodes. */
+  readonly takeover: SessionTakeover;
   readonly startedAt = Date.now();
   /** For a replicant: the core its routes go to and the merged table comes from. */
   private upstream?: string;
@@ -49,6 +59,8 @@ export class ClusterNode {
     readonly transport: ClusterTransport,
     readonly sync: RouteSync,
     readonly selfAddress: string,
+    /** The cluster route table (route sync's sink): ordinary routes and shared-subscription groups. */
+    readonly routes: ClusterRoutes,
   ) {
     this.logger = host.logger.child({ component: 'cluster' });
     this.membership = new Membership(this.nodeId);
@@ -59,7 +71,13 @@ export class ClusterNode {
       resetPeer: (nodeId, reason) => transport.removePeer(nodeId, reason),
     }, this.metrics, this.logger);
     this.localRoutes = new LocalRoutes((op, filter, routeId) => (op === 'add' ? this.driver.subscribe(filter, routeId) : this.driver.unsubscribe(filter, routeId)));
-    this.forwarder = new Forwarder(this.nodeId, sync.table as NonNullable<RouteSync['table']>, transport, host.aedes, this.metrics, this.logger);
+    this.takeover = new SessionTakeover({
+      nodeId: this.nodeId, store: host.store.persistence, rpc: this.rpc, peers: this.membership, takeovers: this.metrics.takeovers, logger: this.logger,
+    });
+    this.retained = new RetainedReplicator(this.rpc, host.store.persistence,
+      () => this.membership.list().filter((m) => m.connected).map((m) => m.nodeId), this.logger);
+    this.shares = new ClusterSharedSubscriptions(this.nodeId, routes.shares, host.shared, (nodeId, message) => this.forwarder.send(nodeId, message), this.logger);
+    this.forwarder = new Forwarder(this.nodeId, routes.table, transport, host.aedes, this.metrics, this.logger, this.shares);
   }
 
   get nodeId(): string { return this.host.config.node.name; }
@@ -80,15 +98,17 @@ export class ClusterNode {
       tls: cluster.tls ? clusterTls(cluster.tls) : undefined,
       dialFrom: isWildcard(cluster.host) ? undefined : cluster.host,
     });
+    const routes = new ClusterRoutes();
     const sync = new RouteSync({
       cluster: config.node.clusterName, actor: config.node.name, incarnation: host.store.incarnation, role: cluster.role,
-      ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy,
+      ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy, sink: routes,
       onEvent: (event) => node.onRouteSyncEvent(event),
     });
-    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress);
+    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes);
     node.wireTransport();
     node.trackLocalSubscriptions();
     registerClusterApi(node, host.admin);
+    registerTakeoverApi(node.takeover, host.admin);
     await transport.listen(port, cluster.host);
     node.driver.start();
     node.discovery = new Discovery({
@@ -102,12 +122,19 @@ export class ClusterNode {
 
   /** The aedes `published` hook. */
   published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
-    this.forwarder.published(packet, client, done);
+    if (!packet.retain || this.forwarder.isArrived(packet)) return this.forwarder.published(packet, client, done);
+    this.forwarder.published(packet, client, (err) => {
+      if (err) return done(err);
+      const replicated = this.retained.replicate(packet);
+      if (packet.qos === 0) return done();
+      replicated.then(() => done(), done);
+    });
   }
 
   async stop(): Promise<void> {
     this.discovery?.stop();
     this.driver.stop();
+    this.takeover.stop();
     this.rpc.close();
     await this.transport.close();
   }
@@ -117,6 +144,7 @@ export class ClusterNode {
     // A node silent past the TTL is gone: fail what waits for it, so publishers are not held forever.
     if (event.type === 'lane_expired' && !this.membership.get(event.actor)?.connected) {
       this.transport.removePeer(event.actor, 'routes expired (silent past the TTL)');
+      this.takeover.nodeGone(event.actor);
     }
   }
 
@@ -167,17 +195,29 @@ export class ClusterNode {
       byClient.set(clientId, list);
     }
     for (const [clientId, filters] of byClient) this.localRoutes.stored(clientId, filters);
+    // The shared-subscription members observe the stored sessions too.
+    const previous = persistence.subscriptionObserver;
     persistence.subscriptionObserver = {
-      stored: (clientId, filters) => this.localRoutes.stored(clientId, filters),
-      unstored: (clientId, filters) => this.localRoutes.unstored(clientId, filters),
+      stored: (clientId, filters) => {
+        this.localRoutes.stored(clientId, filters);
+        previous?.stored(clientId, filters);
+      },
+      unstored: (clientId, filters) => {
+        this.localRoutes.unstored(clientId, filters);
+        previous?.unstored(clientId, filters);
+      },
     };
   }
 
   private onPeerUp(peer: ConnectedPeer): void {
     this.membership.up(peer);
+    this.takeover.peerConnected(peer.nodeId);
     this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address, incarnation: peer.incarnation, session: peer.session }, 'cluster peer connected');
     void this.rpc.notify(peer.nodeId, { kind: 'members', members: this.membership.gossip() }).catch(() => undefined);
     if (peer.role === 'core' && this.role === 'core') this.openSyncStream(peer.nodeId);
+    if (peer.role === 'core' && peer.session !== 'resumed') {
+      this.retained.fillFrom(peer.nodeId).catch((err: Error) => this.logger.warn({ peer: peer.nodeId, err: err.message }, 'could not copy retained messages from a peer'));
+    }
     if (this.role === 'replicant') this.chooseUpstream();
   }
 

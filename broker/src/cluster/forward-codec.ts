@@ -2,8 +2,13 @@
  * The payload of a Forward-channel message: one published message handed from the publisher's node to a node that
  * has a matching route. Binary, versioned, validated strictly: a malformed payload is a typed error, never a crash.
  *
- *   u8 version | u8 flags (bits 0-1 qos, bit 2 retain, bit 3 has share group) | f64 timestamp (ms)
- *   u16 topic length | topic | u16 client id length | client id | [u16 group length | group] | payload (rest)
+ *   u8 version | u8 flags | f64 timestamp (ms)
+ *   u16 topic length | topic | u16 client id length | client id
+ *   [u16 group length | group | u16 filter length | filter] [u8 redirects] | payload (rest)
+ *
+ * flags: bits 0-1 qos, bit 2 retain, bit 3 share group follows, bit 4 share filter follows (always with bit 3),
+ * bit 5 redirect count follows. Bits 4 and 5 came after the first version of the format: a decoder that predates
+ * them refuses such a message as having bad flags instead of misreading the filter as payload.
  */
 export interface ForwardedMessage {
   topic: string;
@@ -14,12 +19,21 @@ export interface ForwardedMessage {
   publisherClientId: string;
   /** When the origin node received it (ms since the epoch). */
   timestamp: number;
-  /** For a shared subscription: deliver to one member of this `$share/<group>/<filter>` only. */
+  /** For a shared subscription: deliver to one member of `$share/<shareGroup>/<shareFilter>` only. */
   shareGroup?: string;
+  /** The (internal) filter of the shared subscription; present exactly when shareGroup is. */
+  shareFilter?: string;
+  /** How many times nodes without a connected member passed this shared copy on (bounded by the receiver). */
+  redirects?: number;
 }
 
 const VERSION = 1;
 const FIXED_BYTES = 1 + 1 + 8;
+const RETAIN = 4;
+const SHARE_GROUP = 8;
+const SHARE_FILTER = 16;
+const REDIRECTS = 32;
+const KNOWN_FLAGS = 3 | RETAIN | SHARE_GROUP | SHARE_FILTER | REDIRECTS;
 
 export class ForwardDecodeError extends Error {
   override name = 'ForwardDecodeError';
@@ -28,15 +42,25 @@ export class ForwardDecodeError extends Error {
 export function encodeForwarded(message: ForwardedMessage): Buffer {
   const topic = Buffer.from(message.topic, 'utf8');
   const clientId = Buffer.from(message.publisherClientId, 'utf8');
-  const group = message.shareGroup === undefined ? undefined : Buffer.from(message.shareGroup, 'utf8');
-  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + (group ? 2 + group.length : 0) + message.payload.length;
+  const share = shareOf(message);
+  const group = share && Buffer.from(share.group, 'utf8');
+  const filter = share && Buffer.from(share.filter, 'utf8');
+  const shareBytes = group && filter ? 2 + group.length + 2 + filter.length : 0;
+  const redirects = message.redirects ?? 0;
+  if (!Number.isInteger(redirects) || redirects < 0 || redirects > 255) throw new RangeError(`redirect count ${redirects} does not fit a forwarded message`);
+  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + message.payload.length;
   const out = Buffer.allocUnsafe(size);
   let at = out.writeUInt8(VERSION, 0);
-  at = out.writeUInt8(message.qos | (message.retain ? 4 : 0) | (group ? 8 : 0), at);
+  const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0);
+  at = out.writeUInt8(flags, at);
   at = out.writeDoubleBE(message.timestamp, at);
   at = writeString(out, topic, at);
   at = writeString(out, clientId, at);
-  if (group) at = writeString(out, group, at);
+  if (group && filter) {
+    at = writeString(out, group, at);
+    at = writeString(out, filter, at);
+  }
+  if (redirects > 0) at = out.writeUInt8(redirects, at);
   message.payload.copy(out, at);
   return out;
 }
@@ -47,15 +71,40 @@ export function decodeForwarded(buf: Buffer): ForwardedMessage {
   if (version !== VERSION) throw new ForwardDecodeError(`unsupported forwarded message version ${version}`);
   const flags = buf.readUInt8(1);
   const qos = flags & 3;
-  if (qos === 3 || flags > 15) throw new ForwardDecodeError(`invalid flags 0x${flags.toString(16)}`);
+  if (qos === 3 || (flags & ~KNOWN_FLAGS) !== 0 || ((flags & SHARE_GROUP) !== 0) !== ((flags & SHARE_FILTER) !== 0)) {
+    throw new ForwardDecodeError(`invalid flags 0x${flags.toString(16)}`);
+  }
   const timestamp = buf.readDoubleBE(2);
   const [topic, afterTopic] = readString(buf, FIXED_BYTES, 'topic');
   if (topic.length === 0) throw new ForwardDecodeError('empty topic');
   const [publisherClientId, afterClient] = readString(buf, afterTopic, 'client id');
   let at = afterClient;
   let shareGroup: string | undefined;
-  if (flags & 8) [shareGroup, at] = readString(buf, at, 'share group');
-  return { topic, payload: buf.subarray(at), qos: qos as 0 | 1 | 2, retain: (flags & 4) !== 0, publisherClientId, timestamp, shareGroup };
+  let shareFilter: string | undefined;
+  if (flags & SHARE_GROUP) {
+    [shareGroup, at] = readString(buf, at, 'share group');
+    [shareFilter, at] = readString(buf, at, 'share filter');
+    if (shareGroup.length === 0 || shareFilter.length === 0) throw new ForwardDecodeError('empty share group or filter');
+  }
+  const message: ForwardedMessage = { topic, payload: buf.subarray(at), qos: qos as 0 | 1 | 2, retain: (flags & RETAIN) !== 0, publisherClientId, timestamp };
+  if (shareGroup !== undefined) {
+    message.shareGroup = shareGroup;
+    message.shareFilter = shareFilter;
+  }
+  if (flags & REDIRECTS) {
+    if (at >= buf.length) throw new ForwardDecodeError('truncated before the redirect count');
+    message.redirects = buf.readUInt8(at);
+    message.payload = buf.subarray(at + 1);
+  }
+  return message;
+}
+
+function shareOf(message: ForwardedMessage): { group: string; filter: string } | undefined {
+  if (message.shareGroup === undefined && message.shareFilter === undefined) return undefined;
+  if (!message.shareGroup || !message.shareFilter) {
+    throw new RangeError(`a shared forwarded message needs both a group and a filter (got ${JSON.stringify(message.shareGroup)}, ${JSON.stringify(message.shareFilter)})`);
+  }
+  return { group: message.shareGroup, filter: message.shareFilter };
 }
 
 function writeString(out: Buffer, value: Buffer, at: number): number {

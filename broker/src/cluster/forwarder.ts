@@ -4,6 +4,7 @@ import type { RouteTable } from '../routing/route-table.js';
 import { Channel, SendFailure, type Delivery } from './transport/index.js';
 import { decodeForwarded, encodeForwarded, ForwardDecodeError, type ForwardedMessage } from './forward-codec.js';
 import type { ClusterMetrics } from './metrics.js';
+import type { ClusterSharedSubscriptions } from './shared-subscriptions.js';
 
 export interface ForwardTransport {
   send(nodeId: string, channel: number, payload: Buffer): Promise<void>;
@@ -16,7 +17,8 @@ const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-c
  * Routed forwarding: a message published on this node goes to each other node that has a matching route, once,
  * and a QoS ≥ 1 publisher is acknowledged only after every such node acknowledged its copy — which a node does
  * only after aedes published the copy locally (stored for its persistent sessions). Copies that arrive from
- * another node are published locally and never forwarded again.
+ * another node are published locally and never forwarded again. Shared-subscription groups get one copy per group
+ * instead, to the node `shares` picks; such a copy is delivered to one member there, not published.
  */
 export class Forwarder {
   /** Packets that came from another node: published locally only. */
@@ -30,7 +32,13 @@ export class Forwarder {
     private readonly aedes: Aedes,
     private readonly metrics: ClusterMetrics,
     private readonly logger: Logger,
+    private readonly shares: ClusterSharedSubscriptions,
   ) {}
+
+  /** The packet came from another node (it is published here only, never forwarded or replicated again). */
+  isArrived(packet: object): boolean {
+    return this.arrived.has(packet);
+  }
 
   /** The aedes `published` hook: runs after local delivery and before the publisher's PUBACK/PUBREC. */
   published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
@@ -39,12 +47,14 @@ export class Forwarder {
     owners.clear();
     this.routes.matchInto(packet.topic, owners);
     owners.delete(this.selfId);
-    if (owners.size === 0) return done();
+    const shared = this.shares.match(packet.topic);
+    if (owners.size === 0 && shared === null) return done();
     const message: ForwardedMessage = {
       topic: packet.topic, payload: asBuffer(packet.payload), qos: packet.qos, retain: packet.retain,
       publisherClientId: client?.id ?? '', timestamp: Date.now(),
     };
-    const sends = [...owners].map((nodeId) => this.sendTo(nodeId, message));
+    const sends: Promise<unknown>[] = [...owners].map((nodeId) => this.send(nodeId, message));
+    if (shared !== null) sends.push(...this.shares.dispatch(shared, message));
     const handedOver = Promise.all(sends);
     if (packet.qos === 0) {
       handedOver.catch((err: Error) => this.logger.warn({ topic: packet.topic, err: err.message }, 'QoS 0 message not forwarded'));
@@ -67,6 +77,10 @@ export class Forwarder {
     }
     this.metrics.forwardedIn.inc({ peer: fromNode });
     this.metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
+    if (message.shareGroup !== undefined) {
+      delivery.defer(this.shares.receive(message, fromNode));
+      return;
+    }
     const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
     this.arrived.add(packet);
     delivery.defer(new Promise<void>((resolve, reject) => {
@@ -74,7 +88,8 @@ export class Forwarder {
     }));
   }
 
-  private async sendTo(nodeId: string, message: ForwardedMessage): Promise<void> {
+  /** Hands `message` to another node; resolves false when that node is gone (nothing to retry there). */
+  async send(nodeId: string, message: ForwardedMessage): Promise<boolean> {
     const payload = encodeForwarded(message);
     this.metrics.forwardedOut.inc({ peer: nodeId });
     this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
@@ -84,10 +99,11 @@ export class Forwarder {
       if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
         this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
         this.logger.warn({ peer: nodeId, topic: message.topic, reason: err.code }, 'forwarded message not handed over: the node is gone');
-        return;
+        return false;
       }
       throw new Error(`forwarding '${message.topic}' to ${nodeId} failed: ${(err as Error).message}`);
     }
+    return true;
   }
 }
 

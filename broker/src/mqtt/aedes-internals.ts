@@ -67,3 +67,41 @@ export function pendingWillOf(client: Client): { topic: string } | undefined {
 export function maxTopicLevelsOf(client: Client): number {
   return (client as unknown as ClientWithParserEvents).broker.maxTopicLevels;
 }
+
+/** A packet being parsed: the fields of mqtt-packet's CONNECT and UNSUBSCRIBE that protocol-checks.ts looks at. */
+export interface PacketInParsing {
+  cmd: string;
+  /** Remaining length from the fixed header. */
+  length: number;
+  protocolId?: string;
+  protocolVersion?: number;
+  clientId?: string;
+  clean?: boolean;
+  keepalive?: number;
+  will?: { qos: number };
+  username?: string;
+  password?: Buffer;
+  unsubscriptions?: string[];
+}
+
+/**
+ * mqtt-packet 9's parser, one per client (`client._parser`): `_parsePayload` reads the body of the packet in
+ * `packet` (from `_list`, a BufferList holding at least `packet.length` bytes) with `_pos` as cursor, by calling
+ * the `_parse*` methods below; `_emitError` stops the packet; otherwise `packet` is emitted. protocol-checks.ts
+ * replaces some of these methods on each client's parser instance.
+ */
+export interface MqttParserInternals {
+  packet: PacketInParsing;
+  error: Error | null;
+  _pos: number;
+  _list: { length: number; readUInt8(offset: number): number; readUInt16BE(offset: number): number; slice(start: number, end: number): Buffer };
+  _parseNum(): number;
+  _parseString(): string | null;
+  _parseConnect(): unknown;
+  _parseUnsubscribe(): unknown;
+  _emitError(err: Error): void;
+}
+
+export function parserOf(client: Client): MqttParserInternals {
+  return (client as unknown as { _parser: MqttParserInternals })._parser;
+}

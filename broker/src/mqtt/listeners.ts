@@ -4,8 +4,9 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import { WebSocketServer } from 'ws';
 import type { ListenerConfig, TlsConfig } from '../config/types.js';
+import { mqttWebSocketStream, selectMqttSubprotocol } from './websocket-stream.js';
 
 /** What the broker knows about a connection before the first MQTT byte. */
 export interface ConnectionInfo {
@@ -42,16 +43,19 @@ export async function startListener(config: ListenerConfig, onConnection: Connec
   let wss: WebSocketServer | undefined;
   switch (config.protocol) {
     case 'mqtt':
-      server = net.createServer((socket) => onConnection(socket, info(socket)));
+      server = net.createServer({ noDelay: true }, (socket) => onConnection(socket, info(socket)));
       break;
     case 'mqtts':
-      server = tls.createServer(tlsOptions(config), (socket) => onConnection(socket, info(socket)));
+      server = tls.createServer({ ...tlsOptions(config), noDelay: true }, (socket) => onConnection(socket, info(socket)));
       break;
     case 'ws':
     case 'wss': {
       server = config.protocol === 'ws' ? http.createServer() : https.createServer(tlsOptions(config));
-      wss = new WebSocketServer({ server: server as http.Server, path: config.path });
-      wss.on('connection', (ws, req) => onConnection(createWebSocketStream(ws), info(req.socket), req));
+      wss = new WebSocketServer({ server: server as http.Server, path: config.path, handleProtocols: selectMqttSubprotocol });
+      wss.on('connection', (ws, req) => {
+        req.socket.setNoDelay(true);
+        onConnection(mqttWebSocketStream(ws), info(req.socket), req);
+      });
       break;
     }
   }

@@ -9,11 +9,18 @@ import type { Logger } from '../log/logger.js';
 import { startListener, type ConnectionInfo, type RunningListener } from '../mqtt/listeners.js';
 import { PacketSizeGuard } from '../mqtt/packet-size-guard.js';
 import { clientsOf, interceptReceivedBytes, subscriptionsOf } from '../mqtt/aedes-internals.js';
+import { withConnectPolicy } from '../mqtt/connect-policy.js';
+import { enforceProtocolChecks } from '../mqtt/protocol-checks.js';
 import { createSecurity, type Security } from '../mqtt/security.js';
+import { SharedSubscriptions } from '../mqtt/shared-subscriptions.js';
 import { openStore, type NodeStore } from '../store/index.js';
 import { registerNodeApi } from './api.js';
 import { publishOrphanedWills } from './orphaned-wills.js';
 import { SysTopicPublisher } from './sys-topics.js';
+import { ClusterNode } from '../cluster/cluster.js';
+import { withSessionTakeover } from '../cluster/takeover.js';
+import { clusterEnabled } from '../config/load.js';
+import { LinkAgent } from '../link/agent.js';
 
 export interface ListenerAddress {
   name: string;
@@ -39,6 +46,9 @@ export class BrokerNode {
   private _aedes?: Aedes;
   private _security?: Security;
   private _adminAddress?: { host: string; port: number };
+  private _cluster?: ClusterNode;
+  private _shared?: SharedSubscriptions;
+  private _links?: LinkAgent;
 
   constructor(readonly config: BrokerConfig, readonly logger: Logger) {
     this.admin = new AdminServer(logger.child({ component: 'admin' }));
@@ -47,6 +57,8 @@ export class BrokerNode {
   get store(): NodeStore { return must(this._store, 'store'); }
   get aedes(): Aedes { return must(this._aedes, 'aedes'); }
   get security(): Security { return must(this._security, 'security'); }
+  /** The regional cluster this node belongs to; undefined for a standalone node. */
+  get cluster(): ClusterNode | undefined { return this._cluster; }
   get ready(): boolean { return this._store !== undefined && this.listeners.length === this.config.listeners.length && !this.stopping; }
   get connectionCount(): number { return this.openConnections; }
   get adminAddress(): { host: string; port: number } | undefined { return this._adminAddress; }
@@ -83,10 +95,16 @@ export class BrokerNode {
       logger: this.logger.child({ component: 'auth' }),
       metrics: this.metrics,
       connectionInfo: (client) => this.connectionInfoOf(client),
+      listeners: config.listeners,
     });
     this._aedes = await this.createAedes();
+    this._shared = SharedSubscriptions.attach(this.aedes, this.store.persistence, { logger: this.logger, registry: this.metrics.registry });
     this.registerStateGauges();
     await publishOrphanedWills(this.aedes, this.store.persistence, config.node.name, this.logger);
+    if (clusterEnabled(config)) {
+      this._cluster = await ClusterNode.start({ config, logger: this.logger, metrics: this.metrics, admin: this.admin, store: this.store, aedes: this.aedes, shared: this._shared });
+    }
+    if (config.links.file) this._links = await this.startLinks(config.links.file);
     for (const listenerConfig of config.listeners) {
       const listener = await startListener(listenerConfig, (stream, info, req) => this.onConnection(stream, info, req));
       this.listeners.push(listener);
@@ -108,14 +126,30 @@ export class BrokerNode {
   private async shutdown(): Promise<void> {
     this.sysTopics?.stop();
     await Promise.all(this.listeners.map((l) => l.close()));
+    await this._links?.stop();
     if (this._aedes) {
       await this.drainInflight(this.config.mqtt.drainTimeoutMs);
       const aedes = this._aedes;
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
     }
+    await this._cluster?.stop();
+    this._security?.close();
     await this._store?.close();
     await this.admin.close();
     this.logger.info('node stopped');
+  }
+
+  /** The embedded link agent (`--links <file>`). */
+  private async startLinks(file: string): Promise<LinkAgent> {
+    if (this._cluster) {
+      // A linked message forwarded inside the region loses its "linked" mark (the forward codec does not carry
+      // it), so another node could send it back over a link: refuse until the codec carries it.
+      throw new Error('--links is supported on a standalone node only for now (a regional cluster needs the "linked" mark in cluster forwarding)');
+    }
+    return LinkAgent.start({
+      clusterName: this.config.node.clusterName, nodeName: this.config.node.name, logger: this.logger, metrics: this.metrics,
+      admin: this.admin, store: this.store, aedes: this.aedes, security: this.security,
+    }, { file });
   }
 
   private async drainInflight(timeoutMs: number): Promise<void> {
@@ -143,16 +177,31 @@ export class BrokerNode {
       id: `${this.config.node.name}.${this.store.incarnation}`,
       persistence: this.store.persistence,
       maxClientsIdLength: limits.maxClientIdLength,
-      keepaliveLimit: limits.maxKeepalive,
+      // aedes would refuse with CONNACK 6, reserved in MQTT 3.1.1: withConnectPolicy enforces maxKeepalive.
+      keepaliveLimit: 0,
       maxInflightInbound: limits.maxInflightInbound,
       maxTopicLevels: limits.maxTopicLevels,
       ...hooks,
+      published: (packet, client, done) => {
+        const local = (next: (err?: Error | null) => void): void => {
+          if (this._cluster) return this._cluster.published(packet, client, next);
+          if (this._shared) return this._shared.published(packet, client, next);
+          next(null);
+        };
+        if (this._links) return this._links.published(packet, client, local, done);
+        local(done);
+      },
+      // Takeover after authentication: an unauthenticated CONNECT never closes a connection on another node.
+      ...withSessionTakeover(withConnectPolicy(hooks, limits, (client, refusal) => {
+        metrics.connectionsRefused.inc({ reason: refusal.reason });
+        this.logger.info({ clientId: client.id, remote: this.connectionInfoOf(client)?.remoteAddress, reason: refusal.detail }, 'connection refused');
+      }), () => this._cluster?.takeover),
       authorizeForward(client, packet) {
         const forwarded = hooks.authorizeForward(client, packet);
         if (forwarded) {
           const qos = String(forwarded.qos) as QosLabel;
-          metrics.messagesOut.inc({ qos });
-          metrics.bytesOut.inc({ qos }, forwarded.payload.length);
+          metrics.messagesOutByQos[qos].inc();
+          metrics.bytesOutByQos[qos].inc(forwarded.payload.length);
         }
         return forwarded;
       },
@@ -160,15 +209,16 @@ export class BrokerNode {
     aedes.on('publish', (packet: AedesPublishPacket, client: Client | null) => {
       if (!client) return;
       const qos = String(packet.qos) as QosLabel;
-      metrics.messagesIn.inc({ qos });
-      metrics.bytesIn.inc({ qos }, packet.payload.length);
+      metrics.messagesInByQos[qos].inc();
+      metrics.bytesInByQos[qos].inc(packet.payload.length);
     });
     aedes.on('client', () => metrics.connectionsAccepted.inc());
     aedes.on('clientError', (client: Client, err: Error) => {
       this.logger.info({ clientId: client.id, err: err.message }, 'client error: connection closed');
     });
-    aedes.on('connectionError', (client: Client, err: Error) => {
-      metrics.connectionsRefused.inc({ reason: 'protocol_error' });
+    aedes.on('connectionError', (client: Client, err: Error & { errorCode?: number }) => {
+      // aedes marks the CONNACK 0x01 refusal of an unsupported protocol level with errorCode 1.
+      metrics.connectionsRefused.inc({ reason: err.errorCode === 1 ? 'unsupported_protocol' : 'protocol_error' });
       this.logger.info({ remote: this.connectionInfoOf(client)?.remoteAddress, err: err.message }, 'connection error before CONNECT completed');
     });
     aedes.on('keepaliveTimeout', (client: Client) => {
@@ -213,6 +263,7 @@ export class BrokerNode {
     stream.on('error', () => { /* reported by aedes as clientError/connectionError */ });
     this.connectionInfo.set(stream, info);
     const client = this.aedes.handle(stream, req);
+    enforceProtocolChecks(client);
     this.guardPacketSize(client, info);
   }
 

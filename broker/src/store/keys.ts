@@ -8,6 +8,7 @@ const SEP = '\u0000';
 
 export const PREFIX = {
   meta: 'm:',
+  session: 'c:',
   subscription: 's:',
   outgoing: 'o:',
   incoming: 'i:',
@@ -28,6 +29,7 @@ function part(value: string): string {
   return `\u0001${createHash('sha256').update(value).digest('hex')}`;
 }
 
+export const sessionKey = (clientId: string): string => `${PREFIX.session}${part(clientId)}`;
 export const subscriptionKey = (clientId: string, topic: string): string => `${PREFIX.subscription}${part(clientId)}${SEP}${part(topic)}`;
 export const outgoingKey = (clientId: string, seq: number): string =>
   `${PREFIX.outgoing}${part(clientId)}${SEP}${seq.toString(16).padStart(SEQ_WIDTH, '0')}`;

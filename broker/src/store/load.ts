@@ -1,11 +1,13 @@
 import { decode } from './codec.js';
 import type { KvEngine } from './engine.js';
 import { PREFIX } from './keys.js';
+import { OutgoingQueue } from './outgoing-queue.js';
 import {
   emptyState,
   type IncomingValue,
   type OutgoingValue,
   type PersistenceState,
+  type SessionValue,
   type StoredPacket,
   type SubscriptionValue,
 } from './persistence.js';
@@ -13,6 +15,7 @@ import {
 /** Rebuilds the in-memory mirror of the aedes state from disk. */
 export async function loadState(engine: KvEngine): Promise<PersistenceState> {
   const state = emptyState();
+  for (const [, bytes] of await engine.range(PREFIX.session)) state.sessions.add(decode<SessionValue>(bytes).clientId);
   for (const [, bytes] of await engine.range(PREFIX.subscription)) {
     const { clientId, topic, record } = decode<SubscriptionValue>(bytes);
     mapFor(state.subscriptions, clientId).set(topic, record);
@@ -22,10 +25,10 @@ export async function loadState(engine: KvEngine): Promise<PersistenceState> {
     const { clientId, seq, packet } = decode<OutgoingValue>(bytes);
     let queue = state.outgoing.get(clientId);
     if (!queue) {
-      queue = [];
+      queue = new OutgoingQueue();
       state.outgoing.set(clientId, queue);
     }
-    queue.push({ seq, packet });
+    queue.append({ seq, packet });
     state.nextSeq = Math.max(state.nextSeq, seq + 1);
   }
   for (const [, bytes] of await engine.range(PREFIX.incoming)) {

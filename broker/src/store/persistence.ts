@@ -2,7 +2,9 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { encode } from './codec.js';
 import type { KvOp } from './engine.js';
-import { incomingKey, outgoingKey, retainedKey, subscriptionKey, willKey } from './keys.js';
+import { incomingKey, outgoingKey, retainedKey, sessionKey, subscriptionKey, willKey } from './keys.js';
+import { OutgoingQueue } from './outgoing-queue.js';
+import { RetainedTrie } from './retained-trie.js';
 
 /** A packet as aedes hands it to the persistence (aedes-packet shape plus whatever MQTT 5 fields it carries). */
 export interface StoredPacket {
@@ -59,6 +61,7 @@ export interface QueuedPacket {
 export interface SubscriptionValue { clientId: string; topic: string; record: SubscriptionRecord }
 export interface OutgoingValue { clientId: string; seq: number; packet: StoredPacket }
 export interface IncomingValue { clientId: string; packet: StoredPacket }
+export interface SessionValue { clientId: string }
 
 export interface SubscriptionObserver {
   stored(clientId: string, filters: string[]): void;
@@ -69,15 +72,19 @@ export interface SubscriptionObserver {
 /** Everything the persistence mirrors in memory; loaded from disk on open. */
 export interface PersistenceState {
   retained: Map<string, StoredPacket>;
+  /** Client ids with a stored (CleanSession 0) session, subscriptions or not. */
+  sessions: Set<string>;
   subscriptions: Map<string, Map<string, SubscriptionRecord>>;
-  outgoing: Map<string, QueuedPacket[]>;
+  outgoing: Map<string, OutgoingQueue>;
   incoming: Map<string, Map<number, StoredPacket>>;
   wills: Map<string, StoredPacket>;
   nextSeq: number;
 }
 
 export function emptyState(): PersistenceState {
-  return { retained: new Map(), subscriptions: new Map(), outgoing: new Map(), incoming: new Map(), wills: new Map(), nextSeq: 1 };
+  return {
+    retained: new Map(), sessions: new Set(), subscriptions: new Map(), outgoing: new Map(), incoming: new Map(), wills: new Map(), nextSeq: 1,
+  };
 }
 
 export interface PersistenceDeps {
@@ -95,19 +102,15 @@ interface QlobberSub {
   match(topic: string): MatchedSubscription[];
   subscriptionsCount: number;
 }
-interface QlobberTrue {
-  add(topic: string): void;
-  test(topic: string): boolean;
-}
-interface QlobberOptions { wildcard_one: string; wildcard_some: string; separator: string }
+interface QlobberOptions { wildcard_one: string; wildcard_some: string; separator: string; match_empty_levels: boolean }
 type PacketCtor = new (original: StoredPacket, broker?: PersistenceBroker) => StoredPacket;
 
 const require = createRequire(import.meta.url);
 const QlobberSubCtor = require('qlobber/aedes/qlobber-sub') as new (opts: QlobberOptions) => QlobberSub;
-const { QlobberTrue: QlobberTrueCtor } = require('qlobber') as { QlobberTrue: new (opts: QlobberOptions) => QlobberTrue };
 const { Packet } = require('aedes-persistence') as { Packet: PacketCtor };
 
-const QLOBBER_OPTIONS: QlobberOptions = { wildcard_one: '+', wildcard_some: '#', separator: '/' };
+// `+` matches an empty level too ([MQTT-4.7.1-3], `sport/+` matches `sport/`), as in aedes' live matching.
+const QLOBBER_OPTIONS: QlobberOptions = { wildcard_one: '+', wildcard_some: '#', separator: '/', match_empty_levels: true };
 
 /** Refused packets of live sessions remembered per client, so their in-flight updates can pass (see README). */
 const MAX_REFUSED_TRACKED = 4096;
@@ -126,6 +129,7 @@ const outgoingPut = (clientId: string, entry: QueuedPacket): KvOp =>
 export class DurablePersistence {
   private broker: PersistenceBroker | undefined;
   private readonly trie = new QlobberSubCtor(QLOBBER_OPTIONS);
+  private readonly retainedTrie = new RetainedTrie();
   private readonly refusedUpdates = new Map<string, Set<string>>();
   private readonly refusedInFlight = new Map<string, Set<number>>();
   private destroyed = false;
@@ -137,6 +141,7 @@ export class DurablePersistence {
     for (const [clientId, subs] of state.subscriptions) {
       for (const [topic, record] of subs) if (record.qos > 0) this.trie.add(topic, { clientId, topic, ...trieFields(record) });
     }
+    for (const [topic, packet] of state.retained) this.retainedTrie.set(topic, packet);
   }
 
   /** Told about every stored subscription that can queue messages (QoS > 0): the cluster derives routes from it. */
@@ -160,9 +165,11 @@ export class DurablePersistence {
     const topic = requireTopic(packet);
     if (payloadLength(packet) === 0) {
       this.state.retained.delete(topic);
+      this.retainedTrie.delete(topic);
       await this.deps.write([del(retainedKey(topic))]);
     } else {
       this.state.retained.set(topic, packet);
+      this.retainedTrie.set(topic, packet);
       await this.deps.write([put(retainedKey(topic), packet)]);
     }
   }
@@ -171,16 +178,9 @@ export class DurablePersistence {
     return this.createRetainedStreamCombi([pattern]);
   }
 
+  /** Per pattern, in pattern order (a topic matched by two patterns comes twice, as for two SUBSCRIBEs). */
   createRetainedStreamCombi(patterns: string[]): Readable {
-    const matchers = patterns.map((pattern) => {
-      const matcher = new QlobberTrueCtor(QLOBBER_OPTIONS);
-      matcher.add(pattern);
-      return matcher;
-    });
-    const retained = [...this.state.retained];
-    return Readable.from(
-      matchers.flatMap((matcher) => retained.filter(([topic]) => matcher.test(topic)).map(([, packet]) => packet)),
-    );
+    return Readable.from(patterns.flatMap((pattern) => this.retainedTrie.match(pattern)));
   }
 
   // ---- subscriptions ----
@@ -239,17 +239,30 @@ export class DurablePersistence {
     return this.trie.match(topic);
   }
 
+  /** aedes calls it on a CleanSession 1 CONNECT: the stored session ends with its subscriptions. */
   async cleanSubscriptions(client: PersistenceClient): Promise<void> {
-    const stored = this.state.subscriptions.get(client.id);
-    if (!stored) return;
     const ops: KvOp[] = [];
-    for (const [topic, record] of stored) {
+    if (this.state.sessions.delete(client.id)) ops.push(del(sessionKey(client.id)));
+    const stored = this.state.subscriptions.get(client.id);
+    for (const [topic, record] of stored ?? []) {
       if (record.qos > 0) this.trie.remove(topic, { clientId: client.id, topic });
       ops.push(del(subscriptionKey(client.id, topic)));
     }
     this.state.subscriptions.delete(client.id);
-    await this.deps.write(ops);
-    this.subscriptionObserver?.unstored(client.id);
+    if (ops.length > 0) await this.deps.write(ops);
+    if (stored) this.subscriptionObserver?.unstored(client.id);
+  }
+
+  /**
+   * Called by (patched) aedes on a CleanSession 0 CONNECT: records that the client has a stored session and
+   * resolves whether it had one already. CONNACK Session Present is 1 then, even for a session without
+   * subscriptions [MQTT-3.2.2-2] (unpatched aedes derives it from `subscriptionsByClient` alone).
+   */
+  async openSession(client: PersistenceClient): Promise<boolean> {
+    if (this.state.sessions.has(client.id)) return true;
+    this.state.sessions.add(client.id);
+    await this.deps.write([put(sessionKey(client.id), { clientId: client.id } satisfies SessionValue)]);
+    return false;
   }
 
   getClientList(topic: string): Readable {
@@ -270,20 +283,22 @@ export class DurablePersistence {
     if (ops.length > 0) await this.deps.write(ops);
   }
 
+  /**
+   * aedes assigns a messageId to a queued publish (same brokerId + brokerCounter), or replaces an in-flight
+   * publish by its PUBREL (same messageId). aedes hands over its live packet object, which carries a write
+   * callback: only a plain copy of the packet's fields is stored.
+   */
   async outgoingUpdate(client: PersistenceClient, packet: StoredPacket): Promise<void> {
-    const queue = this.state.outgoing.get(client.id) ?? [];
-    for (let i = 0; i < queue.length; i++) {
-      const entry = queue[i];
-      if (entry.packet.brokerId === packet.brokerId) {
-        if (entry.packet.brokerCounter === packet.brokerCounter) {
-          entry.packet.messageId = packet.messageId;
-          return this.deps.write([outgoingPut(client.id, entry)]);
-        }
-        // Same broker, other counter: message ids wrap at 65535, keep looking for the counter.
-      } else if (entry.packet.messageId === packet.messageId) {
-        entry.packet = packet;
-        return this.deps.write([outgoingPut(client.id, entry)]);
-      }
+    const queue = this.state.outgoing.get(client.id);
+    const same = queue?.samePublish(packet);
+    if (queue && same) {
+      queue.setMessageId(same, packet.messageId);
+      return this.deps.write([outgoingPut(client.id, same)]);
+    }
+    const replaced = queue?.replacedBy(packet);
+    if (queue && replaced) {
+      queue.replacePacket(replaced, storedCopy(packet));
+      return this.deps.write([outgoingPut(client.id, replaced)]);
     }
     if (this.passRefused(client.id, packet)) return;
     throw new Error(`no such packet: client ${client.id} has no queued packet for messageId ${packet.messageId}`);
@@ -291,27 +306,31 @@ export class DurablePersistence {
 
   async outgoingClearMessageId(client: PersistenceClient, packet: StoredPacket): Promise<StoredPacket | undefined> {
     const messageId = packet?.messageId;
-    if (messageId === undefined) return undefined;
+    if (typeof messageId !== 'number') return undefined;
     const queue = this.state.outgoing.get(client.id);
-    const index = queue ? queue.findIndex((entry) => entry.packet.messageId === messageId) : -1;
-    if (!queue || index < 0) {
+    const entry = queue?.withMessageId(messageId);
+    if (!queue || !entry) {
       forget(this.refusedInFlight, client.id, messageId);
       return undefined;
     }
-    const [entry] = queue.splice(index, 1);
-    if (queue.length === 0) this.state.outgoing.delete(client.id);
+    queue.remove(entry);
+    if (queue.size === 0) this.state.outgoing.delete(client.id);
     await this.deps.write([del(outgoingKey(client.id, entry.seq))]);
     return entry.packet;
   }
 
+  /**
+   * The session's queue in order, a snapshot. Publishes already sent (they carry a messageId) come back as
+   * stored, DUP 0: patched aedes (connect.js emptyQueue) sets DUP 1 on them when it re-sends [MQTT-3.3.1-1],
+   * because aedes-persistence's contract has the stream return the packets as they were updated.
+   */
   outgoingStream(client: PersistenceClient): Readable {
-    const queue = this.state.outgoing.get(client.id) ?? [];
-    return Readable.from(queue.map((entry) => entry.packet));
+    return Readable.from(this.state.outgoing.get(client.id)?.packets() ?? []);
   }
 
   /** Queued (not yet acknowledged) messages of a session, in-flight ones included. */
   queuedCount(clientId: string): number {
-    return this.state.outgoing.get(clientId)?.length ?? 0;
+    return this.state.outgoing.get(clientId)?.size ?? 0;
   }
 
   // ---- incoming QoS 2 (received, PUBREL not yet seen) ----
@@ -379,6 +398,20 @@ export class DurablePersistence {
     return Readable.from([...this.state.wills.values()].filter((will) => !Object.hasOwn(brokers, String(will.brokerId))));
   }
 
+  // ---- retained, for cluster-wide replication ----
+
+  hasRetained(topic: string): boolean {
+    return this.state.retained.has(topic);
+  }
+
+  getRetained(topic: string): StoredPacket | undefined {
+    return this.state.retained.get(topic);
+  }
+
+  retainedTopics(): string[] {
+    return [...this.state.retained.keys()];
+  }
+
   /** Waits for this instance's writes; the store itself is closed by `NodeStore.close()`. */
   async destroy(): Promise<void> {
     if (this.destroyed) throw new Error('persistence destroyed twice');
@@ -391,18 +424,18 @@ export class DurablePersistence {
   /** Appends `packet` to the client's queue unless it is full. */
   private enqueueFor(clientId: string, packet: StoredPacket, ops: KvOp[]): void {
     let queue = this.state.outgoing.get(clientId);
-    if ((queue?.length ?? 0) >= this.deps.maxQueuedMessages || !this.deps.hasRoom()) {
+    if ((queue?.size ?? 0) >= this.deps.maxQueuedMessages || !this.deps.hasRoom()) {
       this.deps.onQueueFull(clientId, packet.topic ?? '');
       // A connected session's delivery of this packet follows at once: let its updates through (passRefused).
       if (this.broker?.clients?.[clientId] !== undefined) this.rememberRefused(clientId, packet);
       return;
     }
     if (!queue) {
-      queue = [];
+      queue = new OutgoingQueue();
       this.state.outgoing.set(clientId, queue);
     }
     const entry = { seq: this.state.nextSeq++, packet: new Packet(packet) };
-    queue.push(entry);
+    queue.append(entry);
     ops.push(outgoingPut(clientId, entry));
   }
 
@@ -433,6 +466,204 @@ export class DurablePersistence {
     if (!this.broker) throw new Error('persistence used before setup(broker)');
     return this.broker;
   }
+
+  // ---- session handover between cluster nodes (cluster/takeover.ts) ----
+
+  /** The client has stored state here: a CleanSession 0 session, subscriptions, queued or QoS 2 received messages. */
+  hasSession(clientId: string): boolean {
+    const s = this.state;
+    return s.sessions.has(clientId) || s.subscriptions.has(clientId) || s.outgoing.has(clientId) || s.incoming.has(clientId);
+  }
+
+  /** Every client id with stored state (see `hasSession`). */
+  sessionClientIds(): Set<string> {
+    const s = this.state;
+    return new Set([...s.sessions, ...s.subscriptions.keys(), ...s.outgoing.keys(), ...s.incoming.keys()]);
+  }
+
+  /**
+   * A copy of the client's session, undefined when it has none. The will is not part of it: the connection that
+   * owned it publishes or deletes it when it closes. `watermark`: every queued entry exported has a sequence number
+   * at or below it, anything queued afterwards above.
+   */
+  exportSession(clientId: string): SessionSnapshot | undefined {
+    if (!this.hasSession(clientId)) return undefined;
+    return {
+      clientId,
+      stored: this.state.sessions.has(clientId),
+      subscriptions: [...(this.state.subscriptions.get(clientId) ?? [])].map(([topic, record]) => ({ topic, ...record })),
+      outgoing: (this.state.outgoing.get(clientId)?.packets() ?? []).map((packet) => storedCopy(packet)),
+      incoming: [...(this.state.incoming.get(clientId)?.values() ?? [])].map((packet) => ({ ...packet })),
+      watermark: this.state.nextSeq - 1,
+    };
+  }
+
+  /**
+   * Merges a session exported by another node into this one, in one atomic write. What is already here wins and
+   * repeats are skipped (a queued publish by its broker id and counter, a PUBREL or QoS 2 received message by its
+   * messageId), so importing the same snapshot twice adds nothing. Queued messages are appended after the ones
+   * already here without the queue limit: they were accepted once, and dropping them now would lose them.
+   */
+  async importSession(snapshot: SessionSnapshot): Promise<SessionImport> {
+    const { clientId } = snapshot;
+    const ops: KvOp[] = [];
+    if (snapshot.stored && !this.state.sessions.has(clientId)) {
+      this.state.sessions.add(clientId);
+      ops.push(put(sessionKey(clientId), { clientId } satisfies SessionValue));
+    }
+    const queueing = this.importSubscriptions(clientId, snapshot.subscriptions, ops);
+    const queued = this.importOutgoing(clientId, snapshot.outgoing, ops);
+    const received = this.importIncoming(clientId, snapshot.incoming, ops);
+    if (ops.length > 0) await this.deps.write(ops);
+    if (queueing.length > 0) this.subscriptionObserver?.stored(clientId, queueing);
+    return { subscriptions: queueing.length, queued, received };
+  }
+
+  /**
+   * Takes the client's session out of memory (nothing more is queued for it here) and leaves the disk as it is,
+   * so that `reattachSession` can put it back or `deleteDetachedSession` can remove it for good.
+   */
+  detachSession(clientId: string): DetachedSession | undefined {
+    if (!this.hasSession(clientId)) return undefined;
+    const subscriptions = this.state.subscriptions.get(clientId) ?? new Map<string, SubscriptionRecord>();
+    for (const [topic, record] of subscriptions) if (record.qos > 0) this.trie.remove(topic, { clientId, topic });
+    const detached: DetachedSession = {
+      clientId,
+      stored: this.state.sessions.delete(clientId),
+      subscriptions: [...subscriptions].map(([topic, record]) => ({ topic, ...record })),
+      outgoing: this.takeQueue(clientId),
+      incoming: [...(this.state.incoming.get(clientId)?.values() ?? [])],
+    };
+    this.state.subscriptions.delete(clientId);
+    this.state.incoming.delete(clientId);
+    this.refusedUpdates.delete(clientId);
+    this.refusedInFlight.delete(clientId);
+    if (subscriptions.size > 0) this.subscriptionObserver?.unstored(clientId);
+    return detached;
+  }
+
+  /** Puts a detached session back as it was (its keys never left the disk). */
+  reattachSession(detached: DetachedSession): void {
+    const { clientId } = detached;
+    if (this.hasSession(clientId)) throw new Error(`cannot reattach the session of ${clientId}: a new one was stored meanwhile`);
+    if (detached.stored) this.state.sessions.add(clientId);
+    const subscriptions = new Map<string, SubscriptionRecord>();
+    const queueing: string[] = [];
+    for (const { topic, ...record } of detached.subscriptions) {
+      subscriptions.set(topic, record);
+      if (record.qos > 0) {
+        this.trie.add(topic, { clientId, topic, ...trieFields(record) });
+        queueing.push(topic);
+      }
+    }
+    if (subscriptions.size > 0) this.state.subscriptions.set(clientId, subscriptions);
+    if (detached.outgoing.length > 0) {
+      const queue = new OutgoingQueue();
+      for (const entry of detached.outgoing) queue.append(entry);
+      this.state.outgoing.set(clientId, queue);
+    }
+    if (detached.incoming.length > 0) {
+      this.state.incoming.set(clientId, new Map(detached.incoming.map((packet) => [packet.messageId as number, packet])));
+    }
+    if (queueing.length > 0) this.subscriptionObserver?.stored(clientId, queueing);
+  }
+
+  /** Removes a detached session's keys (and the client's stored will) from disk in one atomic write. */
+  async deleteDetachedSession(detached: DetachedSession): Promise<void> {
+    const { clientId } = detached;
+    const ops: KvOp[] = [del(sessionKey(clientId))];
+    for (const { topic } of detached.subscriptions) ops.push(del(subscriptionKey(clientId, topic)));
+    for (const { seq } of detached.outgoing) ops.push(del(outgoingKey(clientId, seq)));
+    for (const packet of detached.incoming) ops.push(del(incomingKey(clientId, packet.messageId as number)));
+    if (this.state.wills.delete(clientId)) ops.push(del(willKey(clientId)));
+    await this.deps.write(ops);
+  }
+
+  /** Ends the client's session here, in memory and on disk (another node holds it now, or it starts clean there). */
+  async deleteSession(clientId: string): Promise<void> {
+    const detached = this.detachSession(clientId);
+    if (detached) await this.deleteDetachedSession(detached);
+  }
+
+  private importSubscriptions(clientId: string, subs: Subscription[], ops: KvOp[]): string[] {
+    let stored = this.state.subscriptions.get(clientId);
+    const queueing: string[] = [];
+    for (const { topic, ...record } of subs) {
+      if (stored?.has(topic)) continue;
+      if (!stored) {
+        stored = new Map();
+        this.state.subscriptions.set(clientId, stored);
+      }
+      stored.set(topic, record);
+      ops.push(put(subscriptionKey(clientId, topic), { clientId, topic, record } satisfies SubscriptionValue));
+      if (record.qos > 0) {
+        this.trie.add(topic, { clientId, topic, ...trieFields(record) });
+        queueing.push(topic);
+      }
+    }
+    return queueing;
+  }
+
+  private importOutgoing(clientId: string, packets: StoredPacket[], ops: KvOp[]): number {
+    let queue = this.state.outgoing.get(clientId);
+    let added = 0;
+    for (const packet of packets) {
+      if (queue && isQueuedAlready(queue, packet)) continue;
+      if (!queue) {
+        queue = new OutgoingQueue();
+        this.state.outgoing.set(clientId, queue);
+      }
+      const entry = { seq: this.state.nextSeq++, packet: storedCopy(packet) };
+      queue.append(entry);
+      ops.push(outgoingPut(clientId, entry));
+      added++;
+    }
+    return added;
+  }
+
+  private importIncoming(clientId: string, packets: StoredPacket[], ops: KvOp[]): number {
+    let added = 0;
+    for (const packet of packets) {
+      const messageId = requireMessageId(packet);
+      let perClient = this.state.incoming.get(clientId);
+      if (perClient?.has(messageId)) continue;
+      if (!perClient) {
+        perClient = new Map();
+        this.state.incoming.set(clientId, perClient);
+      }
+      perClient.set(messageId, packet);
+      ops.push(put(incomingKey(clientId, messageId), { clientId, packet } satisfies IncomingValue));
+      added++;
+    }
+    return added;
+  }
+
+  /** Removes the client's whole queue from memory and returns its entries (with their keys' sequence numbers). */
+  private takeQueue(clientId: string): QueuedPacket[] {
+    const queue = this.state.outgoing.get(clientId);
+    if (!queue) return [];
+    const taken: QueuedPacket[] = [];
+    for (const packet of queue.packets()) {
+      const entry = (packet.cmd === 'publish' ? queue.samePublish(packet) : undefined)
+        ?? (typeof packet.messageId === 'number' ? queue.withMessageId(packet.messageId) : undefined);
+      if (!entry) throw new Error(`queue of ${clientId} lost track of a ${packet.cmd} (messageId ${packet.messageId})`);
+      queue.remove(entry);
+      taken.push(entry);
+    }
+    this.state.outgoing.delete(clientId);
+    return taken.sort((a, b) => a.seq - b.seq);
+  }
+}
+
+/**
+ * A storable copy of a packet aedes updates the queue with: a publish keeps its fields (as `enqueueFor` stores
+ * it) plus the messageId; anything else (a PUBREL) keeps its wire fields, command and messageId.
+ */
+function storedCopy(packet: StoredPacket): StoredPacket {
+  if (packet.cmd !== 'publish') return { cmd: packet.cmd, messageId: packet.messageId };
+  const copy = new Packet(packet);
+  copy.messageId = packet.messageId;
+  return copy;
 }
 
 function trieFields(record: SubscriptionRecord): Omit<SubscriptionRecord, 'subscriptionIdentifier'> {
@@ -468,4 +699,42 @@ function requireTopic(packet: StoredPacket): string {
 function requireMessageId(packet: StoredPacket): number {
   if (typeof packet.messageId !== 'number') throw new Error(`incoming QoS 2 packet without a messageId (topic ${packet.topic})`);
   return packet.messageId;
+}
+
+// ---- session handover types (cluster/takeover.ts) ----
+
+/** A client's session as one node hands it to another (see `exportSession`). */
+export interface SessionSnapshot {
+  clientId: string;
+  /** A CleanSession 0 session was recorded: the next CONNACK says Session Present. */
+  stored: boolean;
+  subscriptions: Subscription[];
+  /** Queued and in-flight outgoing messages (a sent one carries its messageId, a PUBREL in flight replaces its publish), in order. */
+  outgoing: StoredPacket[];
+  /** QoS 2 messages received, PUBREL not yet seen. */
+  incoming: StoredPacket[];
+  /** Highest queue sequence number at export: entries queued later are above it. */
+  watermark: number;
+}
+
+/** A session taken out of memory, its keys still on disk. */
+export interface DetachedSession {
+  clientId: string;
+  stored: boolean;
+  subscriptions: Subscription[];
+  outgoing: QueuedPacket[];
+  incoming: StoredPacket[];
+}
+
+/** What an import added (repeats skipped). */
+export interface SessionImport {
+  subscriptions: number;
+  queued: number;
+  received: number;
+}
+
+/** The queue holds this publish (same broker and counter) or this PUBREL (same messageId) already. */
+function isQueuedAlready(queue: OutgoingQueue, packet: StoredPacket): boolean {
+  if (packet.cmd === 'publish') return packet.brokerId != null && queue.samePublish(packet) !== undefined;
+  return typeof packet.messageId === 'number' && queue.withMessageId(packet.messageId)?.packet.cmd === packet.cmd;
 }

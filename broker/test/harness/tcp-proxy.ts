@@ -19,6 +19,11 @@ export class TcpProxy {
   private mode: Mode = 'forward';
   private heldSource?: string;
   connectionsAccepted = 0;
+  /** Bytes relayed from the dialing side to the target, and back. */
+  bytesToTarget = 0;
+  bytesFromTarget = 0;
+  /** While true, bytes from the target to the dialing side are held (replies stop; requests still flow). */
+  private repliesHeld = false;
 
   private constructor(private readonly server: Server, private targetPort: number, private readonly targetHost: string) {}
 
@@ -66,6 +71,23 @@ export class TcpProxy {
     }
   }
 
+  /** Zeroes the byte counters. */
+  resetCounters(): void {
+    this.bytesToTarget = 0;
+    this.bytesFromTarget = 0;
+  }
+
+  /** Holds the target's replies (acknowledgements) in every open and new connection until `releaseReplies()`. */
+  holdReplies(): void {
+    this.repliesHeld = true;
+    for (const pair of this.pairs) pair.upstream.pause();
+  }
+
+  releaseReplies(): void {
+    this.repliesHeld = false;
+    for (const pair of this.pairs) if (!this.held(pair)) pair.upstream.resume();
+  }
+
   restore(): void {
     const wasBlackhole = this.mode === 'blackhole';
     this.mode = 'forward';
@@ -98,16 +120,19 @@ export class TcpProxy {
       client.pause();
       upstream.pause();
     }
+    if (this.repliesHeld) upstream.pause();
     this.relay(pair, client, upstream);
     this.relay(pair, upstream, client);
   }
 
   private relay(pair: Pair, from: Socket, to: Socket): void {
     from.on('data', (chunk: Buffer) => {
+      if (from === pair.client) this.bytesToTarget += chunk.length;
+      else this.bytesFromTarget += chunk.length;
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {
-      if (!this.held(pair)) from.resume();
+      if (!this.held(pair) && !(from === pair.upstream && this.repliesHeld)) from.resume();
     });
     from.on('error', () => undefined);
     from.on('close', () => {

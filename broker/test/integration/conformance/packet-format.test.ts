@@ -37,13 +37,13 @@ const SERVER_FIRST_BYTE: Record<string, (b: number) => boolean> = {
 };
 
 describe('1.5.3 UTF-8 encoded strings', () => {
-  test.failing('[MQTT-1.5.3-1] a Topic Filter with an encoded surrogate (U+D800, ill-formed UTF-8) closes the connection', async () => {
+  test('[MQTT-1.5.3-1] a Topic Filter with an encoded surrogate (U+D800, ill-formed UTF-8) closes the connection', async () => {
     const client = await connected();
     client.sendBytes(rawSubscribe(1, [{ filter: Buffer.from([0x73, 0x2f, 0xed, 0xa0, 0x80]), options: 0 }]));
     expect((await client.closedByServer(1000)).map((p) => p.cmd)).toEqual([]);
   });
 
-  test.failing('[MQTT-1.5.3-2] a string containing U+0000 (here the Client Identifier) closes the connection', async () => {
+  test('[MQTT-1.5.3-2] a string containing U+0000 (here the Client Identifier) closes the connection', async () => {
     const client = await pool.open();
     client.sendBytes(frame(0x10, field('MQTT'), Buffer.from([4, 0x02]), u16(30), field(Buffer.from([0x61, 0x00, 0x62]))));
     expect((await client.closedByServer(1000)).map((p) => p.cmd)).toEqual([]);

@@ -130,7 +130,7 @@ describe('3.1.2.5–3.1.2.7 Will', () => {
     expect(await refusedConnect(rawConnect({ flags: 0x02 | (1 << 3), clientId: uniqueId() }))).toEqual([]);
   });
 
-  test.failing('[MQTT-3.1.2-11] Will Flag 0 with a Will Topic and Will Message in the payload is refused: closed without CONNACK', async () => {
+  test('[MQTT-3.1.2-11] Will Flag 0 with a Will Topic and Will Message in the payload is refused: closed without CONNACK', async () => {
     const trailing = Buffer.concat([field('will/topic'), field('will-message')]);
     expect(await refusedConnect(rawConnect({ clientId: uniqueId(), trailing }))).toEqual([]);
   });
@@ -146,7 +146,7 @@ describe('3.1.2.5–3.1.2.7 Will', () => {
     expect(await refusedConnect(rawConnect({ flags: 0x02 | (2 << 3), clientId: uniqueId() }))).toEqual([]);
   });
 
-  test.failing('[MQTT-3.1.2-14] Will QoS 3 is refused: closed without CONNACK', async () => {
+  test('[MQTT-3.1.2-14] Will QoS 3 is refused: closed without CONNACK', async () => {
     expect(await refusedConnect(rawConnect({ clientId: uniqueId(), willTopic: 'will/qos3', willPayload: 'x', willQos: 3 }))).toEqual([]);
   });
 
@@ -180,7 +180,7 @@ describe('3.1.2.5–3.1.2.7 Will', () => {
 });
 
 describe('3.1.2.8–3.1.2.9 User Name and Password flags', () => {
-  test.failing('[MQTT-3.1.2-18] User Name Flag 0 with a User Name in the payload is refused: closed without CONNACK', async () => {
+  test('[MQTT-3.1.2-18] User Name Flag 0 with a User Name in the payload is refused: closed without CONNACK', async () => {
     expect(await refusedConnect(rawConnect({ clientId: uniqueId(), trailing: field('someone') }))).toEqual([]);
   });
 
@@ -188,7 +188,7 @@ describe('3.1.2.8–3.1.2.9 User Name and Password flags', () => {
     expect(await refusedConnect(rawConnect({ flags: 0x82, clientId: uniqueId() }))).toEqual([]);
   });
 
-  test.failing('[MQTT-3.1.2-20] Password Flag 0 with a Password in the payload is refused: closed without CONNACK', async () => {
+  test('[MQTT-3.1.2-20] Password Flag 0 with a Password in the payload is refused: closed without CONNACK', async () => {
     expect(await refusedConnect(rawConnect({ clientId: uniqueId(), username: 'someone', flags: 0x82, trailing: field('secret') }))).toEqual([]);
   });
 
@@ -196,7 +196,7 @@ describe('3.1.2.8–3.1.2.9 User Name and Password flags', () => {
     expect(await refusedConnect(rawConnect({ flags: 0xc2, clientId: uniqueId(), username: 'someone' }))).toEqual([]);
   });
 
-  test.failing('[MQTT-3.1.2-22] Password Flag 1 with User Name Flag 0 is refused: closed without CONNACK', async () => {
+  test('[MQTT-3.1.2-22] Password Flag 1 with User Name Flag 0 is refused: closed without CONNACK', async () => {
     expect(await refusedConnect(rawConnect({ flags: 0x42, clientId: uniqueId(), password: 'secret' }))).toEqual([]);
   });
 });
@@ -294,7 +294,7 @@ describe('4.1 Storing state, 4.4 Message delivery retry', () => {
     expect({ id: resent.messageId, payload: resent.payload.toString() }).toEqual({ id: original.messageId, payload: 'unacked' });
   });
 
-  test.failing('[MQTT-4.4.0-1] on reconnect with CleanSession 0 the server re-sends an unacknowledged PUBREL with its original identifier', async () => {
+  test('[MQTT-4.4.0-1] on reconnect with CleanSession 0 the server re-sends an unacknowledged PUBREL with its original identifier', async () => {
     const clientId = uniqueId();
     const topic = `retry-rel/${clientId}`;
     const first = await pool.connected({ clientId, clean: false });

@@ -67,7 +67,7 @@ describe('6 Using WebSocket as a network transport', () => {
     expect(await session.nextPacket()).toMatchObject({ cmd: 'connack', returnCode: 0 });
   });
 
-  test.failing('[MQTT-6.0.0-1] a text data frame closes the network connection', async () => {
+  test('[MQTT-6.0.0-1] a text data frame closes the network connection', async () => {
     const session = await openWs();
     session.ws.send(connectBytes(), { binary: true });
     await session.nextPacket();
@@ -101,7 +101,7 @@ describe('6 Using WebSocket as a network transport', () => {
     expect(session.ws.protocol).toBe('mqtt');
   });
 
-  test.failing('[MQTT-6.0.0-4] the server selects "mqtt" when the client offers it among other sub-protocols', async () => {
+  test('[MQTT-6.0.0-4] the server selects "mqtt" when the client offers it among other sub-protocols', async () => {
     const session = await openWs(['mqttv3.1', 'mqtt']);
     expect(session.ws.protocol).toBe('mqtt');
   });

@@ -107,6 +107,54 @@ async function rawClient(port: number, clientId: string, clean: boolean): Promis
   return client;
 }
 
+test('after a restart an in-flight QoS 1 PUBLISH comes again with DUP 1 and a pending PUBREL is re-sent, both with their identifiers', async () => {
+  const dir = path.join(root, 'restart-in-flight');
+  let broker = await startBroker(dir);
+  const first = await rawClient(broker.port, 'in-flight-sub', false);
+  await subscribe(first, { 'flight/q1': 1, 'flight/q2': 2 });
+  const publisher = await rawClient(broker.port, 'in-flight-pub', true);
+  await publish(publisher, 'flight/q1', 'unacked', { qos: 1, messageId: 1 });
+  await publish(publisher, 'flight/q2', 'released', { qos: 2, messageId: 2 });
+  const q1 = await first.next('publish');
+  const q2 = await first.next('publish');
+  first.send({ cmd: 'pubrec', messageId: q2.messageId as number });
+  expect((await first.next('pubrel')).messageId).toBe(q2.messageId);
+  await Promise.all([first.destroy(), publisher.destroy()]);
+
+  await stopBroker(broker);
+  broker = await startBroker(dir);
+  const { client: resumed, connack } = await RawMqttClient.connect(broker.port, { clientId: 'in-flight-sub', clean: false });
+  rawClients.push(resumed);
+  expect(connack).toMatchObject({ returnCode: 0, sessionPresent: true });
+  const again = await resumed.next('publish');
+  expect({ id: again.messageId, dup: again.dup, payload: again.payload.toString() }).toEqual({ id: q1.messageId, dup: true, payload: 'unacked' });
+  expect(await resumed.next('pubrel')).toMatchObject({ messageId: q2.messageId });
+  resumed.send({ cmd: 'puback', messageId: q1.messageId as number });
+  resumed.send({ cmd: 'pubcomp', messageId: q2.messageId as number });
+  expect(await resumed.poll(400)).toBeUndefined();
+  expect(resumed.closed).toBe(false);
+  expect(broker.store.persistence.queuedCount('in-flight-sub')).toBe(0);
+}, 30_000);
+
+test('a stored session without subscriptions is present after a restart; a clean session ends it', async () => {
+  const dir = path.join(root, 'restart-bare-session');
+  let broker = await startBroker(dir);
+  await (await rawClient(broker.port, 'bare', false)).destroy();
+  await stopBroker(broker);
+  broker = await startBroker(dir);
+  const resumed = await RawMqttClient.connect(broker.port, { clientId: 'bare', clean: false });
+  rawClients.push(resumed.client);
+  expect(resumed.connack.sessionPresent).toBe(true);
+  await resumed.client.destroy();
+  const clean = await RawMqttClient.connect(broker.port, { clientId: 'bare', clean: true });
+  rawClients.push(clean.client);
+  expect(clean.connack.sessionPresent).toBe(false);
+  await clean.client.destroy();
+  const fresh = await RawMqttClient.connect(broker.port, { clientId: 'bare', clean: false });
+  rawClients.push(fresh.client);
+  expect(fresh.connack.sessionPresent).toBe(false);
+}, 30_000);
+
 describe('maxQueuedMessages under aedes', () => {
   test('an offline session keeps the oldest messages up to the limit; the newer ones are dropped and reported', async () => {
     const dropped: string[] = [];

@@ -41,6 +41,11 @@ async function oneRound(i) {
   const messageId = (i % 60000) + 1;
   await p.outgoingUpdate(client, { ...packet, messageId });
   ack('inflight', clientId, i, messageId);
+  if (packet.qos === 2) {
+    // aedes hands over its live PUBREL object, write callback included: only a plain copy may be stored.
+    await p.outgoingUpdate(client, { cmd: 'pubrel', messageId, writeCallback: () => undefined });
+    ack('pubrel', clientId, i, messageId);
+  }
   if (i % 4 === 0) {
     await p.outgoingClearMessageId(client, { cmd: 'puback', messageId });
     ack('acked-out', clientId, i);
@@ -51,6 +56,8 @@ async function oneRound(i) {
   ack('retained', `r/${i}`);
   await p.putWill({ id: `w${i}` }, { cmd: 'publish', topic: `will/${i}`, payload: Buffer.from('bye'), qos: 1, retain: false });
   ack('will', `w${i}`);
+  await p.openSession({ id: `s${i}` });
+  ack('session', `s${i}`);
   await area.put(`k${i}`, Buffer.from(`v${i}`));
   ack('area', `k${i}`);
 }

@@ -71,7 +71,10 @@ async function missingAfterReopen(store: NodeStore, acked: string[][]): Promise<
 
   for (const [kind, ...fields] of acked) {
     const [clientId, i, messageId] = fields;
-    const queued = async (): Promise<StoredPacket | undefined> => (await queueOf(clientId)).find((q) => q.brokerCounter === Number(i));
+    // The writer numbers message i with messageId (i % 60000) + 1; once its PUBREL is stored, only that identifies it.
+    const pubrelId = (Number(i) % 60000) + 1;
+    const queued = async (): Promise<StoredPacket | undefined> =>
+      (await queueOf(clientId)).find((q) => q.brokerCounter === Number(i) || (q.cmd === 'pubrel' && q.messageId === pubrelId));
     switch (kind) {
       case 'sub':
         if (!(await p.subscriptionsByClient({ id: clientId })).some((s) => s.topic === fields[1])) missing.push(`subscription ${fields}`);
@@ -81,6 +84,12 @@ async function missingAfterReopen(store: NodeStore, acked: string[][]): Promise<
         break;
       case 'inflight':
         if (!clearedOut.has(`${clientId}/${i}`) && (await queued())?.messageId !== Number(messageId)) missing.push(`in-flight messageId ${fields}`);
+        break;
+      case 'pubrel':
+        if ((await queued())?.cmd !== 'pubrel') missing.push(`PUBREL ${fields}`);
+        break;
+      case 'session':
+        if (!(await p.openSession({ id: fields[0] }))) missing.push(`session ${fields}`);
         break;
       case 'acked-out':
         if (await queued()) missing.push(`deletion of acknowledged message ${fields}`);
@@ -114,7 +123,7 @@ describe.each([
     const acked = await runWriterAndKill(dir, durability, commitDelayMs);
     expect(acked.length).toBeGreaterThanOrEqual(ACKS_BEFORE_KILL);
     const kinds = new Set(acked.map(([kind]) => kind));
-    expect([...kinds].sort()).toEqual(['acked-out', 'area', 'incoming', 'inflight', 'queued', 'retained', 'sub', 'will']);
+    expect([...kinds].sort()).toEqual(['acked-out', 'area', 'incoming', 'inflight', 'pubrel', 'queued', 'retained', 'session', 'sub', 'will']);
 
     const store = await openStore({ dir, durability: 'durable', commitDelayMs: 0, maxSizeMb: 256, maxQueuedMessages: 1_000_000, logger: pino({ level: 'silent' }) });
     try {

@@ -8,9 +8,34 @@ const sample: ForwardedMessage = {
 
 describe('forwarded message codec', () => {
   test('round-trips every field, with and without a share group', () => {
-    expect(decodeForwarded(encodeForwarded(sample))).toEqual({ ...sample, shareGroup: undefined });
-    const shared = { ...sample, qos: 0 as const, retain: false, shareGroup: 'workers', payload: Buffer.alloc(0) };
+    expect(decodeForwarded(encodeForwarded(sample))).toEqual(sample);
+    const shared = { ...sample, qos: 0 as const, retain: false, shareGroup: 'workers', shareFilter: 'acme/jobs/+', payload: Buffer.alloc(0) };
     expect(decodeForwarded(encodeForwarded(shared))).toEqual(shared);
+    const redirected = { ...shared, qos: 2 as const, redirects: 3, payload: Buffer.from('job') };
+    expect(decodeForwarded(encodeForwarded(redirected))).toEqual(redirected);
+  });
+
+  test('a share group needs its filter, both ways', () => {
+    expect(() => encodeForwarded({ ...sample, shareGroup: 'workers' })).toThrow(RangeError);
+    expect(() => encodeForwarded({ ...sample, shareFilter: 'a/+' })).toThrow(RangeError);
+    const encoded = encodeForwarded({ ...sample, shareGroup: 'workers', shareFilter: 'a/+' });
+    const groupOnly = Buffer.from(encoded);
+    groupOnly[1] &= ~16;
+    expect(() => decodeForwarded(groupOnly)).toThrow(/flags/);
+    const emptyGroup = encodeForwarded({ ...sample, shareGroup: 'g', shareFilter: 'f' });
+    const groupAt = 2 + 8 + 2 + sample.topic.length + 2 + sample.publisherClientId.length;
+    emptyGroup.writeUInt16BE(0, groupAt);
+    expect(() => decodeForwarded(emptyGroup)).toThrow(ForwardDecodeError);
+    expect(() => encodeForwarded({ ...sample, shareGroup: 'g', shareFilter: 'f', redirects: 256 })).toThrow(RangeError);
+    const noCount = encodeForwarded({ ...sample, shareGroup: 'g', shareFilter: 'f', redirects: 1, payload: Buffer.alloc(0) });
+    expect(() => decodeForwarded(noCount.subarray(0, noCount.length - 1))).toThrow(/redirect count/);
+  });
+
+  test('a decoder of the first format version refuses what it cannot read rather than misread it', () => {
+    // The first decoder accepted flags up to 15: the share filter (bit 4) and redirect (bit 5) bits exceed that.
+    const flags = encodeForwarded({ ...sample, shareGroup: 'g', shareFilter: 'f' })[1];
+    expect(flags).toBeGreaterThan(15);
+    expect(encodeForwarded(sample)[1]).toBeLessThanOrEqual(15);
   });
 
   test('rejects truncations, bad versions and bad flags with a typed error', () => {
