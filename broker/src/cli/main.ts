@@ -7,6 +7,7 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   broker: { summary: 'run a broker node', load: async () => (await import('./broker.js')).runBrokerCommand },
   passwd: { summary: 'add, update or delete a user in a broker users file', load: async () => (await import('./passwd.js')).runPasswdCommand },
+  operator: { summary: 'run the Kubernetes operator (RegionalCluster, ClusterLink)', load: async () => (await import('../../../operator/src/cli.js')).runOperatorCommand },
   bench: { summary: 'load-test an MQTT broker (conn | sub | pub)', load: async () => (await import('./bench.js')).runBenchCommand },
 };
 
