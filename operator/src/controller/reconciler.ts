@@ -105,27 +105,13 @@ export class ClusterReconciler {
     const raw = this.deps.caches.clusters.get(name, namespace);
     const links = this.deps.caches.links.list(namespace).filter((l) => l.spec.clusterRef === name);
     if (!raw || raw.metadata.deletionTimestamp) {
+      if (!raw) this.forgetApplied(namespace, name);
       await this.reconcileOrphanLinks(name, links);
       return {};
     }
     const cluster = withRegionalClusterDefaults(raw);
     const secrets = this.referencedSecrets(cluster, links);
-    const issues = validateRegionalCluster(cluster, { clusterName: raw.status?.clusterName, region: raw.status?.region });
-    let outcome: ReconcileOutcome;
-    let applied: Applied | undefined;
-    let failure: StepError | undefined;
-    if (issues.length) {
-      outcome = { kind: 'invalid', issues };
-    } else {
-      try {
-        applied = await this.apply(raw, cluster, links, secrets);
-        outcome = { kind: 'applied', objects: applied.render.objects.length, configHash: applied.render.configHash, replicantSelector: applied.render.replicantSelector };
-      } catch (err) {
-        failure = err instanceof StepError ? err : new StepError('ApplyFailed', describeError(err));
-        outcome = { kind: 'failed', reason: failure.reason, message: failure.message };
-        await this.deps.events.record(raw, 'Warning', failure.reason, failure.message);
-      }
-    }
+    const { outcome, applied, failure } = await this.validateAndApply(raw, cluster, links, secrets);
     const pods = this.podsOf(cluster);
     const endpoints = brokerEndpoints(pods, this.deps.options.brokerAdminPort);
     const runtime = links.length && endpoints.length ? await this.deps.brokers.linkStatuses(endpoints) : undefined;
@@ -136,6 +122,25 @@ export class ClusterReconciler {
   }
 
   // ---- the cluster ----
+
+  private async validateAndApply(
+    raw: RegionalCluster,
+    cluster: RegionalCluster,
+    links: readonly ClusterLink[],
+    secrets: SecretData,
+  ): Promise<{ outcome: ReconcileOutcome; applied?: Applied; failure?: StepError }> {
+    const issues = validateRegionalCluster(cluster, { clusterName: raw.status?.clusterName, region: raw.status?.region });
+    if (issues.length) return { outcome: { kind: 'invalid', issues } };
+    try {
+      const applied = await this.apply(raw, cluster, links, secrets);
+      const { render } = applied;
+      return { outcome: { kind: 'applied', objects: render.objects.length, configHash: render.configHash, replicantSelector: render.replicantSelector }, applied };
+    } catch (err) {
+      const failure = err instanceof StepError ? err : new StepError('ApplyFailed', describeError(err));
+      await this.deps.events.record(raw, 'Warning', failure.reason, failure.message);
+      return { outcome: { kind: 'failed', reason: failure.reason, message: failure.message }, failure };
+    }
+  }
 
   private referencedSecrets(cluster: RegionalCluster, links: readonly ClusterLink[]): SecretData {
     const names = new Set<string>(tlsSecretNames(cluster));
@@ -268,6 +273,14 @@ export class ClusterReconciler {
     return { live: after, changed };
   }
 
+  private forgetApplied(namespace: string, name: string): void {
+    const names = objectNames({ metadata: { name } } as RegionalCluster);
+    for (const key of this.applied.keys()) {
+      const [, ns, objectName] = key.split('/');
+      if (ns === namespace && Object.values(names).includes(objectName ?? '')) this.applied.delete(key);
+    }
+  }
+
   /** A disruption budget turned off in the spec: delete the one this cluster owns. */
   private async deleteDisabledBudgets(cluster: RegionalCluster, render: RenderResult): Promise<string[]> {
     const names = objectNames(cluster);
@@ -338,15 +351,11 @@ export class ClusterReconciler {
         continue;
       }
       await this.ensureFinalizer(raw);
+      // A failed apply says nothing new about the links (the agents keep the last applied file): keep their status.
+      if (outcome.kind === 'failed') continue;
       const link = withClusterLinkDefaults(raw);
       const issues = validateClusterLink(link, cluster, { clusterRef: raw.status?.clusterRef, remoteClusterName: raw.status?.remoteClusterName });
-      let placement: LinkPlacement;
-      if (issues.length) placement = { kind: 'invalid', issues };
-      else if (!render || outcome.kind !== 'applied') placement = notApplied(cluster, outcome);
-      else {
-        const skipped = render.links.skipped.find((s) => s.link === raw.metadata.name);
-        placement = skipped ? { kind: 'skipped', skipped } : { kind: 'included', configMap: objectNames(cluster).linksConfigMap };
-      }
+      const placement = issues.length ? ({ kind: 'invalid', issues } as const) : placementIn(cluster, raw, render, outcome);
       await this.writeLinkStatus(raw, link, placement, linkSecretProblems(link, secrets), runtime);
     }
   }
@@ -452,16 +461,14 @@ export class ClusterReconciler {
   }
 }
 
-function notApplied(cluster: RegionalCluster, outcome: ReconcileOutcome): LinkPlacement {
-  const name = cluster.metadata.name;
-  switch (outcome.kind) {
-    case 'invalid':
-      return { kind: 'clusterNotApplied', cluster: name, reason: 'InvalidSpec', message: summarizeIssues(outcome.issues) };
-    case 'failed':
-      return { kind: 'clusterNotApplied', cluster: name, reason: outcome.reason, message: outcome.message };
-    case 'applied':
-      return { kind: 'clusterNotApplied', cluster: name, reason: 'Unknown', message: 'no render' };
+/** Where a valid link ended up: in the links file, left out by the render (and why), or nowhere (invalid cluster). */
+function placementIn(cluster: RegionalCluster, link: ClusterLink, render: RenderResult | undefined, outcome: ReconcileOutcome): LinkPlacement {
+  if (!render) {
+    const message = outcome.kind === 'invalid' ? summarizeIssues(outcome.issues) : outcome.kind === 'failed' ? outcome.message : 'not rendered';
+    return { kind: 'clusterNotApplied', cluster: cluster.metadata.name, reason: outcome.kind === 'invalid' ? 'InvalidSpec' : 'NotApplied', message };
   }
+  const skipped = render.links.skipped.find((s) => s.link === link.metadata.name);
+  return skipped ? { kind: 'skipped', skipped } : { kind: 'included', configMap: objectNames(cluster).linksConfigMap };
 }
 
 /** The admin endpoints of the ready core nodes (where the link agents run). */

@@ -414,6 +414,26 @@ describe('the operator on kube-apiserver 1.20', () => {
     await eventually('LinkRemoved event', async () => (await eventReasons('to-emea')).includes('LinkRemoved'));
   });
 
+  it('runs the finalizer while the RegionalCluster is invalid, by cutting the link out of the live ConfigMap', async () => {
+    await kubectl(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'meridian.dev/v1alpha1',
+      kind: 'ClusterLink',
+      metadata: { name: 'to-apj', namespace: NS },
+      spec: { clusterRef: 'us-east', remote: { clusterName: 'apj', servers: ['apj.example.net:1883'] }, topics: ['#'] },
+    }));
+    await eventually('apj in the links file', async () => (await linksYaml('us-east')).includes('name: apj'));
+    const listeners = [{ name: 'mqtt', protocol: 'MQTT', port: 1883 }];
+    await mergePatch(`${RC_PATH}/us-east`, { spec: { listeners: [...listeners, { name: 'dup', protocol: 'MQTT', port: 1883 }] } });
+    await conditionEventually('mrc', 'us-east', 'ConfigApplied', { status: 'False', reason: 'InvalidSpec' });
+    await kubectl(['delete', 'clusterlink', 'to-apj', '-n', NS, '--wait=false']);
+    await eventually('to-apj gone', async () => (await link('to-apj')) === undefined);
+    const links = await linksYaml('us-east');
+    expect(links).not.toContain('name: apj');
+    expect(links).toContain('name: us-west');
+    await mergePatch(`${RC_PATH}/us-east`, { spec: { listeners } });
+    await conditionEventually('mrc', 'us-east', 'ConfigApplied', { status: 'True' });
+  });
+
   it('hands over to the standby within the lease duration when the leader is killed', async () => {
     const before = (await lease())?.spec?.leaseTransitions ?? 0;
     leader.kill('SIGKILL');
