@@ -17,7 +17,9 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # The registry mirror here lacks some optional platform packages (other OSes' native builds), which makes
+  # `npm ci` refuse the lock file; `npm install` then installs the same locked versions for this platform.
+  npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
 fi
 
 echo "setup: build"

@@ -25,6 +25,15 @@ export interface PersistenceClient {
   id: string;
 }
 
+/**
+ * A clean session's QoS 2 receive state ends with its connection [MQTT-3.1.2-6]: after a crash the client starts a
+ * new session and never sends the PUBREL, so that state is kept in memory only — it saves two durable commits per
+ * QoS 2 message. (The message itself is published, and stored for persistent subscribers, before PUBREC.)
+ */
+function endsWithConnection(client: PersistenceClient): boolean {
+  return (client as { clean?: unknown }).clean === true;
+}
+
 export interface SubscriptionTarget {
   clientId: string;
 }
@@ -345,6 +354,7 @@ export class DurablePersistence {
       this.state.incoming.set(client.id, perClient);
     }
     perClient.set(messageId, stored);
+    if (endsWithConnection(client)) return;
     await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored } satisfies IncomingValue)]);
   }
 
@@ -362,6 +372,7 @@ export class DurablePersistence {
     }
     perClient.delete(messageId);
     if (perClient.size === 0) this.state.incoming.delete(client.id);
+    if (endsWithConnection(client)) return;
     await this.deps.write([del(incomingKey(client.id, messageId))]);
   }
 
