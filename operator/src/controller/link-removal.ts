@@ -1,7 +1,7 @@
 /**
- * Taking one link out of the objects the link agents read, without a render: used when a ClusterLink is deleted
- * while its RegionalCluster cannot be rendered (invalid spec), so the finalizer still removes the link from the
- * brokers. The returned objects keep the labels and owner references the operator applied (server-side apply
+ * Reading and editing the live objects the link agents read, without a render: used while a RegionalCluster
+ * cannot be rendered (invalid spec) — to tell which links the agents still have, and to take a deleted
+ * ClusterLink out so that the finalizer still removes it from the brokers. The returned objects keep the labels and owner references the operator applied (server-side apply
  * would drop whatever the applied object leaves out).
  */
 import type { V1ConfigMap, V1ObjectMeta, V1Secret } from '@kubernetes/client-node';
@@ -19,12 +19,19 @@ function appliedMetadata(meta: V1ObjectMeta | undefined): V1ObjectMeta {
   };
 }
 
+function linksIn(configMap: V1ConfigMap | undefined): LinksFile['links'] {
+  const text = configMap?.data?.[LINKS_FILE_KEY];
+  return text ? ((load(text) as LinksFile | null)?.links ?? []) : [];
+}
+
+/** Names (remote cluster names) of the links in a live links ConfigMap. */
+export function linkNamesIn(configMap: V1ConfigMap | undefined): Set<string> {
+  return new Set(linksIn(configMap).map((l) => l.name));
+}
+
 /** The links ConfigMap without the entry named `remote`; undefined when it has no such entry. */
 export function linksConfigMapWithout(configMap: V1ConfigMap, remote: string): V1ConfigMap | undefined {
-  const text = configMap.data?.[LINKS_FILE_KEY];
-  if (!text) return undefined;
-  const file = load(text) as LinksFile | null;
-  const links = file?.links ?? [];
+  const links = linksIn(configMap);
   const kept = links.filter((l) => l.name !== remote);
   if (kept.length === links.length) return undefined;
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: appliedMetadata(configMap.metadata), data: { ...configMap.data, [LINKS_FILE_KEY]: toYaml({ links: kept }) } };

@@ -21,7 +21,7 @@ import { canonicalJson, sha256Hex } from '../render/serialize.js';
 import type { BrokerEndpoint, BrokerLinks, LinkRuntimeStatus } from './broker-links.js';
 import { clusterStatus, type ReconcileOutcome } from './cluster-status.js';
 import { findCondition } from './conditions.js';
-import { credentialsWithout, linksConfigMapWithout } from './link-removal.js';
+import { credentialsWithout, linkNamesIn, linksConfigMapWithout } from './link-removal.js';
 import { clusterLinkStatus, linkSecretProblems, type LinkPlacement } from './link-status.js';
 
 export const LINK_FINALIZER = 'meridian.dev/link-cleanup';
@@ -351,13 +351,27 @@ export class ClusterReconciler {
         continue;
       }
       await this.ensureFinalizer(raw);
-      // A failed apply says nothing new about the links (the agents keep the last applied file): keep their status.
-      if (outcome.kind === 'failed') continue;
       const link = withClusterLinkDefaults(raw);
       const issues = validateClusterLink(link, cluster, { clusterRef: raw.status?.clusterRef, remoteClusterName: raw.status?.remoteClusterName });
-      const placement = issues.length ? ({ kind: 'invalid', issues } as const) : placementIn(cluster, raw, render, outcome);
+      const placement = issues.length ? ({ kind: 'invalid', issues } as const) : this.placement(cluster, link, render, outcome);
       await this.writeLinkStatus(raw, link, placement, linkSecretProblems(link, secrets), runtime);
     }
+  }
+
+  /**
+   * Where a valid link ended up: in the links file or left out by this render (and why); without a render (invalid
+   * cluster, failed apply) the agents keep the last applied file, so the live ConfigMap tells.
+   */
+  private placement(cluster: RegionalCluster, link: ClusterLink, render: RenderResult | undefined, outcome: ReconcileOutcome): LinkPlacement {
+    const configMap = objectNames(cluster).linksConfigMap;
+    if (render) {
+      const skipped = render.links.skipped.find((s) => s.link === link.metadata.name);
+      return skipped ? { kind: 'skipped', skipped } : { kind: 'included', configMap };
+    }
+    if (linkNamesIn(this.deps.caches.configMaps.get(configMap, cluster.metadata.namespace)).has(link.spec.remote.clusterName)) return { kind: 'included', configMap };
+    const reason = outcome.kind === 'invalid' ? 'InvalidSpec' : 'NotApplied';
+    const message = outcome.kind === 'invalid' ? summarizeIssues(outcome.issues) : outcome.kind === 'failed' ? outcome.message : 'not rendered';
+    return { kind: 'clusterNotApplied', cluster: cluster.metadata.name, reason, message };
   }
 
   private async writeLinkStatus(
@@ -459,16 +473,6 @@ export class ClusterReconciler {
     }
     return data;
   }
-}
-
-/** Where a valid link ended up: in the links file, left out by the render (and why), or nowhere (invalid cluster). */
-function placementIn(cluster: RegionalCluster, link: ClusterLink, render: RenderResult | undefined, outcome: ReconcileOutcome): LinkPlacement {
-  if (!render) {
-    const message = outcome.kind === 'invalid' ? summarizeIssues(outcome.issues) : outcome.kind === 'failed' ? outcome.message : 'not rendered';
-    return { kind: 'clusterNotApplied', cluster: cluster.metadata.name, reason: outcome.kind === 'invalid' ? 'InvalidSpec' : 'NotApplied', message };
-  }
-  const skipped = render.links.skipped.find((s) => s.link === link.metadata.name);
-  return skipped ? { kind: 'skipped', skipped } : { kind: 'included', configMap: objectNames(cluster).linksConfigMap };
 }
 
 /** The admin endpoints of the ready core nodes (where the link agents run). */

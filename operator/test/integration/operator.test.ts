@@ -425,6 +425,8 @@ describe('the operator on kube-apiserver 1.20', () => {
     const listeners = [{ name: 'mqtt', protocol: 'MQTT', port: 1883 }];
     await mergePatch(`${RC_PATH}/us-east`, { spec: { listeners: [...listeners, { name: 'dup', protocol: 'MQTT', port: 1883 }] } });
     await conditionEventually('mrc', 'us-east', 'ConfigApplied', { status: 'False', reason: 'InvalidSpec' });
+    // The agents keep the last applied file: links in it stay Configured.
+    expect(conditionOf(await link('to-us-west'), 'Configured')).toMatchObject({ status: 'True', reason: 'Applied' });
     await kubectl(['delete', 'clusterlink', 'to-apj', '-n', NS, '--wait=false']);
     await eventually('to-apj gone', async () => (await link('to-apj')) === undefined);
     const links = await linksYaml('us-east');

@@ -1,6 +1,6 @@
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
-import { credentialsWithout, linksConfigMapWithout } from '../../../src/controller/link-removal.js';
+import { credentialsWithout, linkNamesIn, linksConfigMapWithout } from '../../../src/controller/link-removal.js';
 import { toYaml } from '../../../src/render/index.js';
 
 const metadata = {
@@ -19,6 +19,8 @@ describe('cutting a link out of the live objects', () => {
     expect(load(cut?.data?.['links.yaml'] ?? '')).toEqual({ links: [{ name: 'us-west' }] });
     expect(cut?.metadata).toEqual({ name: 'us-east-links', namespace: 'meridian', labels: { a: 'b' }, ownerReferences: metadata.ownerReferences });
     expect(linksConfigMapWithout(cm, 'apac')).toBeUndefined();
+    expect([...linkNamesIn(cm)]).toEqual(['emea', 'us-west']);
+    expect(linkNamesIn(undefined).size).toBe(0);
   });
 
   it('removes the credential files of the remote only', () => {
