@@ -1,4 +1,4 @@
-.PHONY: build test test-unit bench demo clean
+.PHONY: build test test-unit bench bench-cluster demo clean crds image e2e-kind
 
 build:
 	npx tsc -p tsconfig.json
@@ -21,3 +21,19 @@ demo:
 
 clean:
 	rm -rf dist .cache
+
+## Regenerate crds/*.yaml, the chart's CRDs and operator/CRD_REFERENCE.md from operator/src/api.
+crds: build
+	node dist/operator/src/api/generate-crds.js
+
+## The container image (broker, link agent and operator in one); needs Docker.
+image:
+	docker build -t meridian:dev .
+
+## Three kind clusters, the image, the chart per region, the example resources, a cross-region check; needs Docker and kind.
+e2e-kind:
+	bash e2e/k8s/kind-e2e.sh
+
+## Regional-cluster benchmarks (figures into e2e/bench/CLUSTER.md).
+bench-cluster: build
+	bash e2e/bench/cluster.sh
