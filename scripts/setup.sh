@@ -19,7 +19,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup: npm ci"
   # The registry mirror here lacks some optional platform packages (other OSes' native builds), which makes
   # `npm ci` refuse the lock file; `npm install` then installs the same locked versions for this platform.
-  npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --loglevel=error 2>/tmp/meridian-npm-ci.log \
+    || { echo "setup: npm ci refused the lock file (see /tmp/meridian-npm-ci.log); npm install"; npm install --no-audit --no-fund --loglevel=error; }
 fi
 
 echo "setup: build"
