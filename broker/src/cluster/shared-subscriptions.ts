@@ -52,6 +52,12 @@ export class SharedRouteIndex {
   private readonly trie = new FilterTrie<FilterShares>();
   private readonly perOwner = new Map<string, number>();
   private count = 0;
+  /**
+   * Filters per first level, and filters starting with a wildcard: a topic whose first level no filter has skips
+   * the trie (splitting the topic costs more than the look-up), so shared groups elsewhere cost other topics little.
+   */
+  private readonly firstLevels = new Map<string, number>();
+  private wildcardFirst = 0;
 
   /** Number of routes (filter, group, owner). */
   get size(): number {
@@ -67,7 +73,10 @@ export class SharedRouteIndex {
   }
 
   add(filter: string, owner: string, group: string): boolean {
-    const shares = this.trie.getOrCreate(filter, () => new FilterShares(filter));
+    const shares = this.trie.getOrCreate(filter, () => {
+      this.countFirstLevel(filter, 1);
+      return new FilterShares(filter);
+    });
     let entry = shares.groups.get(group);
     if (entry === undefined) shares.groups.set(group, (entry = new ShareOwners(group, filter)));
     if (entry.owners.includes(owner)) return false;
@@ -84,7 +93,10 @@ export class SharedRouteIndex {
     if (shares === undefined || entry === undefined || index < 0) return false;
     entry.owners.splice(index, 1);
     if (entry.owners.length === 0) shares.groups.delete(group);
-    if (shares.groups.size === 0) this.trie.delete(filter);
+    if (shares.groups.size === 0) {
+      this.trie.delete(filter);
+      this.countFirstLevel(filter, -1);
+    }
     const left = (this.perOwner.get(owner) ?? 1) - 1;
     if (left === 0) this.perOwner.delete(owner);
     else this.perOwner.set(owner, left);
@@ -99,12 +111,29 @@ export class SharedRouteIndex {
   /** Every (group, filter) whose filter matches the topic name; null when none (no allocation then). */
   match(topic: string): ShareOwners[] | null {
     if (this.count === 0) return null;
+    if (this.wildcardFirst === 0 && !this.firstLevels.has(firstLevel(topic))) return null;
     let found: ShareOwners[] | null = null;
     this.trie.match(topic, (shares) => {
       for (const entry of shares.groups.values()) (found ??= []).push(entry);
     });
     return found;
   }
+
+  private countFirstLevel(filter: string, delta: 1 | -1): void {
+    const first = firstLevel(filter);
+    if (first === '+' || first === '#') {
+      this.wildcardFirst += delta;
+      return;
+    }
+    const n = (this.firstLevels.get(first) ?? 0) + delta;
+    if (n === 0) this.firstLevels.delete(first);
+    else this.firstLevels.set(first, n);
+  }
+}
+
+function firstLevel(topic: string): string {
+  const slash = topic.indexOf('/');
+  return slash < 0 ? topic : topic.slice(0, slash);
 }
 
 /** The share route id of a group is `$share/<group>`; '' and any other id are ordinary routes. */

@@ -64,6 +64,26 @@ describe('SharedRouteIndex and ClusterRoutes', () => {
     expect(index.match('a/b')).toHaveLength(1);
   });
 
+  test('topics are matched whatever the first level of the filters (literal, +, #)', () => {
+    const index = new SharedRouteIndex();
+    index.add('jobs/+', 'n1', 'g');
+    expect(index.match('other/1')).toBeNull();
+    expect(index.match('jobs')).toBeNull();
+    expect(index.match('jobs/1')).toHaveLength(1);
+    index.add('+/alerts', 'n1', 'g');
+    expect(index.match('other/alerts')).toHaveLength(1);
+    index.delete('+/alerts', 'n1', 'g');
+    expect(index.match('other/alerts')).toBeNull();
+    index.add('#', 'n2', 'h');
+    expect(index.match('anything/at/all')).toHaveLength(1);
+    expect(index.match('jobs/1')).toHaveLength(2);
+    index.delete('#', 'n2', 'h');
+    index.delete('jobs/+', 'n1', 'g');
+    index.add('jobs', 'n1', 'g');
+    expect(index.match('jobs')).toHaveLength(1);
+    expect(index.match('jobs/1')).toBeNull();
+  });
+
   test('route ids', () => {
     expect(shareGroupOfRouteId('$share/workers')).toBe('workers');
     expect(shareGroupOfRouteId('')).toBeUndefined();
