@@ -1,5 +1,5 @@
 /**
- * The operator as a separate process (`node dist/operator/src/cli-main.js`, built by `npx tsc`), logging pino
+ * The operator as a separate process (`meridian operator`: `node dist/broker/src/cli/main.js operator`, built by `npx tsc`), logging pino
  * JSON lines to a file the tests read. Stopped by PID; killed on process exit if a test run dies first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -7,7 +7,8 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
-export const OPERATOR_ENTRY = path.join(REPO_ROOT, 'dist/operator/src/cli-main.js');
+/** The operator runs as the image runs it: `meridian operator`. */
+export const OPERATOR_ENTRY = path.join(REPO_ROOT, 'dist/broker/src/cli/main.js');
 
 export interface LogLine {
   level: number;
@@ -49,6 +50,7 @@ export function startOperatorProcess(options: OperatorProcessOptions): OperatorP
   // The harness's flags come last: of a repeated flag the last wins.
   const args = [
     OPERATOR_ENTRY,
+    'operator',
     '--log-level=debug',
     ...(options.args ?? []),
     `--kubeconfig=${options.kubeconfig}`,
