@@ -19,6 +19,10 @@ import { registerClusterApi } from './api.js';
 import { RetainedReplicator } from './retained.js';
 import { SessionTakeover, registerTakeoverApi } from './takeover.js';
 import { readFileSync } from 'node:fs';
+import type { RouteSink } from '../routing/route-table.js';
+
+/** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
+export type RouteChangeListener = (op: 'add' | 'delete', filter: string, owner: string, routeId: string) => void;
 
 export interface ClusterHost {
   config: BrokerConfig;
@@ -53,6 +57,7 @@ export class ClusterNode {
   private readonly syncPeers = new Set<string>();
   private discovery?: Discovery;
   private readonly logger: Logger;
+  private readonly routeWatchers = new Set<RouteChangeListener>();
 
   private constructor(
     private readonly host: ClusterHost,
@@ -101,7 +106,8 @@ export class ClusterNode {
     const routes = new ClusterRoutes();
     const sync = new RouteSync({
       cluster: config.node.clusterName, actor: config.node.name, incarnation: host.store.incarnation, role: cluster.role,
-      ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy, sink: routes,
+      ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy,
+      sink: watchedSink(routes, (op, filter, owner, routeId) => node.routeChanged(op, filter, owner, routeId)),
       onEvent: (event) => node.onRouteSyncEvent(event),
     });
     const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes);
@@ -129,6 +135,41 @@ export class ClusterNode {
       if (packet.qos === 0) return done();
       replicated.then(() => done(), done);
     });
+  }
+
+  /**
+   * Calls `listener` with every route of the regional table now (as 'add'; this node's routes added through
+   * `addRoute` excepted, the caller knows them), then with every change, until the returned function is called.
+   */
+  watchRoutes(listener: RouteChangeListener): () => void {
+    for (const [filter, routeId] of this.localRoutes.routes()) listener('add', filter, this.nodeId, routeId);
+    for (const lane of this.sync.lanes()) {
+      if (lane.local) continue;
+      for (const route of this.sync.laneRoutes(lane.actor)) listener('add', route.filter, lane.actor, route.routeId);
+    }
+    this.routeWatchers.add(listener);
+    return () => this.routeWatchers.delete(listener);
+  }
+
+  /** A route of this node that no client subscription backs (a link agent's remote routes); counted per call. */
+  addRoute(filter: string, routeId: string): void {
+    this.driver.subscribe(filter, routeId);
+  }
+
+  deleteRoute(filter: string, routeId: string): void {
+    this.driver.unsubscribe(filter, routeId);
+  }
+
+  markLinked(packet: object): void {
+    this.forwarder.markLinked(packet);
+  }
+
+  isLinked(packet: object): boolean {
+    return this.forwarder.isLinked(packet);
+  }
+
+  private routeChanged(op: 'add' | 'delete', filter: string, owner: string, routeId: string): void {
+    for (const watcher of this.routeWatchers) watcher(op, filter, owner, routeId);
   }
 
   async stop(): Promise<void> {
@@ -264,6 +305,22 @@ function clusterTls(tls: NonNullable<BrokerConfig['cluster']['tls']>): { server:
   return {
     server: { cert, key, ca, requestCert: true, rejectUnauthorized: true },
     client: { cert, key, ca, rejectUnauthorized: true, checkServerIdentity: () => undefined },
+  };
+}
+
+/** The route table, telling `changed` about every route that actually appeared or went. */
+function watchedSink(routes: RouteSink, changed: RouteChangeListener): RouteSink {
+  return {
+    add(filter, owner, routeId) {
+      const added = routes.add(filter, owner, routeId);
+      if (added) changed('add', filter, owner, routeId);
+      return added;
+    },
+    delete(filter, owner, routeId) {
+      const deleted = routes.delete(filter, owner, routeId);
+      if (deleted) changed('delete', filter, owner, routeId);
+      return deleted;
+    },
   };
 }
 

@@ -7,8 +7,9 @@
  *   [u16 group length | group | u16 filter length | filter] [u8 redirects] | payload (rest)
  *
  * flags: bits 0-1 qos, bit 2 retain, bit 3 share group follows, bit 4 share filter follows (always with bit 3),
- * bit 5 redirect count follows. Bits 4 and 5 came after the first version of the format: a decoder that predates
- * them refuses such a message as having bad flags instead of misreading the filter as payload.
+ * bit 5 redirect count follows, bit 6 linked (the message arrived from another region over a cluster link; no
+ * bytes follow). Bits 4-6 came after the first version of the format: a decoder that predates them refuses such a
+ * message as having bad flags instead of misreading the filter as payload (or forwarding a linked message again).
  */
 export interface ForwardedMessage {
   topic: string;
@@ -25,6 +26,8 @@ export interface ForwardedMessage {
   shareFilter?: string;
   /** How many times nodes without a connected member passed this shared copy on (bounded by the receiver). */
   redirects?: number;
+  /** Arrived from another region over a cluster link: never queued for a link again (no loops between regions). */
+  linked?: boolean;
 }
 
 const VERSION = 1;
@@ -33,7 +36,8 @@ const RETAIN = 4;
 const SHARE_GROUP = 8;
 const SHARE_FILTER = 16;
 const REDIRECTS = 32;
-const KNOWN_FLAGS = 3 | RETAIN | SHARE_GROUP | SHARE_FILTER | REDIRECTS;
+const LINKED = 64;
+const KNOWN_FLAGS = 3 | RETAIN | SHARE_GROUP | SHARE_FILTER | REDIRECTS | LINKED;
 
 export class ForwardDecodeError extends Error {
   override name = 'ForwardDecodeError';
@@ -51,7 +55,7 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
   const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + message.payload.length;
   const out = Buffer.allocUnsafe(size);
   let at = out.writeUInt8(VERSION, 0);
-  const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0);
+  const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0) | (message.linked ? LINKED : 0);
   at = out.writeUInt8(flags, at);
   at = out.writeDoubleBE(message.timestamp, at);
   at = writeString(out, topic, at);
@@ -91,6 +95,7 @@ export function decodeForwarded(buf: Buffer): ForwardedMessage {
     message.shareGroup = shareGroup;
     message.shareFilter = shareFilter;
   }
+  if (flags & LINKED) message.linked = true;
   if (flags & REDIRECTS) {
     if (at >= buf.length) throw new ForwardDecodeError('truncated before the redirect count');
     message.redirects = buf.readUInt8(at);

@@ -23,6 +23,8 @@ const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-c
 export class Forwarder {
   /** Packets that came from another node: published locally only. */
   private readonly arrived = new WeakSet<object>();
+  /** Packets that came from another region over a cluster link: the mark travels with every copy. */
+  private readonly linked = new WeakSet<object>();
   private readonly owners = new Set<string>();
 
   constructor(
@@ -40,6 +42,16 @@ export class Forwarder {
     return this.arrived.has(packet);
   }
 
+  /** The packet came from another region over a cluster link (published here by a link agent). */
+  markLinked(packet: object): void {
+    this.linked.add(packet);
+  }
+
+  /** Published by a link agent here, or a copy of such a message: never to be queued for a link again. */
+  isLinked(packet: object): boolean {
+    return this.linked.has(packet);
+  }
+
   /** The aedes `published` hook: runs after local delivery and before the publisher's PUBACK/PUBREC. */
   published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
     if (this.arrived.has(packet)) return done();
@@ -53,6 +65,7 @@ export class Forwarder {
       topic: packet.topic, payload: asBuffer(packet.payload), qos: packet.qos, retain: packet.retain,
       publisherClientId: client?.id ?? '', timestamp: Date.now(),
     };
+    if (this.linked.has(packet)) message.linked = true;
     const sends: Promise<unknown>[] = [...owners].map((nodeId) => this.send(nodeId, message));
     if (shared !== null) sends.push(...this.shares.dispatch(shared, message));
     const handedOver = Promise.all(sends);
@@ -83,6 +96,7 @@ export class Forwarder {
     }
     const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
     this.arrived.add(packet);
+    if (message.linked) this.linked.add(packet);
     delivery.defer(new Promise<void>((resolve, reject) => {
       this.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
     }));

@@ -14,6 +14,7 @@ import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
+import { isLinkRouteId, linkRouteId, type LinkRegion } from './region.js';
 
 export interface LinkAgentHost {
   clusterName: string;
@@ -24,6 +25,11 @@ export interface LinkAgentHost {
   store: NodeStore;
   aedes: Aedes;
   security: Security;
+  /**
+   * The regional cluster this node is part of; absent on a standalone node. With it, the links export the whole
+   * region's routes (not only this node's) and the remote routes become this node's routes in the region.
+   */
+  region?: LinkRegion;
 }
 
 export interface LinkAgentOptions {
@@ -59,6 +65,9 @@ export class LinkAgent {
   private applying: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly localRoutes: LocalRoutes;
+  /** The routes the links export, as filter → number of routes (owner, route id) on it. */
+  private readonly exported = new Map<string, number>();
+  private unwatchRegion?: () => void;
   private readonly dedup: DedupWindow;
   private readonly metrics: LinkMetrics;
   /** Packets published here from a link: delivered locally, never queued for any link (no loops). */
@@ -70,14 +79,13 @@ export class LinkAgent {
     this.logger = host.logger.child({ component: 'link' });
     this.dedup = new DedupWindow(host.store.area('link-dedup'));
     this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus => 'queue' in s));
-    this.localRoutes = new LocalRoutes((op, filter) => {
-      for (const link of this.links.values()) link.localRoute(op, filter);
-    });
+    this.localRoutes = new LocalRoutes((op, filter) => this.exportChanged(op, filter));
   }
 
   static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
     const agent = new LinkAgent(host, options);
-    agent.trackLocalSubscriptions();
+    if (host.region) agent.trackRegionRoutes(host.region);
+    else agent.trackLocalSubscriptions();
     agent.trackRemoteAgents();
     host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: agent.describe() }));
     agent.reload();
@@ -93,7 +101,7 @@ export class LinkAgent {
    */
   published(packet: AedesPublishPacket, client: Client | null, local: LocalPublished, done: Done): void {
     if (client && isLinkTopic(packet.topic)) return this.onControl(packet, client, done);
-    if (this.linked.has(packet) || isLinkTopic(packet.topic)) return local(done);
+    if (this.linked.has(packet) || this.host.region?.isLinked(packet) || isLinkTopic(packet.topic)) return local(done);
     const targets = [...this.links.values()].filter((link) => link.wants(packet.topic));
     if (targets.length === 0) return local(done);
     const message: LinkMessage = {
@@ -115,6 +123,7 @@ export class LinkAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unwatchRegion?.();
     this.watcher?.close();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounce);
@@ -200,6 +209,7 @@ export class LinkAgent {
   private publishLinked(message: LinkMessage): Promise<void> {
     const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
     this.linked.add(packet);
+    this.host.region?.markLinked(packet);
     return new Promise((resolve, reject) => {
       this.host.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
     });
@@ -239,8 +249,28 @@ export class LinkAgent {
     };
   }
 
+  /**
+   * In a regional cluster the links export every route of the region — the remote routes of links excepted: a
+   * message that came over a link is never forwarded to another one, so exporting them would only cost traffic.
+   */
+  private trackRegionRoutes(region: LinkRegion): void {
+    this.unwatchRegion = region.watchRoutes((op, filter, _owner, routeId) => {
+      if (!isLinkRouteId(routeId)) this.exportChanged(op, filter);
+    });
+  }
+
+  private exportChanged(op: 'add' | 'delete', filter: string): void {
+    const count = this.exported.get(filter) ?? 0;
+    if (op === 'delete' && count === 0) return;
+    if (op === 'add') this.exported.set(filter, count + 1);
+    else if (count === 1) this.exported.delete(filter);
+    else this.exported.set(filter, count - 1);
+    for (const link of this.links.values()) link.localRoute(op, filter);
+  }
+
+  /** One entry per exported route (a filter held by several routes appears that many times). */
   private currentRouteFilters(): string[] {
-    return [...this.localRoutes.routes()].map(([filter]) => filter);
+    return [...this.exported].flatMap(([filter, count]) => new Array<string>(count).fill(filter));
   }
 
   private trackRemoteAgents(): void {
@@ -326,7 +356,11 @@ export class LinkAgent {
 
   private linkContext(): LinkContext {
     const { host } = this;
-    return { localCluster: host.clusterName, nodeName: host.nodeName, aedes: host.aedes, store: host.store, logger: this.logger, metrics: this.metrics };
+    const region = host.region;
+    return {
+      localCluster: host.clusterName, nodeName: host.nodeName, aedes: host.aedes, store: host.store, logger: this.logger, metrics: this.metrics,
+      remoteRoute: region && ((link, op, filter) => (op === 'add' ? region.addRoute(filter, linkRouteId(link)) : region.deleteRoute(filter, linkRouteId(link)))),
+    };
   }
 
   private describe(): object {

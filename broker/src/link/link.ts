@@ -11,6 +11,7 @@ import { HubDriver } from './hub-driver.js';
 import { LinkQueue, type LinkMessage } from './queue.js';
 import { agentActor, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
 import type { LinkMetrics } from './metrics.js';
+import { RemoteRoutes } from './region.js';
 
 export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'misconfigured' | 'disabled';
 
@@ -23,6 +24,8 @@ export interface LinkContext {
   metrics: LinkMetrics;
   /** Messages forwarded in flight per link (unacknowledged publishes to the remote). */
   window?: number;
+  /** The union of the remote agents' filters changed (in a regional cluster: the agent's routes there follow). */
+  remoteRoute?: (link: string, op: 'add' | 'delete', filter: string) => void;
 }
 
 export interface LinkStatus {
@@ -63,6 +66,7 @@ export class Link {
   private readonly logger: Logger;
   private sender!: HubDriver;
   private readonly receiver: HubDriver;
+  private readonly remoteRoutes: RemoteRoutes;
   private client?: MqttClient;
   private generation = 0;
   private serverIndex = 0;
@@ -84,9 +88,10 @@ export class Link {
     this.actor = agentActor(ctx.localCluster, ctx.nodeName);
     this.logger = ctx.logger.child({ link: config.name });
     this.sender = this.createSender(incarnation);
+    this.remoteRoutes = new RemoteRoutes((op, filter) => ctx.remoteRoute?.(config.name, op, filter));
     this.receiver = new HubDriver(new RouteSync({
       cluster: ctx.localCluster, actor: ctx.localCluster, incarnation: 1, role: 'agent', policy: exportOwnLaneOnly,
-      mirrorLocal: false, ttlMs: config.routeTtlSeconds * 1000, onEvent: (e) => this.onReceiverEvent(e),
+      mirrorLocal: false, sink: this.remoteRoutes, ttlMs: config.routeTtlSeconds * 1000, onEvent: (e) => this.onReceiverEvent(e),
     }), (peer, frame) => this.respond(peer, frame));
     queue.onReady = () => this.pumpMessages();
   }
@@ -119,8 +124,7 @@ export class Link {
   /** Does a remote agent hold a route matching `topic`? */
   wants(topic: string): boolean {
     if (isLinkTopic(topic)) return false;
-    const table = this.receiver.sync.table;
-    return table !== null && table.match(topic).size > 0;
+    return this.remoteRoutes.table.match(topic).size > 0;
   }
 
   enqueue(message: LinkMessage, durable: boolean): Promise<number> {
@@ -140,7 +144,7 @@ export class Link {
   status(): LinkStatus {
     this.refreshState();
     const outbound = this.sender.sync.peers().find((p) => p.peer === this.config.name)?.outbound;
-    const table = this.receiver.sync.table;
+    const table = this.remoteRoutes.table;
     return {
       name: this.name,
       state: this.state,
@@ -150,7 +154,7 @@ export class Link {
       incarnation: this.incarnation,
       routeSync: outbound?.state ?? 'down',
       routesSent: this.sender.sync.ownRoutes().length,
-      routesReceived: table?.size ?? 0,
+      routesReceived: table.size,
       remoteAgents: this.receiver.sync.lanes().filter((l) => !l.local).length,
       bootstraps: this.bootstraps,
       lastBootstrapAt: this.lastBootstrapAt?.toISOString() ?? null,
@@ -164,6 +168,7 @@ export class Link {
     clearTimeout(this.reconnectTimer);
     this.sender.stop();
     this.receiver.stop();
+    this.remoteRoutes.withdrawAll();
     this.queue.close();
     const client = this.client;
     this.client = undefined;

@@ -141,14 +141,9 @@ export class BrokerNode {
 
   /** The embedded link agent (`--links <file>`). */
   private async startLinks(file: string): Promise<LinkAgent> {
-    if (this._cluster) {
-      // A linked message forwarded inside the region loses its "linked" mark (the forward codec does not carry
-      // it), so another node could send it back over a link: refuse until the codec carries it.
-      throw new Error('--links is supported on a standalone node only for now (a regional cluster needs the "linked" mark in cluster forwarding)');
-    }
     return LinkAgent.start({
       clusterName: this.config.node.clusterName, nodeName: this.config.node.name, logger: this.logger, metrics: this.metrics,
-      admin: this.admin, store: this.store, aedes: this.aedes, security: this.security,
+      admin: this.admin, store: this.store, aedes: this.aedes, security: this.security, region: this._cluster,
     }, { file });
   }
 

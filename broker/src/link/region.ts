@@ -1,0 +1,68 @@
+import { RouteTable, type RouteSink } from '../routing/route-table.js';
+
+/** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
+export type RegionRouteListener = (op: 'add' | 'delete', filter: string, owner: string, routeId: string) => void;
+
+/**
+ * What a link agent needs from the regional cluster it is part of: a clustered node (`ClusterNode`) when the agent
+ * is embedded, the agent's own cluster membership when it runs as a sidecar (`meridian link-agent`).
+ */
+export interface LinkRegion {
+  /** Every route of the regional table now (as 'add'), then every change, until the returned function is called. */
+  watchRoutes(listener: RegionRouteListener): () => void;
+  /** A route owned by the agent's actor in the regional table: the remote wants what matches it. Counted. */
+  addRoute(filter: string, routeId: string): void;
+  deleteRoute(filter: string, routeId: string): void;
+  /** Marks a packet published from a link, so that every copy forwarded inside the region keeps the mark. */
+  markLinked(packet: object): void;
+  /** Published from a link here or in another node of the region: never queued for a link again. */
+  isLinked(packet: object): boolean;
+}
+
+/** Route id of the remote routes of link `name` in the regional table: never exported to any link (no loops). */
+export function linkRouteId(name: string): string {
+  return `${LINK_ROUTE_PREFIX}${name}`;
+}
+
+export function isLinkRouteId(routeId: string): boolean {
+  return routeId.startsWith(LINK_ROUTE_PREFIX);
+}
+
+const LINK_ROUTE_PREFIX = '$link/';
+
+/**
+ * The routes remote agents hold here (the receiver hub's sink): a route table for matching, plus the union of
+ * their filters, reported as it changes (first remote agent on a filter → 'add', last one gone → 'delete').
+ */
+export class RemoteRoutes implements RouteSink {
+  readonly table = new RouteTable();
+  private readonly filters = new Map<string, number>();
+
+  constructor(private readonly changed: (op: 'add' | 'delete', filter: string) => void) {}
+
+  add(filter: string, owner: string, routeId: string): boolean {
+    if (!this.table.add(filter, owner, routeId)) return false;
+    const count = this.filters.get(filter) ?? 0;
+    this.filters.set(filter, count + 1);
+    if (count === 0) this.changed('add', filter);
+    return true;
+  }
+
+  delete(filter: string, owner: string, routeId: string): boolean {
+    if (!this.table.delete(filter, owner, routeId)) return false;
+    const count = this.filters.get(filter) ?? 0;
+    if (count > 1) {
+      this.filters.set(filter, count - 1);
+    } else {
+      this.filters.delete(filter);
+      this.changed('delete', filter);
+    }
+    return true;
+  }
+
+  /** Reports every filter as gone (the link stops; its routes leave the regional table). */
+  withdrawAll(): void {
+    for (const filter of this.filters.keys()) this.changed('delete', filter);
+    this.filters.clear();
+  }
+}
