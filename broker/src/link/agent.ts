@@ -14,15 +14,20 @@ import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
-import { isLinkRouteId, linkRouteId, type LinkRegion } from './region.js';
+import { isLinkRouteId, linkRouteId, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
 
-export interface LinkAgentHost {
+/** What every agent has: its identity in the local cluster, a store, logging, metrics and the admin endpoint. */
+export interface LinkAgentBase {
   clusterName: string;
   nodeName: string;
   logger: Logger;
   metrics: BrokerMetrics;
   admin: AdminServer;
   store: NodeStore;
+}
+
+/** An agent embedded in a broker node. */
+export interface LinkAgentHost extends LinkAgentBase {
   aedes: Aedes;
   security: Security;
   /**
@@ -30,6 +35,18 @@ export interface LinkAgentHost {
    * region's routes (not only this node's) and the remote routes become this node's routes in the region.
    */
   region?: LinkRegion;
+}
+
+/** The sidecar agent (`meridian link-agent`): no broker of its own, a member of its regional cluster. */
+export interface LinkSidecarHost extends LinkAgentBase {
+  region: SidecarRegion;
+}
+
+/** How the agent reaches the local cluster: aedes on a node, cluster forwarding for a sidecar. */
+interface LocalSide {
+  /** Publishes in the local cluster as a local client would; `linked`: it came over a link. */
+  publish(message: RegionMessage, linked: boolean): Promise<void>;
+  routes?: RegionRoutes;
 }
 
 export interface LinkAgentOptions {
@@ -47,8 +64,23 @@ interface RemoteAgent {
   actor: string;
 }
 
+/** Publishes through the node's aedes; a linked packet is marked so that neither the agent nor cluster forwarding sends it to a link again. */
+function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked: boolean): Promise<void> {
+  const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+  if (linked) {
+    linkedPackets.add(packet);
+    host.region?.markLinked(packet);
+  }
+  return new Promise((resolve, reject) => {
+    host.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Packets published from a link on this node: delivered locally, never queued for any link (no loops). */
+const linkedPackets = new WeakSet<object>();
+
 /**
- * The link agent embedded in a node: the links file (validated, hot-reloaded), one Link per remote cluster, the
+ * The link agent, embedded in a node or running as a sidecar: the links file (validated, hot-reloaded), one Link per remote cluster, the
  * node's routes fed to every link, the `published` hook that queues what remote clusters want, and the handler of
  * the `$LINK/...` control messages remote agents publish on this node. See README.md in this directory.
  */
@@ -70,28 +102,45 @@ export class LinkAgent {
   private unwatchRegion?: () => void;
   private readonly dedup: DedupWindow;
   private readonly metrics: LinkMetrics;
-  /** Packets published here from a link: delivered locally, never queued for any link (no loops). */
-  private readonly linked = new WeakSet<object>();
+  private readonly linked = linkedPackets;
   private readonly remoteAgents = new Map<Client, RemoteAgent>();
   private readonly logger: Logger;
-
-  private constructor(private readonly host: LinkAgentHost, private readonly options: LinkAgentOptions) {
+  private constructor(
+    private readonly host: LinkAgentBase,
+    private readonly local: LocalSide,
+    private readonly options: LinkAgentOptions,
+    /** The broker the agent is embedded in; absent for a sidecar. */
+    private readonly embedded?: LinkAgentHost,
+  ) {
     this.logger = host.logger.child({ component: 'link' });
     this.dedup = new DedupWindow(host.store.area('link-dedup'));
     this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus => 'queue' in s));
     this.localRoutes = new LocalRoutes((op, filter) => this.exportChanged(op, filter));
   }
 
+  /** The agent embedded in a broker node (`meridian broker --links`). */
   static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
-    const agent = new LinkAgent(host, options);
+    const agent = new LinkAgent(host, { publish: (message, linked) => publishThroughAedes(host, message, linked), routes: host.region }, options, host);
     if (host.region) agent.trackRegionRoutes(host.region);
-    else agent.trackLocalSubscriptions();
-    agent.trackRemoteAgents();
-    host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: agent.describe() }));
-    agent.reload();
-    await agent.applying;
-    agent.watch();
+    else agent.trackLocalSubscriptions(host);
+    agent.trackRemoteAgents(host.aedes);
+    await agent.run();
     return agent;
+  }
+
+  /** The sidecar agent (`meridian link-agent`): messages reach it as cluster-forwarded copies (`forwarded`). */
+  static async startSidecar(host: LinkSidecarHost, options: LinkAgentOptions): Promise<LinkAgent> {
+    const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region }, options);
+    agent.trackRegionRoutes(host.region);
+    await agent.run();
+    return agent;
+  }
+
+  private async run(): Promise<void> {
+    this.host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: this.describe() }));
+    this.reload();
+    await this.applying;
+    this.watch();
   }
 
   /**
@@ -101,24 +150,47 @@ export class LinkAgent {
    */
   published(packet: AedesPublishPacket, client: Client | null, local: LocalPublished, done: Done): void {
     if (client && isLinkTopic(packet.topic)) return this.onControl(packet, client, done);
-    if (this.linked.has(packet) || this.host.region?.isLinked(packet) || isLinkTopic(packet.topic)) return local(done);
-    const targets = [...this.links.values()].filter((link) => link.wants(packet.topic));
-    if (targets.length === 0) return local(done);
+    const embedded = this.embedded as LinkAgentHost;
+    if (this.linked.has(packet) || embedded.region?.isLinked(packet) || isLinkTopic(packet.topic)) return local(done);
     const message: LinkMessage = {
       topic: packet.topic, payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
       qos: packet.qos, retain: packet.retain, publisherClientId: client?.id ?? '', timestamp: Date.now(),
     };
-    const durable = packet.qos > 0;
+    const queued = this.enqueue(message);
+    if (queued === null) return local(done);
+    if (packet.qos === 0) return local(done);
+    const handled = new Promise<void>((resolve, reject) => local((err) => (err ? reject(err) : resolve())));
+    Promise.all([queued, handled]).then(() => done(), (err: Error) => this.refusePublish(packet, client, err, done));
+  }
+
+  /**
+   * A message that reached a sidecar agent as a cluster-forwarded copy: a control message of a remote agent (the
+   * nodes let only superusers publish `$` topics), or a message some link may want. Resolves once it is handled
+   * (for QoS ≥ 1: durable in every link queue that wants it), which is when the node that sent it may acknowledge
+   * its publisher.
+   */
+  async forwarded(message: RegionMessage & { linked?: boolean }): Promise<void> {
+    if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload);
+    const { linked, timestamp, ...fields } = message;
+    if (linked) return;
+    const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() });
+    if (queued !== null && message.qos > 0) await queued;
+  }
+
+  /**
+   * Queues `message` once per link whose remote routes match it; null when none does. A QoS 0 message is queued
+   * without waiting for durability (a failure is only logged).
+   */
+  private enqueue(message: LinkMessage): Promise<unknown> | null {
+    const targets = [...this.links.values()].filter((link) => link.wants(message.topic));
+    if (targets.length === 0) return null;
+    const durable = message.qos > 0;
     const queued = Promise.all(targets.map((link) => link.enqueue(message, durable).catch((err: Error) => {
       if (err instanceof LinkQueueFullError) this.metrics.queueRejected.inc({ link: link.name });
       throw err;
     })));
-    if (!durable) {
-      queued.catch((err: Error) => this.logger.warn({ topic: packet.topic, err: err.message }, 'QoS 0 message not queued for a link'));
-      return local(done);
-    }
-    const handled = new Promise<void>((resolve, reject) => local((err) => (err ? reject(err) : resolve())));
-    Promise.all([queued, handled]).then(() => done(), (err: Error) => this.refusePublish(packet, client, err, done));
+    if (!durable) queued.catch((err: Error) => this.logger.warn({ topic: message.topic, err: err.message }, 'QoS 0 message not queued for a link'));
+    return queued;
   }
 
   async stop(): Promise<void> {
@@ -153,24 +225,36 @@ export class LinkAgent {
   }
 
   private onControl(packet: AedesPublishPacket, client: Client, done: Done): void {
-    const identity = this.host.security.identityOf(client);
-    const topic = parseControlTopic(packet.topic);
-    if (!identity?.superuser || topic === null || topic.kind === 'resp') {
-      this.logger.warn({ clientId: client.id, topic: packet.topic }, 'ignored a $LINK message: not a control topic or not from a link client');
+    const identity = (this.embedded as LinkAgentHost).security.identityOf(client);
+    if (!identity?.superuser) {
+      this.logger.warn({ clientId: client.id, topic: packet.topic }, 'ignored a $LINK message: not from a link client');
       return done();
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    this.handleControl(packet.topic, payload, client).then(() => done(), (err: Error) => done(err));
+  }
+
+  /** A `$LINK/...` publish of a remote agent; rejects when it must not be acknowledged. */
+  private handleControl(topicName: string, payload: Buffer, client?: Client): Promise<void> {
+    const topic = parseControlTopic(topicName);
+    if (topic === null || topic.kind === 'resp') {
+      this.logger.warn({ topic: topicName }, 'ignored a $LINK message: not a control topic');
+      return Promise.resolve();
     }
     const link = this.links.get(topic.cluster);
     if (!link) {
       // Not acknowledged: the remote keeps the message queued until this side has a link to it.
-      return done(new Error(`$LINK message from cluster ${JSON.stringify(topic.cluster)}, which has no link here`));
+      return Promise.reject(new Error(`$LINK message from cluster ${JSON.stringify(topic.cluster)}, which has no link here`));
     }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    if (topic.kind === 'route') return this.onRoutes(link, topic, client, payload, done);
-    this.onMessage(link, topic, payload, done);
+    if (topic.kind === 'route') {
+      if (client) this.remoteAgents.set(client, { link: link.name, actor: topic.actor });
+      this.onRoutes(link, topic, payload);
+      return Promise.resolve();
+    }
+    return this.onMessage(link, topic, payload);
   }
 
-  private onRoutes(link: Link, topic: ControlTopic, client: Client, payload: Buffer, done: Done): void {
-    this.remoteAgents.set(client, { link: link.name, actor: topic.actor });
+  private onRoutes(link: Link, topic: ControlTopic, payload: Buffer): void {
     link.counters.bytesIn += payload.length;
     try {
       link.receiveRoutes(topic.actor, payload);
@@ -178,10 +262,9 @@ export class LinkAgent {
       this.logger.warn({ link: link.name, agent: topic.actor, err: (err as Error).message }, 'bad route-sync message from a remote agent: stream reset');
       link.peerGone(topic.actor);
     }
-    done();
   }
 
-  private onMessage(link: Link, topic: ControlTopic, payload: Buffer, done: Done): void {
+  private async onMessage(link: Link, topic: ControlTopic, payload: Buffer): Promise<void> {
     let envelope;
     try {
       envelope = decodeEnvelope(payload);
@@ -189,37 +272,25 @@ export class LinkAgent {
     } catch (err) {
       // Acknowledged and dropped: resending a malformed envelope would block the remote's queue forever.
       this.logger.error({ link: link.name, agent: topic.actor, err: (err as Error).message }, 'malformed forwarded message dropped');
-      return done();
+      return;
     }
     link.counters.bytesIn += payload.length;
     this.metrics.bytesIn.inc({ link: link.name }, payload.length);
     const { message } = envelope;
-    this.dedup.process(topic.cluster, topic.actor, envelope.seq, () => this.publishLinked(message)).then((verdict) => {
-      if (verdict === 'duplicate') {
-        link.counters.deduplicated++;
-        this.metrics.deduplicated.inc({ link: link.name });
-      } else {
-        link.counters.received++;
-        this.metrics.received.inc({ link: link.name });
-      }
-      done();
-    }, (err: Error) => done(err));
-  }
-
-  private publishLinked(message: LinkMessage): Promise<void> {
-    const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
-    this.linked.add(packet);
-    this.host.region?.markLinked(packet);
-    return new Promise((resolve, reject) => {
-      this.host.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
-    });
+    const verdict = await this.dedup.process(topic.cluster, topic.actor, envelope.seq, () => this.local.publish(message, true));
+    if (verdict === 'duplicate') {
+      link.counters.deduplicated++;
+      this.metrics.deduplicated.inc({ link: link.name });
+    } else {
+      link.counters.received++;
+      this.metrics.received.inc({ link: link.name });
+    }
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
 
   /** This node's routes follow aedes' live subscriptions and the store's persistent ones. */
-  private trackLocalSubscriptions(): void {
-    const { aedes, store } = this.host;
+  private trackLocalSubscriptions({ aedes, store }: LinkAgentHost): void {
     const subscribe = aedes.subscribe.bind(aedes);
     const unsubscribe = aedes.unsubscribe.bind(aedes);
     aedes.subscribe = (topic, func, done) => {
@@ -253,7 +324,7 @@ export class LinkAgent {
    * In a regional cluster the links export every route of the region — the remote routes of links excepted: a
    * message that came over a link is never forwarded to another one, so exporting them would only cost traffic.
    */
-  private trackRegionRoutes(region: LinkRegion): void {
+  private trackRegionRoutes(region: RegionRoutes): void {
     this.unwatchRegion = region.watchRoutes((op, filter, _owner, routeId) => {
       if (!isLinkRouteId(routeId)) this.exportChanged(op, filter);
     });
@@ -273,8 +344,8 @@ export class LinkAgent {
     return [...this.exported].flatMap(([filter, count]) => new Array<string>(count).fill(filter));
   }
 
-  private trackRemoteAgents(): void {
-    this.host.aedes.on('clientDisconnect', (client: Client) => {
+  private trackRemoteAgents(aedes: Aedes): void {
+    aedes.on('clientDisconnect', (client: Client) => {
       const agent = this.remoteAgents.get(client);
       if (!agent) return;
       this.remoteAgents.delete(client);
@@ -356,9 +427,12 @@ export class LinkAgent {
 
   private linkContext(): LinkContext {
     const { host } = this;
-    const region = host.region;
+    const region = this.local.routes;
     return {
-      localCluster: host.clusterName, nodeName: host.nodeName, aedes: host.aedes, store: host.store, logger: this.logger, metrics: this.metrics,
+      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics,
+      respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
+        this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
+      }),
       remoteRoute: region && ((link, op, filter) => (op === 'add' ? region.addRoute(filter, linkRouteId(link)) : region.deleteRoute(filter, linkRouteId(link)))),
     };
   }

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Aedes } from 'aedes';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log/logger.js';
 import { intersectAll } from '../routing/intersect.js';
@@ -18,7 +17,8 @@ export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'misconfig
 export interface LinkContext {
   localCluster: string;
   nodeName: string;
-  aedes: Aedes;
+  /** Publishes a route-sync answer to a remote agent (QoS 0) where it is subscribed, in the local cluster. */
+  respond: (topic: string, payload: Buffer) => void;
   store: NodeStore;
   logger: Logger;
   metrics: LinkMetrics;
@@ -355,7 +355,7 @@ export class Link {
 
   /** Route-sync answers to a remote agent go to its response topic on this node. */
   private respond(peer: string, frame: Buffer): void {
-    this.ctx.aedes.publish({ cmd: 'publish', topic: responseTopic(peer), payload: frame, qos: 0, retain: false, dup: false }, () => undefined);
+    this.ctx.respond(responseTopic(peer), frame);
   }
 
   /** Status of the link once connected and the route-sync handshake done. */

@@ -3,20 +3,37 @@ import { RouteTable, type RouteSink } from '../routing/route-table.js';
 /** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
 export type RegionRouteListener = (op: 'add' | 'delete', filter: string, owner: string, routeId: string) => void;
 
-/**
- * What a link agent needs from the regional cluster it is part of: a clustered node (`ClusterNode`) when the agent
- * is embedded, the agent's own cluster membership when it runs as a sidecar (`meridian link-agent`).
- */
-export interface LinkRegion {
+/** The regional route table as a link agent sees it: a clustered node's (embedded agent) or a sidecar's. */
+export interface RegionRoutes {
   /** Every route of the regional table now (as 'add'), then every change, until the returned function is called. */
   watchRoutes(listener: RegionRouteListener): () => void;
   /** A route owned by the agent's actor in the regional table: the remote wants what matches it. Counted. */
   addRoute(filter: string, routeId: string): void;
   deleteRoute(filter: string, routeId: string): void;
+}
+
+/** A message published into the local region. */
+export interface RegionMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  publisherClientId: string;
+  timestamp?: number;
+}
+
+/** The regional cluster of an agent embedded in a clustered node (`ClusterNode`). */
+export interface LinkRegion extends RegionRoutes {
   /** Marks a packet published from a link, so that every copy forwarded inside the region keeps the mark. */
   markLinked(packet: object): void;
   /** Published from a link here or in another node of the region: never queued for a link again. */
   isLinked(packet: object): boolean;
+}
+
+/** The regional cluster of a sidecar agent: it has no broker, so it publishes by cluster forwarding. */
+export interface SidecarRegion extends RegionRoutes {
+  /** Sends a copy to every node with a matching route; resolves when all acknowledged it (QoS ≥ 1). */
+  publish(message: RegionMessage, linked: boolean): Promise<void>;
 }
 
 /** Route id of the remote routes of link `name` in the regional table: never exported to any link (no loops). */
