@@ -87,6 +87,9 @@ pub options:
   --sub-hosts <host:port,...>
                              brokers the subscribers connect to, round-robin like --hosts (default: the
                              publishers' brokers), e.g. publishers on one cluster node, subscribers on another
+  --publish-delay <s>        with --subscribers: seconds between the last SUBACK and the publishers' connect
+                             (default 0); in a cluster a route reaches the other nodes a few ms after its
+                             SUBACK, and messages published there before it arrives are not forwarded
   --drain-timeout <s>        seconds to wait after publishing for outstanding acks and deliveries (default 5)
 `;
 
@@ -139,6 +142,7 @@ const pubFlags = {
   'sub-qos': { type: 'string' },
   'sub-hosts': { type: 'string' },
   'drain-timeout': { type: 'string', default: '5' },
+  'publish-delay': { type: 'string', default: '0' },
 } as const;
 
 type ConnectionValues = { [K in keyof typeof connectionFlags]?: FlagValue };
@@ -227,6 +231,7 @@ function pubOptions(values: FlagValues<typeof pubFlags>): PubOptions {
     subQos: values['sub-qos'] === undefined ? qos : qosFlag(values, 'sub-qos'),
     subHosts: typeof subHosts === 'string' ? parseHostList('--sub-hosts', subHosts) : connection.hosts,
     drainTimeoutS: numberFlag(values, 'drain-timeout', { min: 0 }),
+    publishDelayS: numberFlag(values, 'publish-delay', { min: 0 }),
   };
 }
 

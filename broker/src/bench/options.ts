@@ -68,6 +68,12 @@ export interface PubOptions extends ConnectionOptions {
   subQos: QoS;
   /** Brokers the in-process subscribers connect to, round-robin like `hosts` (default: `hosts`). */
   subHosts: Endpoint[];
+  /**
+   * Seconds between the last subscriber's SUBACK and the publishers' first CONNECT: in a cluster, a subscriber's
+   * route reaches the other nodes a few milliseconds after its SUBACK, and what is published there before is not
+   * forwarded to it.
+   */
+  publishDelayS: number;
   /** Seconds to wait after publishing for outstanding acks and deliveries. */
   drainTimeoutS: number;
 }

@@ -6,7 +6,7 @@ import { Receiver } from './receiver.js';
 import { settingsOf, type ClientCpu, type PubReport, type PublishReport } from './report.js';
 import { ratePerSecond, Sample } from './stats.js';
 import { expandTemplate, topicMatches } from './template.js';
-import { waitUntil } from './timing.js';
+import { sleep, waitUntil } from './timing.js';
 
 interface SubscriberSide {
   pool: ClientPool;
@@ -24,6 +24,7 @@ interface SubscriberSide {
 export async function runPubBench(options: PubOptions, signal?: AbortSignal): Promise<PubReport> {
   const subscribers = options.subscribers > 0 ? await openSubscribers(options) : undefined;
   try {
+    if (subscribers && options.publishDelayS > 0) await sleep(options.publishDelayS * 1000, signal);
     const { pool, times } = await connectClients(options, { role: 'pub', count: options.count });
     try {
       const lost = (): Error | undefined => pool.lost ?? subscribers?.pool.lost;

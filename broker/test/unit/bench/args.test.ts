@@ -58,7 +58,7 @@ describe('parseBenchArgs', () => {
     const flags = ['--host', '--port', '--username', '--password', '--count', '--interval', '--concurrency', '--client-id-prefix',
       '--clean', '--keepalive', '--connect-timeout', '--protocol-version', '--json', '--help', '--hold', '--ready-file', '--topic',
       '--qos', '--duration', '--messages', '--payload-size', '--rate', '--inflight', '--subscribers', '--e2e-window', '--sub-topic',
-      '--sub-qos', '--drain-timeout', '--hosts', '--sub-hosts'];
+      '--sub-qos', '--drain-timeout', '--hosts', '--sub-hosts', '--publish-delay'];
     for (const flag of flags) expect(BENCH_HELP).toContain(`${flag} `);
   });
 });

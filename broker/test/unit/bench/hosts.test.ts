@@ -1,7 +1,7 @@
 import { BenchUsageError, parseBenchArgs, parseHostList } from '../../../src/bench/args.js';
 import { clientEndpoint, endpointFor, endpointOf } from '../../../src/bench/clients.js';
 
-describe('--hosts and --sub-hosts', () => {
+describe('cluster-oriented flags: --hosts, --sub-hosts, --publish-delay', () => {
   it('parses a host list in order, IPv6 in brackets included', () => {
     expect(parseHostList('--hosts', '127.0.0.1:1883, node-b:2000,[::1]:3000')).toEqual([
       { host: '127.0.0.1', port: 1883 }, { host: 'node-b', port: 2000 }, { host: '::1', port: 3000 },
@@ -23,6 +23,12 @@ describe('--hosts and --sub-hosts', () => {
       options: { hosts: [{ host: 'r1', port: 1 }], subHosts: [{ host: 'c1', port: 2 }, { host: 'c2', port: 3 }] },
     });
     expect(parseBenchArgs(['pub', '--port', '7'])).toMatchObject({ options: { subHosts: [{ host: 'localhost', port: 7 }] } });
+  });
+
+  it('takes --publish-delay in seconds, 0 by default', () => {
+    expect(parseBenchArgs(['pub'])).toMatchObject({ options: { publishDelayS: 0 } });
+    expect(parseBenchArgs(['pub', '--subscribers', '1', '--publish-delay', '0.2'])).toMatchObject({ options: { publishDelayS: 0.2 } });
+    expect(() => parseBenchArgs(['pub', '--publish-delay=-1'])).toThrow(/--publish-delay must be >= 0/);
   });
 
   it.each([
