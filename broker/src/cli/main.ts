@@ -9,6 +9,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   passwd: { summary: 'add, update or delete a user in a broker users file', load: async () => (await import('./passwd.js')).runPasswdCommand },
   operator: { summary: 'run the Kubernetes operator (RegionalCluster, ClusterLink)', load: async () => (await import('../../../operator/src/cli.js')).runOperatorCommand },
   bench: { summary: 'load-test an MQTT broker (conn | sub | pub)', load: async () => (await import('./bench.js')).runBenchCommand },
+  'link-agent': { summary: 'run the cluster-link agent as a sidecar beside a regional cluster', load: async () => (await import('./link-agent.js')).runLinkAgentCommand },
 };
 
 function mainHelp(): string {

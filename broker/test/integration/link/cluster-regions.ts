@@ -7,16 +7,19 @@ import { BrokerProcess } from '../../harness/broker-process.js';
 import { freePort } from '../../harness/cluster.js';
 import { hashPassword } from '../../../src/mqtt/auth/password.js';
 import { connectClient, LINK_USER, type LinkEntry, type LinkInfo } from './regions.js';
+import { SidecarProcess } from './sidecar-process.js';
 
 const LINK_PASSWORD = 'link-secret';
 
 /**
- * A region that is a regional cluster: one core with the embedded link agent (`--links`) and optionally one
- * replicant without it. Processes are stopped by PID in `dispose`.
+ * A region that is a regional cluster: one core and optionally one replicant; the link agent is embedded in the
+ * core (`--links`) or runs as a sidecar (`meridian link-agent`) joined to the cluster. Processes are stopped by PID
+ * in `dispose`.
  */
 export class ClusterRegion {
   core!: BrokerProcess;
   replicant?: BrokerProcess;
+  sidecar?: SidecarProcess;
   readonly dir: string;
 
   constructor(readonly name: string) {
@@ -27,7 +30,7 @@ export class ClusterRegion {
   get coreName(): string { return `${this.name}-core`; }
 
   /** Writes the links file (every link's password is the shared test one), then starts the nodes. */
-  async start(links: LinkEntry[], options: { replicant: boolean }): Promise<void> {
+  async start(links: LinkEntry[], options: { replicant: boolean; sidecar?: boolean }): Promise<void> {
     const users = path.join(this.dir, 'users.yaml');
     writeFileSync(users, `users:\n  - { username: ${LINK_USER}, superuser: true, passwordHash: "${await hashPassword(LINK_PASSWORD, { N: 1024, r: 8, p: 1 })}" }\n`);
     writeFileSync(path.join(this.dir, 'link-password'), `${LINK_PASSWORD}\n`);
@@ -35,14 +38,21 @@ export class ClusterRegion {
     mkdirSync(path.dirname(this.linksFile), { recursive: true });
     writeFileSync(this.linksFile, this.linksYaml(links));
     const corePort = await freePort();
-    this.core = await this.startNode(this.coreName, 'core', corePort, [`127.0.0.1:${corePort}`], ['--links', this.linksFile]);
+    this.core = await this.startNode(this.coreName, 'core', corePort, [`127.0.0.1:${corePort}`], options.sidecar ? [] : ['--links', this.linksFile]);
     if (options.replicant) this.replicant = await this.startNode(`${this.name}-replicant`, 'replicant', await freePort(), [`127.0.0.1:${corePort}`], []);
+    if (options.sidecar) {
+      this.sidecar = await SidecarProcess.start([
+        '--links', this.linksFile, '--cluster-name', this.name, '--seeds', `127.0.0.1:${corePort}`,
+        '--cluster-secret-file', path.join(this.dir, 'secret'), '--data-dir', path.join(this.dir, 'agent'), '--node-name', `${this.name}-agent`,
+        '--cluster-host', '127.0.0.1', '--cluster-port', String(await freePort()),
+      ]);
+    }
   }
 
   async link(name: string): Promise<LinkInfo> {
-    const { body } = await this.core.getJson<{ links: LinkInfo[] }>('/api/v1/links');
+    const body = this.sidecar ? await this.sidecar.getJson<{ links: LinkInfo[] }>('/api/v1/links') : (await this.core.getJson<{ links: LinkInfo[] }>('/api/v1/links')).body;
     const found = body.links.find((l) => l.name === name);
-    if (!found) throw new Error(`region ${this.name} has no link ${name}; logs:\n${this.core.logs.slice(-30).join('\n')}`);
+    if (!found) throw new Error(`region ${this.name} has no link ${name}; logs:\n${(this.sidecar ?? this.core).logs.slice(-30).join('\n')}`);
     return found;
   }
 
@@ -52,7 +62,7 @@ export class ClusterRegion {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.core?.dispose(), this.replicant?.dispose()]);
+    await Promise.all([this.core?.dispose(), this.replicant?.dispose(), this.sidecar?.stop('SIGKILL')]);
     rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -1,0 +1,266 @@
+import type { BrokerMetrics } from '../admin/metrics.js';
+import { Discovery } from '../cluster/discovery.js';
+import { decodeForwarded, encodeForwarded, ForwardDecodeError, type ForwardedMessage } from '../cluster/forward-codec.js';
+import { Membership, type GossipedMember } from '../cluster/membership.js';
+import { ClusterMetrics } from '../cluster/metrics.js';
+import { RouteSyncDriver } from '../cluster/route-sync-driver.js';
+import { Rpc } from '../cluster/rpc.js';
+import { ClusterRoutes } from '../cluster/shared-subscriptions.js';
+import { Channel, ClusterTransport, readClusterSecret, SendFailure, type ConnectedPeer, type Delivery } from '../cluster/transport/index.js';
+import type { Logger } from '../log/logger.js';
+import { exportOwnLaneOnly, RouteSync, type RouteSyncEvent } from '../routesync/index.js';
+import type { RouteSink } from '../routing/route-table.js';
+import { linkRouteId, type RegionMessage, type RegionRouteListener, type SidecarRegion } from './region.js';
+
+export interface LinkSidecarOptions {
+  clusterName: string;
+  /** The agent's node id in the cluster (unique, like any node's). */
+  nodeName: string;
+  seeds: string[];
+  secretFile: string;
+  /** Address the agent's cluster listener binds to; other nodes dial it (they learn it from the cores' gossip). */
+  clusterHost: string;
+  clusterPort: number;
+  /** Address other nodes dial; default clusterHost:clusterPort. */
+  advertise?: string;
+  routeTtlSeconds: number;
+  incarnation: number;
+  logger: Logger;
+  metrics: BrokerMetrics;
+}
+
+/** A cluster-forwarded copy reaching the agent; resolves when it may be acknowledged. */
+export type SidecarIntake = (message: ForwardedMessage) => Promise<void>;
+
+/** Remote agents publish their control messages on any node of the region; these routes bring them here. */
+const CONTROL_FILTERS = ['$LINK/cluster/route/+/+', '$LINK/cluster/msg/+/+'];
+const CONTROL_ROUTE_ID = linkRouteId('$control');
+/** Send failures that mean the destination node is gone: its routes are being withdrawn, nothing to retry. */
+const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
+/** Rpc notifications every member gets that concern nodes with clients only. */
+const IGNORED_NOTIFICATIONS = ['retained', 'session.claims'];
+
+/**
+ * The sidecar link agent's membership in its regional cluster: it joins over the intra-cluster transport with the
+ * role `agent`, keeps one route-sync stream to a core (its own lane up — the remote routes, route id
+ * `$link/<link>` — and the merged regional table down), receives as Forward-channel copies the messages that match
+ * its routes, and publishes into the region by sending copies to the nodes with matching routes.
+ */
+export class LinkSidecar implements SidecarRegion {
+  private readonly membership: Membership;
+  private readonly metrics: ClusterMetrics;
+  private readonly rpc: Rpc;
+  private readonly driver: RouteSyncDriver;
+  private readonly watchers = new Set<RegionRouteListener>();
+  private readonly logger: Logger;
+  private upstream?: string;
+  private discovery?: Discovery;
+  private intake?: SidecarIntake;
+
+  private constructor(
+    private readonly options: LinkSidecarOptions,
+    private readonly transport: ClusterTransport,
+    readonly sync: RouteSync,
+    /** The regional table (route sync's sink): ordinary routes and shared-subscription groups. */
+    private readonly routes: ClusterRoutes,
+  ) {
+    this.logger = options.logger.child({ component: 'link-sidecar' });
+    this.membership = new Membership(options.nodeName);
+    this.metrics = new ClusterMetrics(options.metrics);
+    this.rpc = new Rpc(transport, this.logger);
+    this.driver = new RouteSyncDriver(sync, {
+      send: (nodeId, channel, payload) => transport.send(nodeId, channel, payload),
+      resetPeer: (nodeId, reason) => transport.removePeer(nodeId, reason),
+    }, this.metrics, this.logger);
+  }
+
+  get nodeId(): string { return this.options.nodeName; }
+  get upstreamCore(): string | undefined { return this.upstream; }
+
+  static async start(options: LinkSidecarOptions): Promise<LinkSidecar> {
+    const address = options.advertise ?? `${options.clusterHost}:${options.clusterPort}`;
+    const transport = new ClusterTransport({
+      identity: { clusterName: options.clusterName, nodeId: options.nodeName, role: 'agent', incarnation: options.incarnation, address },
+      secret: await readClusterSecret(options.secretFile),
+      logger: options.logger,
+    });
+    const routes = new ClusterRoutes();
+    const sidecar: LinkSidecar = new LinkSidecar(options, transport, new RouteSync({
+      cluster: options.clusterName, actor: options.nodeName, incarnation: options.incarnation, role: 'agent',
+      ttlMs: options.routeTtlSeconds * 1000, policy: exportOwnLaneOnly,
+      sink: watchedSink(routes, (op, filter, owner, routeId) => sidecar.routeChanged(op, filter, owner, routeId)),
+      onEvent: (event) => sidecar.onRouteSyncEvent(event),
+    }), routes);
+    sidecar.wire();
+    for (const filter of CONTROL_FILTERS) sidecar.driver.subscribe(filter, CONTROL_ROUTE_ID);
+    await transport.listen(options.clusterPort, options.clusterHost);
+    sidecar.driver.start();
+    sidecar.discovery = new Discovery({
+      seeds: options.seeds, clusterPort: options.clusterPort, intervalMs: 30_000, self: address, logger: sidecar.logger,
+    }, (addresses) => addresses.forEach((a) => transport.connect(a)));
+    await sidecar.discovery.start();
+    sidecar.logger.info({ address, seeds: options.seeds }, 'link agent joining its cluster');
+    return sidecar;
+  }
+
+  /** Where the Forward-channel copies go (the agent's `forwarded`). Until set, copies are refused (resent later). */
+  attach(intake: SidecarIntake): void {
+    this.intake = intake;
+  }
+
+  /** Every learned route now (the agent's own lane is only link routes), then every change. */
+  watchRoutes(listener: RegionRouteListener): () => void {
+    for (const lane of this.sync.lanes()) {
+      if (lane.local) continue;
+      for (const route of this.sync.laneRoutes(lane.actor)) listener('add', route.filter, lane.actor, route.routeId);
+    }
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
+
+  addRoute(filter: string, routeId: string): void {
+    this.driver.subscribe(filter, routeId);
+  }
+
+  deleteRoute(filter: string, routeId: string): void {
+    this.driver.unsubscribe(filter, routeId);
+  }
+
+  /**
+   * One copy to each node with a matching ordinary route, as the publishing node of a local client would send
+   * them; resolves when every node acknowledged its copy (a node acknowledges after publishing it locally).
+   */
+  async publish(message: RegionMessage, linked: boolean): Promise<void> {
+    const owners = this.routes.table.match(message.topic);
+    owners.delete(this.nodeId);
+    if (owners.size === 0) return;
+    const payload = encodeForwarded({ ...message, timestamp: message.timestamp ?? Date.now(), ...(linked ? { linked: true } : {}) });
+    await Promise.all([...owners].map((nodeId) => this.send(nodeId, payload, message.topic)));
+  }
+
+  private routeChanged(op: 'add' | 'delete', filter: string, owner: string, routeId: string): void {
+    for (const watcher of this.watchers) watcher(op, filter, owner, routeId);
+  }
+
+  /** Routes and upstream for `/api/v1/links`-style introspection and tests. */
+  describe(): object {
+    return {
+      nodeId: this.nodeId, upstreamCore: this.upstream ?? null,
+      members: this.membership.list().map((m) => ({ nodeId: m.nodeId, role: m.role, connected: m.connected })),
+      lanes: this.sync.lanes().map((l) => ({ actor: l.actor, incarnation: l.incarnation, version: l.version, routes: l.routes })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.discovery?.stop();
+    this.driver.stop();
+    this.rpc.close();
+    await this.transport.close();
+  }
+
+  private async send(nodeId: string, payload: Buffer, topic: string): Promise<void> {
+    this.metrics.forwardedOut.inc({ peer: nodeId });
+    this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
+    try {
+      await this.transport.send(nodeId, Channel.Forward, payload);
+    } catch (err) {
+      if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
+        this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
+        this.logger.warn({ peer: nodeId, topic, reason: err.code }, 'message not handed over: the node is gone');
+        return;
+      }
+      throw new Error(`publishing '${topic}' to ${nodeId} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private wire(): void {
+    const { transport } = this;
+    transport.on('peerConnected', (peer: ConnectedPeer) => this.onPeerUp(peer));
+    transport.on('peerDisconnected', (nodeId: string, info: { code: string; detail: string }) => this.onPeerDown(nodeId, `${info.code}: ${info.detail}`));
+    transport.on('handshakeFailed', (failure: { reason: string; detail: string; remoteAddress?: string }) => {
+      this.logger.warn({ reason: failure.reason, detail: failure.detail, remote: failure.remoteAddress }, 'cluster peer refused');
+    });
+    transport.on('message', (nodeId: string, channel: number, payload: Buffer, delivery: Delivery) => {
+      if (channel === Channel.RouteSync) return this.driver.receive(nodeId, payload);
+      if (channel === Channel.Forward) return this.receive(nodeId, payload, delivery);
+      if (channel === Channel.Rpc) return this.rpc.receive(nodeId, payload, delivery);
+      this.logger.warn({ peer: nodeId, channel }, 'message on an unknown cluster channel dropped');
+    });
+    this.rpc.handle('members', (_from, message) => {
+      for (const address of this.membership.merge((message.header.members ?? []) as GossipedMember[])) transport.connect(address);
+    });
+    for (const kind of IGNORED_NOTIFICATIONS) this.rpc.handle(kind, () => undefined);
+  }
+
+  private receive(fromNode: string, payload: Buffer, delivery: Delivery): void {
+    let message: ForwardedMessage;
+    try {
+      message = decodeForwarded(payload);
+    } catch (err) {
+      if (!(err instanceof ForwardDecodeError)) throw err;
+      this.metrics.forwardRejected.inc({ peer: fromNode });
+      this.logger.warn({ peer: fromNode, err: err.message }, 'dropped a malformed forwarded message');
+      return;
+    }
+    this.metrics.forwardedIn.inc({ peer: fromNode });
+    this.metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
+    if (message.shareGroup !== undefined) {
+      this.logger.warn({ peer: fromNode, topic: message.topic }, 'a shared-subscription copy reached the link agent, which has no members: dropped');
+      return;
+    }
+    if (!this.intake) {
+      delivery.defer(Promise.reject(new Error('link agent not started yet')));
+      return;
+    }
+    delivery.defer(this.intake(message));
+  }
+
+  private onPeerUp(peer: ConnectedPeer): void {
+    this.membership.up(peer);
+    this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address }, 'cluster peer connected');
+    if (peer.role === 'core' && this.upstream === undefined) this.chooseUpstream();
+  }
+
+  private onPeerDown(nodeId: string, reason: string): void {
+    this.membership.down(nodeId);
+    this.driver.disconnect(nodeId);
+    this.logger.info({ peer: nodeId, reason }, 'cluster peer disconnected');
+    if (nodeId === this.upstream) {
+      this.upstream = undefined;
+      this.chooseUpstream();
+    }
+  }
+
+  /** Like a replicant: routes go up to one core, the merged table comes down from it. */
+  private chooseUpstream(): void {
+    const core = this.membership.connectedCores()[0];
+    if (!core) {
+      this.logger.warn('no core reachable: the links keep their queues until one is');
+      return;
+    }
+    this.upstream = core.nodeId;
+    this.logger.info({ core: core.nodeId }, 'route sync upstream chosen');
+    this.driver.connect(core.nodeId);
+  }
+
+  private onRouteSyncEvent(event: RouteSyncEvent): void {
+    if (event.type === 'stream_refused' || event.type === 'stream_rejected') this.logger.error({ ...event }, 'route sync refused');
+    else this.logger.info({ ...event }, `route sync: ${event.type}`);
+  }
+}
+
+/** The route table, telling `changed` about every route that actually appeared or went. */
+function watchedSink(routes: RouteSink, changed: RegionRouteListener): RouteSink {
+  return {
+    add(filter, owner, routeId) {
+      const added = routes.add(filter, owner, routeId);
+      if (added) changed('add', filter, owner, routeId);
+      return added;
+    },
+    delete(filter, owner, routeId) {
+      const deleted = routes.delete(filter, owner, routeId);
+      if (deleted) changed('delete', filter, owner, routeId);
+      return deleted;
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import type { MqttClient } from 'mqtt';
+import { TcpProxy } from '../../harness/tcp-proxy.js';
+import { ClusterRegion } from './cluster-regions.js';
+import { sleep, waitFor } from './regions.js';
+
+interface Seen { topic: string; payload: string }
+
+function record(client: MqttClient): Seen[] {
+  const seen: Seen[] = [];
+  client.on('message', (topic, payload) => seen.push({ topic, payload: payload.toString() }));
+  return seen;
+}
+
+describe('the link agent as a sidecar (meridian link-agent) beside a regional cluster', () => {
+  let A: ClusterRegion;
+  let B: ClusterRegion;
+  const proxies: TcpProxy[] = [];
+  const clients: MqttClient[] = [];
+  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
+
+  beforeAll(async () => {
+    const toB = await TcpProxy.start(1);
+    const toA = await TcpProxy.start(1);
+    proxies.push(toA, toB);
+    A = new ClusterRegion('us');
+    B = new ClusterRegion('eu');
+    // A: core + replicant + sidecar agent; B: core with the embedded agent + replicant. B's agent reaches A through
+    // A's replicant's ordinary MQTT listener, not through the sidecar.
+    await A.start([{ name: 'eu', servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
+    await B.start([{ name: 'us', servers: [toA.address], topics: ['#'] }], { replicant: true });
+    toB.setTarget(B.core.mqttPort);
+    toA.setTarget((A.replicant ?? A.core).mqttPort);
+    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected', 30000);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await A?.dispose();
+    await B?.dispose();
+    for (const p of proxies) await p.close();
+  });
+
+  test('B → A: a subscriber on A\'s replicant receives what B\'s replicant publishes, exactly once, in order', async () => {
+    const sub = track(await A.client({ clientId: 'a-sub' }));
+    const seen = record(sub);
+    await sub.subscribeAsync('orders/#', { qos: 2 });
+    await waitFor(async () => (await B.link('us')).routesReceived === 1, 'route of A (via the sidecar) visible in B');
+    expect((await A.link('eu')).routesSent).toBe(1);
+    const pub = track(await B.client({ clientId: 'b-pub' }));
+    const total = 40;
+    for (let i = 0; i < total; i++) await pub.publishAsync(`orders/${i % 3}`, String(i), { qos: i % 2 === 0 ? 1 : 2 });
+    await waitFor(() => seen.length >= total, `${total} messages on A's replicant`);
+    await sleep(700);
+    expect(seen.map((m) => m.payload)).toEqual(Array.from({ length: total }, (_, i) => String(i)));
+    const atA = await A.link('eu');
+    expect(atA.received).toBe(total);
+    expect(atA.deduplicated).toBe(0);
+    expect(atA.forwarded).toBe(0); // nothing went back
+    expect((await B.link('us')).forwarded).toBe(total);
+  });
+
+  test('A → B: what A\'s replicant publishes reaches the sidecar as cluster-forwarded copies and crosses once', async () => {
+    const sub = track(await B.client({ clientId: 'b-sub' }));
+    const seen = record(sub);
+    await sub.subscribeAsync('alerts/+', { qos: 1 });
+    await waitFor(async () => (await A.link('eu')).routesReceived === 1, 'route of B visible at A\'s sidecar');
+    const pub = track(await A.client({ clientId: 'a-pub' }));
+    const total = 30;
+    for (let i = 0; i < total; i++) await pub.publishAsync(`alerts/${i}`, String(i), { qos: 1 });
+    await pub.publishAsync('unwanted/x', 'no', { qos: 1 });
+    await waitFor(() => seen.length >= total, `${total} messages on B's replicant`);
+    await sleep(700);
+    expect(seen.map((m) => m.payload)).toEqual(Array.from({ length: total }, (_, i) => String(i)));
+    const atA = await A.link('eu');
+    expect(atA.forwarded).toBe(total);
+    expect(atA.queue.depth).toBe(0);
+    expect((await B.link('us')).received).toBe(total);
+  });
+
+  test('the sidecar logged no warning or error (no unhandled cluster message, no refused copy)', () => {
+    expect((A.sidecar?.logs ?? []).filter((line) => /"level":(40|50|60)/.test(line))).toEqual([]);
+  });
+
+  test('unsubscribe in A withdraws the route from B', async () => {
+    const sub = track(await A.client({ clientId: 'a-sub-2' }));
+    const before = (await B.link('us')).routesReceived;
+    await sub.subscribeAsync('temporary/#', { qos: 1 });
+    await waitFor(async () => (await B.link('us')).routesReceived === before + 1, 'route visible in B');
+    await sub.unsubscribeAsync('temporary/#');
+    await waitFor(async () => (await B.link('us')).routesReceived === before, 'route gone from B');
+  });
+});
