@@ -7,7 +7,14 @@ bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 
 mkdir -p .cache
 report=.cache/jest-results.json
 rm -f "$report"
-NODE_OPTIONS=--experimental-vm-modules npx jest --ci --json --outputFile="$report" "$@"
+# --forceExit: a suite that leaves a handle open must not hang CI; every process a test starts is stopped by PID.
+NODE_OPTIONS=--experimental-vm-modules npx jest --ci --forceExit --json --outputFile="$report" "$@"
 status=$?
+# Safety net: a broker a failed test could not stop must not outlive the run.
+leaked=$(pgrep -f "$(pwd)/dist/broker/src/cli/main.js" || true)
+if [ -n "$leaked" ]; then
+  echo "test-all: stopping processes left behind by tests: $leaked"
+  kill -9 $leaked 2>/dev/null || true
+fi
 node scripts/jest-summary.mjs "$report" || status=1
 exit $status

@@ -24,11 +24,19 @@ function collect(client: MqttClient, count: number, timeoutMs = 10000): Promise<
 }
 
 describe('kill -9 and restart on the same data directory', () => {
+  const started: BrokerProcess[] = [];
   let broker: BrokerProcess;
-  afterAll(async () => broker?.dispose());
+  const start = async (options: Parameters<typeof BrokerProcess.start>[0]): Promise<BrokerProcess> => {
+    const process = await BrokerProcess.start(options);
+    started.push(process);
+    return process;
+  };
+  afterAll(async () => {
+    await Promise.all(started.map((p) => p.dispose()));
+  });
 
   test('a persistent session keeps its subscription, queued QoS 1/2 messages and retained messages', async () => {
-    broker = await BrokerProcess.start({ nodeName: 'crashy' });
+    broker = await start({ nodeName: 'crashy' });
     const dataDir = broker.dataDir;
     const subscriber = await connect(broker.mqttPort, { clientId: 'durable-sub', clean: false });
     await subscriber.subscribeAsync('orders/#', { qos: 2 });
@@ -39,7 +47,7 @@ describe('kill -9 and restart on the same data directory', () => {
     publisher.end(true);
 
     await broker.kill9();
-    broker = await BrokerProcess.start({ nodeName: 'crashy', dataDir });
+    broker = await start({ nodeName: 'crashy', dataDir });
 
     const resumed = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'durable-sub', clean: false, reconnectPeriod: 0 });
     const sessionPresent = new Promise<boolean>((resolve) => resumed.once('connect', (ack) => resolve(ack.sessionPresent)));
@@ -56,7 +64,7 @@ describe('kill -9 and restart on the same data directory', () => {
   });
 
   test('the will of a client that was connected when the node died is published after restart', async () => {
-    broker = await BrokerProcess.start({ nodeName: 'will-node' });
+    broker = await start({ nodeName: 'will-node' });
     const dataDir = broker.dataDir;
     const watcher = await connect(broker.mqttPort, { clientId: 'watcher', clean: false });
     await watcher.subscribeAsync('status/#', { qos: 1 });
@@ -66,7 +74,7 @@ describe('kill -9 and restart on the same data directory', () => {
     });
     await broker.kill9();
     device.end(true);
-    broker = await BrokerProcess.start({ nodeName: 'will-node', dataDir });
+    broker = await start({ nodeName: 'will-node', dataDir });
     const resumed = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'watcher', clean: false, reconnectPeriod: 0 });
     expect(await collect(resumed, 1)).toEqual(['status/door-7=offline']);
     resumed.end(true);
