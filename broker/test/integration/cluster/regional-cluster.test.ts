@@ -1,5 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { TestCluster, laneRoutes, type ClusterTable } from '../../harness/cluster.js';
+import { collectMessages as expectMessages, connectClient as connect } from '../../harness/mqtt-client.js';
 
 const NODES = [
   { name: 'core-1', role: 'core' as const },
@@ -8,28 +9,6 @@ const NODES = [
   { name: 'repl-1', role: 'replicant' as const },
   { name: 'repl-2', role: 'replicant' as const },
 ];
-
-function connect(port: number, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    client.once('connect', () => resolve(client));
-    client.once('error', reject);
-  });
-}
-
-function expectMessages(client: MqttClient, expected: number, timeoutMs = 15000): Promise<string[]> {
-  const received: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`received ${received.length}/${expected}: ${received.sort().join(' ')}`)), timeoutMs);
-    client.on('message', (topic, payload) => {
-      received.push(`${topic}=${payload.toString()}`);
-      if (received.length === expected) {
-        clearTimeout(timer);
-        setTimeout(() => resolve(received), 300); // a duplicate would arrive within this grace period
-      }
-    });
-  });
-}
 
 describe('regional cluster: 3 cores + 2 replicants on loopback', () => {
   let cluster: TestCluster;

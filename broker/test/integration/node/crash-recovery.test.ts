@@ -1,27 +1,6 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { BrokerProcess } from '../../harness/broker-process.js';
-
-function connect(port: number, options: mqtt.IClientOptions): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    client.once('connect', () => resolve(client));
-    client.once('error', reject);
-  });
-}
-
-function collect(client: MqttClient, count: number, timeoutMs = 10000): Promise<string[]> {
-  const received: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`got ${received.length}/${count}: ${received.join(',')}`)), timeoutMs);
-    client.on('message', (topic, payload) => {
-      received.push(`${topic}=${payload.toString()}`);
-      if (received.length === count) {
-        clearTimeout(timer);
-        resolve(received);
-      }
-    });
-  });
-}
+import { collectMessages, connectClient as connect } from '../../harness/mqtt-client.js';
 
 describe('kill -9 and restart on the same data directory', () => {
   const started: BrokerProcess[] = [];
@@ -51,13 +30,13 @@ describe('kill -9 and restart on the same data directory', () => {
 
     const resumed = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'durable-sub', clean: false, reconnectPeriod: 0 });
     const sessionPresent = new Promise<boolean>((resolve) => resumed.once('connect', (ack) => resolve(ack.sessionPresent)));
-    const messages = await collect(resumed, 20);
+    const messages = await collectMessages(resumed, 20);
     expect(await sessionPresent).toBe(true);
     expect(messages.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `orders/${i}=m${i}`).sort());
     resumed.end(true);
 
     const late = await connect(broker.mqttPort, { clientId: 'late', clean: true });
-    const retained = collect(late, 1);
+    const retained = collectMessages(late, 1);
     await late.subscribeAsync('config/#', { qos: 1 });
     expect(await retained).toEqual(['config/mode=night']);
     late.end(true);
@@ -76,7 +55,7 @@ describe('kill -9 and restart on the same data directory', () => {
     device.end(true);
     broker = await start({ nodeName: 'will-node', dataDir });
     const resumed = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'watcher', clean: false, reconnectPeriod: 0 });
-    expect(await collect(resumed, 1)).toEqual(['status/door-7=offline']);
+    expect(await collectMessages(resumed, 1)).toEqual(['status/door-7=offline']);
     resumed.end(true);
   });
 });
