@@ -5,6 +5,7 @@
  */
 import { generate } from 'mqtt-packet';
 import { BrokerProcess } from '../../harness/broker-process.js';
+import { eventually, scrapeMetric } from '../../harness/metrics.js';
 import { ClientPool, field, frame, publish, rawConnect, receive, subscribe, u16, uniqueId } from '../../harness/mqtt-raw.js';
 
 let broker: BrokerProcess;
@@ -59,6 +60,15 @@ describe('3.1.2 CONNECT variable header', () => {
     client.sendBytes(rawConnect({ level, clientId: uniqueId() }));
     const packets = await client.closedByServer();
     expect(packets).toEqual([expect.objectContaining({ cmd: 'connack', returnCode: 1 })]);
+  });
+
+  test('[MQTT-3.1.2-2] an unsupported protocol level is counted as refused with reason unsupported_protocol', async () => {
+    const unsupported = (): Promise<number> => scrapeMetric(broker, 'meridian_connections_refused_total', { reason: 'unsupported_protocol' });
+    const before = await unsupported();
+    const client = await pool.open();
+    client.sendBytes(rawConnect({ level: 6, clientId: uniqueId() }));
+    await client.closedByServer();
+    expect(await eventually(async () => (await unsupported()) === before + 1)).toBe(true);
   });
 
   test('[MQTT-3.1.2-3] a CONNECT whose reserved flag (bit 0) is 1 is refused: closed without CONNACK', async () => {

@@ -197,6 +197,30 @@ describe('3.3.4 PUBLISH actions', () => {
     expect(Math.max(...copies.map((c) => c.qos))).toBe(2);
   });
 
+  /** The QoS of each copy a subscriber with `filters` gets of one QoS 2 message on `<base>/x`, acknowledged. */
+  async function copiesQos(filters: (base: string) => Record<string, 0 | 1 | 2>): Promise<number[]> {
+    const base = `overlap/${uniqueId()}`;
+    const sub = await subscriber(filters(base));
+    await publish(await connected(), `${base}/x`, 'overlapping', { qos: 2 });
+    const qos: number[] = [];
+    for (let p = await sub.poll(500); p !== undefined; p = await sub.poll(300)) {
+      if (p.cmd !== 'publish') continue;
+      qos.push(p.qos);
+      await acknowledge(sub, p);
+    }
+    return qos;
+  }
+
+  test('[MQTT-3.3.5-1] overlapping wildcard subscriptions: one copy at the highest granted QoS, whichever matches first', async () => {
+    expect(await copiesQos((base) => ({ [`${base}/#`]: 0, [`${base}/+`]: 1, [`+/${base.slice('overlap/'.length)}/+`]: 0 }))).toEqual([1]);
+  });
+
+  // Cause: security.ts authorizeForward (downgradeToSubscriptionQos) lowers the QoS to that of a filter equal to
+  // the topic, after aedes has chosen the highest of the matching subscriptions.
+  test.failing('[MQTT-3.3.5-1] an exact filter granted a lower QoS than an overlapping wildcard does not lower the delivery', async () => {
+    expect(await copiesQos((base) => ({ [`${base}/#`]: 2, [`${base}/x`]: 0 }))).toEqual([2]);
+  });
+
   test('[MQTT-3.3.5-2] an unauthorized PUBLISH ($SYS topic from an ordinary client) is acknowledged or the connection closed', async () => {
     const client = await connected();
     client.send({ cmd: 'publish', topic: '$SYS/forged', payload: Buffer.from('x'), qos: 1, dup: false, retain: false, messageId: 5 });

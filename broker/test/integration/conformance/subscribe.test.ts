@@ -130,6 +130,14 @@ describe('3.8 SUBSCRIBE', () => {
   test('[MQTT-3.8.4-6] through a wildcard filter, a message is delivered at the minimum of its QoS and the granted QoS', async () => {
     expect(await deliveredQosThrough((base) => `${base}/+`)).toEqual([1, 0]);
   });
+
+  test('[MQTT-3.8.4-6] a retained message sent on SUBSCRIBE through a wildcard filter is at most at the granted QoS', async () => {
+    const base = `min-qos-retained/${uniqueId()}`;
+    await publish(await connected(), `${base}/kept`, 'retained-qos2', { qos: 2, retain: true });
+    const client = await connected();
+    expect(await subscribe(client, { [`${base}/+`]: 1 })).toEqual([1]);
+    expect(await client.next('publish')).toMatchObject({ topic: `${base}/kept`, qos: 1, retain: true });
+  });
 });
 
 describe('3.9 SUBACK', () => {

@@ -84,10 +84,13 @@ describe('limits on one node: packet size, client id length, in-flight QoS 2, ke
 
     test('a longer client id gets CONNACK 0x02 (identifier rejected), is closed and counted as refused', async () => {
       const before = await refused();
+      const beforeReason = await refused('client_id_too_long');
       const client = await pool.open();
       client.sendBytes(rawConnect({ clientId: 'c'.repeat(31) }));
       expect(await client.closedByServer()).toEqual([expect.objectContaining({ cmd: 'connack', returnCode: 2 })]);
       expect(await refused()).toBe(before + 1);
+      expect(await refused('client_id_too_long')).toBe(beforeReason + 1);
+      expect(broker.logs.some((l) => l.includes('connection refused') && l.includes('exceeds limits.maxClientIdLength 30'))).toBe(true);
     });
   });
 
@@ -133,11 +136,13 @@ describe('limits on one node: packet size, client id length, in-flight QoS 2, ke
 
     test.each([61, 0])('a keepalive of %i s (above the limit; 0 = none) is refused, closed and counted', async (keepalive) => {
       const before = await refused();
+      const beforeReason = await refused('keepalive_too_large');
       const client = await pool.open();
       client.sendBytes(rawConnect({ clientId: uniqueId(), keepalive }));
       const packets = await client.closedByServer();
       expect(packets.filter((p) => p.cmd === 'connack' && p.returnCode === 0)).toEqual([]);
       expect(await eventually(async () => (await refused()) === before + 1)).toBe(true);
+      expect(await refused('keepalive_too_large')).toBe(beforeReason + 1);
     });
 
     test('[MQTT-3.2.2-6] the refusal never uses a reserved CONNACK return code (6-255): a code of Table 3.1 or no CONNACK', async () => {
@@ -145,6 +150,7 @@ describe('limits on one node: packet size, client id length, in-flight QoS 2, ke
       client.sendBytes(rawConnect({ clientId: uniqueId(), keepalive: 120 }));
       const codes = (await client.closedByServer()).flatMap((p) => (p.cmd === 'connack' ? [p.returnCode] : []));
       expect(codes.filter((code) => code === undefined || code > 5)).toEqual([]);
+      expect(codes).toEqual([2]);
     });
   });
 });
