@@ -247,7 +247,6 @@ export function createSecurity(config: AuthConfig, deps: SecurityDeps): Security
         metrics.authorizationDenied.inc({ action: 'receive' });
         return null;
       }
-      downgradeToSubscriptionQos(client, packet);
       packet.topic = view;
       return packet;
     },
@@ -291,13 +290,4 @@ function subscribeDenial(client: Client, state: ClientState, subscription: Subsc
   if (state.identity.superuser) return undefined;
   if (parsed.filter.startsWith('$')) return '$-topics are reserved for the broker';
   return state.acl?.maySubscribe(parsed.filter) === false ? 'denied by ACL' : undefined;
-}
-
-/**
- * aedes lowers a message's QoS to the subscription's by looking the topic up among the client's (internal)
- * filters after authorizeForward; the topic is unmounted by then, so the lookup is done here, before.
- */
-function downgradeToSubscriptionQos(client: Client, packet: AedesPublishPacket | PublishPacket): void {
-  const subscription = subscriptionsOf(client)[packet.topic];
-  if (subscription && subscription.qos < packet.qos) packet.qos = subscription.qos as 0 | 1 | 2;
 }

@@ -276,14 +276,15 @@ describe('authentication, ACL and tenant isolation (real broker, MQTT.js clients
       await subscribe(client, '$share/g2/u/#');
       const subs = await broker.getJson<{ items: { clientId: string; filter: string; internalFilter: string }[] }>('/api/v1/subscriptions');
       expect(subs.body.items.filter((s) => s.clientId === 'unsub-client').map((s) => s.internalFilter).sort()).toEqual(['$share/g2/acme/u/#', 'acme/u/#']);
+      // One copy for the ordinary subscription and one for the shared group (the client is its only member).
       await acme.publishAsync('u/1', 'before', { qos: 1 });
-      await eventually(() => seen.length === 1);
+      await eventually(() => seen.length === 2);
       await client.unsubscribeAsync(['u/#', '$share/g2/u/#']);
       const after = await broker.getJson<{ items: { clientId: string }[] }>('/api/v1/subscriptions');
       expect(after.body.items.filter((s) => s.clientId === 'unsub-client')).toEqual([]);
       await acme.publishAsync('u/2', 'after', { qos: 1 });
       await settle();
-      expect(seen.map((m) => m.payload)).toEqual(['before']);
+      expect(seen.map((m) => m.payload)).toEqual(['before', 'before']);
       client.end(true);
     });
 
