@@ -13,8 +13,9 @@
 #              routes is measured (from its process start, and from its 'cluster peer connected' log line).
 #
 # Prints a Markdown summary. Every process is stopped by PID on exit, also on failure. Environment:
-#   PHASES ("seed tput bootstrap")  SEED_COUNTS ("100 1000")  SEED_RUNS (3)  SEED_INTERVAL (0)  SEED_CONCURRENCY (100)
-#   POLL_MS (10)  TPUT_SECONDS (4)  LAT_SECONDS (3)  LAT_RATE_TOTAL (2000)  PAIRS ("1 10")  QOS_LEVELS ("0 1 2")
+#   PHASES ("seed tput bootstrap")  SEED_COUNTS ("100 1000")  SEED_RUNS (5)  SEED_INTERVAL (0)  SEED_CONCURRENCY (100)
+#   POLL_MS (10)  POLL_FROM (ready: poll the nodes from the last SUBACK on; start: from the first CONNECT, which shows
+#   each node catching up but costs the nodes 13-16% of their CPU during the run)  TPUT_SECONDS (4)  LAT_SECONDS (3)  LAT_RATE_TOTAL (2000)  PAIRS ("1 10")  QOS_LEVELS ("0 1 2")
 #   PAYLOAD (256)  PUBLISH_DELAY (0.3 s between the last SUBACK and the publishers; see run_tput)  BOOT_CLIENTS (1000)  BOOT_TOPICS (100)  SETTLE (3)  ROUTESYNC_BENCH (1: also run the pure
 #   route-table micro-benchmark)  PROFILE=1 (V8 CPU profile of c1, c2, r1 over the seed runs of each client count,
 #   taken in-process by lib/cluster-node-hook.ts; top functions printed at the end)
@@ -26,7 +27,7 @@ WORK_DIR=$(mktemp -d /tmp/meridian-cluster-bench.XXXXXX)
 RESULTS_DIR=${RESULTS_DIR:-$WORK_DIR/results}
 PHASES=${PHASES:-seed tput bootstrap}
 SEED_COUNTS=${SEED_COUNTS:-100 1000}
-SEED_RUNS=${SEED_RUNS:-3}
+SEED_RUNS=${SEED_RUNS:-5}
 SEED_INTERVAL=${SEED_INTERVAL:-0}
 SEED_CONCURRENCY=${SEED_CONCURRENCY:-100}
 POLL_MS=${POLL_MS:-10}
@@ -47,6 +48,7 @@ source "$REPO_ROOT/e2e/bench/lib/brokers.sh"
 MAIN="$REPO_ROOT/dist/broker/src/cli/main.js"
 BENCH=(node "$MAIN" bench)
 WATCH=(node "$REPO_ROOT/dist/e2e/bench/lib/cluster-watch.js" --poll-ms "$POLL_MS")
+POLL_FROM=${POLL_FROM:-ready}
 SECRET_FILE="$WORK_DIR/cluster-secret"
 NODE_HOOK="$REPO_ROOT/dist/e2e/bench/lib/cluster-node-hook.js"
 HOOK_DIR="$WORK_DIR/hook"
@@ -125,6 +127,14 @@ watch_tables() {
   "${WATCH[@]}" --timeout-s "$timeout" "$@" >"$out" 2>"$out.err" || die "cluster tables did not converge: $(cat "$out.err")"
 }
 
+# watch_bench_tables BENCH_PID BENCH_STDERR OUT_JSON TIMEOUT_S watch-args...: watch_tables that gives up as soon as
+# the bench exits, and then shows what the bench said.
+watch_bench_tables() {
+  local pid=$1 bench_err=$2 out=$3 timeout=$4; shift 4
+  "${WATCH[@]}" --timeout-s "$timeout" --while-running "$pid" "$@" >"$out" 2>"$out.err" \
+    || die "cluster tables did not converge: $(cat "$out.err"); the bench said: $(tail -n 3 "$bench_err" 2>/dev/null)"
+}
+
 # seed_expect N: the lane counts round-robin over c1, c2, r1 gives (client i goes to node (i-1) mod 3).
 seed_expect() {
   local n=$1
@@ -146,6 +156,7 @@ run_seed() {
     for run in $(seq 1 "$SEED_RUNS"); do
       local name="seed-$count-$run"
       ready="$WORK_DIR/$name.ready"
+      require_alive c1 c2 r1 solo
       nodes_before=$(sum_ticks "${NODE_PID[c1]}" "${NODE_PID[c2]}" "${NODE_PID[r1]}")
       "${BENCH[@]}" sub --hosts "$(hosts_of c1 c2 r1)" --count "$count" --interval "$SEED_INTERVAL" \
         --concurrency "$SEED_CONCURRENCY" --topic 't/bench/+/%i/sub/+/#' --duration 120 --ready-file "$ready" \
@@ -153,7 +164,7 @@ run_seed() {
       bench_pid=$!
       BENCH_PIDS+=("$bench_pid")
       # shellcheck disable=SC2046 # node_args prints one word per line
-      watch_tables "$RESULTS_DIR/$name-watch.json" 60 --ready-file "$ready" --expect "$(seed_expect "$count")" $(node_args c1 c2 r1)
+      watch_bench_tables "$bench_pid" "$WORK_DIR/$name-bench.err" "$RESULTS_DIR/$name-watch.json" 60 --ready-file "$ready" --poll-from "$POLL_FROM" --expect "$(seed_expect "$count")" $(node_args c1 c2 r1)
       # CPU used until now: the bench client (all of its life so far) and the three nodes; "client nodes ticks/s".
       echo "$(cpu_ticks "$bench_pid") $(($(sum_ticks "${NODE_PID[c1]}" "${NODE_PID[c2]}" "${NODE_PID[r1]}") - nodes_before)) $(getconf CLK_TCK)" \
         >"$RESULTS_DIR/$name.cpu"
@@ -198,9 +209,10 @@ run_pub_case() {
     pids=("${NODE_PID[r1]}" "${NODE_PID[c1]}" "${NODE_PID[c2]}"); where=(--hosts "$(hosts_of r1)" --sub-hosts "$(hosts_of c1)")
   fi
   local out="$RESULTS_DIR/$mode-q$qos-${pairs}x$pairs-$target${6:-}.json"
+  require_alive c1 c2 r1 solo
   before=$(sum_ticks "${pids[@]}")
   "${BENCH[@]}" pub "${where[@]}" --count "$pairs" --subscribers "$pairs" --interval 1 --qos "$qos" \
-    --payload-size "$PAYLOAD" --rate "$rate" --duration "$seconds" --inflight 20 --e2e-window 500 --drain-timeout 5 \
+    --payload-size "$PAYLOAD" --rate "$rate" --duration "$seconds" --inflight 20 --e2e-window 500 --drain-timeout "${DRAIN:-5}" \
     --publish-delay "$delay" --client-id-prefix "$target-$mode-" --json >"$out" || die "bench $mode QoS $qos ${pairs}x$pairs on $target failed"
   after=$(sum_ticks "${pids[@]}")
   echo "$((after - before)) $(getconf CLK_TCK)" >"${out%.json}.cpu"
@@ -209,6 +221,17 @@ run_pub_case() {
     const l = r.receive.latencyMs ?? {};
     console.error(`  ${process.argv[2].padEnd(6)} ${String(Math.round(r.receive.ratePerSec)).padStart(7)} msg/s received, ` +
       `${r.receive.missing} missing, p50 ${l.p50} ms, p99 ${l.p99} ms, client cpu ${Math.round(r.clientCpu.percentOfOneCore)}%`);' "$out" "$target"
+}
+
+# Dies with the end of its log when a node is gone: a crash must not pass for a slow run.
+require_alive() {
+  local name
+  for name in "$@"; do
+    kill -0 "${NODE_PID[$name]}" 2>/dev/null && continue
+    local log="$WORK_DIR/$name.log"
+    [[ $name == solo ]] && log="$WORK_DIR/meridian-solo.log"
+    die "node $name (pid ${NODE_PID[$name]}) is not running; the end of its log: $(tail -n 5 "$log" 2>/dev/null)"
+  done
 }
 
 sum_ticks() { local pid total=0; for pid in "$@"; do total=$((total + $(cpu_ticks "$pid"))); done; echo "$total"; }
@@ -233,7 +256,8 @@ run_tput() {
   # What the publish delay hides: messages published on r1 right after the subscriber's SUBACK on c1, before the
   # route got to r1, reach nobody (the route is asynchronous). Counted, not hidden: 2000 msg/s from the first ms.
   log "route window: QoS 1 at $LAT_RATE_TOTAL msg/s on r1 from the subscriber's SUBACK on c1, no publish delay"
-  for run in 1 2 3; do run_pub_case lat 1 1 cross 0 "-nodelay-$run"; done
+  # The lost messages never arrive: a 1 s drain is enough for the rest.
+  for run in 1 2 3; do DRAIN=1 run_pub_case lat 1 1 cross 0 "-nodelay-$run"; done
 }
 
 record_memory() { # LABEL: memory-<label>.txt with "node rss_kib heap_bytes" lines
@@ -244,6 +268,7 @@ record_memory() { # LABEL: memory-<label>.txt with "node rss_kib heap_bytes" lin
 run_bootstrap() {
   local routes=$((BOOT_CLIENTS * BOOT_TOPICS)) topics=() k ready bench_pid started
   for k in $(seq 1 "$BOOT_TOPICS"); do topics+=(--topic "boot/%i/$k/+/#"); done
+  require_alive c1 c2 r1
   sleep "$SETTLE"
   record_memory before
   ready="$WORK_DIR/boot.ready"
@@ -253,8 +278,9 @@ run_bootstrap() {
   bench_pid=$!
   BENCH_PIDS+=("$bench_pid")
   # shellcheck disable=SC2046
-  watch_tables "$RESULTS_DIR/boot-seed-watch.json" 180 --ready-file "$ready" --expect "c1=$routes,c2=0,r1=0" $(node_args c1 c2 r1)
+  watch_bench_tables "$bench_pid" "$WORK_DIR/boot-bench.err" "$RESULTS_DIR/boot-seed-watch.json" 180 --ready-file "$ready" --expect "c1=$routes,c2=0,r1=0" $(node_args c1 c2 r1)
   sleep "$SETTLE"
+  require_alive c1 c2 r1
   record_memory after
   log "starting a new replicant r2 against $routes routes (load $(load_average))"
   allocate_ports r2

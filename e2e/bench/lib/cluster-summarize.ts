@@ -59,11 +59,16 @@ function seedSection(dir: string, files: string[]): string[] {
     runs.set(clients, [...(runs.get(clients) ?? []), run]);
   }
   if (runs.size === 0) return [];
+  const polledFromReady = [...runs.values()].some((list) => list.some((r) => r.watch.pollFrom === 'ready'));
   const lines = [
     '### Seed workload: unique wildcard filter per client, round-robin over c1, c2, r1',
     '',
     'Milliseconds from the bench\'s first CONNECT; median (min–max) over the runs. "Visible" = every node\'s',
     '`/api/v1/cluster` shows every lane with all its routes (an upper bound: late by at most one poll period).',
+    ...(polledFromReady ? [
+      'The nodes were polled only from the last SUBACK on (polling costs them CPU the clients wait for), so "visible"',
+      'cannot come out earlier than "subscribed" and the slowest node is the last one polled complete.',
+    ] : []),
     '',
     '| clients | runs | all subscribed (last SUBACK) | routes visible on every node | **total** | slowest node to see them | CONNACK p50 / p99 | CPU ms: bench client / 3 nodes | routes gone everywhere after disconnect | poll period mean / max | EMQX | target |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
