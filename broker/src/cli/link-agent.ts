@@ -138,7 +138,7 @@ class RunningAgent {
       dir: settings.dataDir, durability: settings.durability, commitDelayMs: 0, maxSizeMb: 4096, maxQueuedMessages: 1000,
       logger: logger.child({ component: 'store' }), onWriteLatency: (seconds) => metrics.storeWriteSeconds.observe(seconds),
     });
-    this.sidecar = await LinkSidecar.start({
+    this.sidecar = await LinkSidecar.create({
       clusterName: settings.clusterName, nodeName: settings.nodeName, seeds: settings.seeds, secretFile: settings.secretFile,
       clusterHost: settings.clusterHost, clusterPort: settings.clusterPort, advertise: settings.advertise,
       routeTtlSeconds: settings.routeTtlSeconds, incarnation: this.store.incarnation, logger, metrics,
@@ -148,6 +148,7 @@ class RunningAgent {
     }, { file: settings.links });
     const agent = this.agent;
     this.sidecar.attach((message) => agent.forwarded(message));
+    await this.sidecar.join();
     logger.info({ cluster: settings.clusterName, admin: `${adminAddress.address}:${adminAddress.port}`, incarnation: this.store.incarnation }, 'link agent ready');
   }
 

@@ -103,13 +103,19 @@ export class Forwarder {
   }
 
   /** Hands `message` to another node; resolves false when that node is gone (nothing to retry there). */
-  async send(nodeId: string, message: ForwardedMessage): Promise<boolean> {
+  async send(nodeId: string, message: ForwardedMessage, resent = false): Promise<boolean> {
     const payload = encodeForwarded(message);
     this.metrics.forwardedOut.inc({ peer: nodeId });
     this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
     try {
       await this.transport.send(nodeId, Channel.Forward, payload);
     } catch (err) {
+      if (err instanceof SendFailure && err.code === 'peer-restarted' && !resent && this.holdsLinkRoute(nodeId, message.topic)) {
+        // A link agent restarted before acknowledging: dropping the copy would lose it for the link. Its new
+        // incarnation restores its link routes at start and takes the copy (at worst queued twice, never lost).
+        this.logger.info({ peer: nodeId, topic: message.topic }, 'link agent restarted: forwarded message handed over again');
+        return this.send(nodeId, message, true);
+      }
       if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
         this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
         this.logger.warn({ peer: nodeId, topic: message.topic, reason: err.code }, 'forwarded message not handed over: the node is gone');
@@ -119,7 +125,14 @@ export class Forwarder {
     }
     return true;
   }
+
+  private holdsLinkRoute(nodeId: string, topic: string): boolean {
+    return this.routes.matchRoutes(topic).some((route) => route.owner === nodeId && route.routeId.startsWith(LINK_ROUTE_PREFIX));
+  }
 }
+
+/** Route ids of a link agent's remote routes (`link/region.ts`): the owner queues what matches them durably. */
+const LINK_ROUTE_PREFIX = '$link/';
 
 function asBuffer(payload: string | Buffer): Buffer {
   return typeof payload === 'string' ? Buffer.from(payload) : payload;

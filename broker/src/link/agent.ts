@@ -47,6 +47,8 @@ interface LocalSide {
   /** Publishes in the local cluster as a local client would; `linked`: it came over a link. */
   publish(message: RegionMessage, linked: boolean): Promise<void>;
   routes?: RegionRoutes;
+  /** Resolves when the routes to export are known (the sidecar's regional table). */
+  exportReady?: Promise<void>;
 }
 
 export interface LinkAgentOptions {
@@ -130,7 +132,7 @@ export class LinkAgent {
 
   /** The sidecar agent (`meridian link-agent`): messages reach it as cluster-forwarded copies (`forwarded`). */
   static async startSidecar(host: LinkSidecarHost, options: LinkAgentOptions): Promise<LinkAgent> {
-    const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region }, options);
+    const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region, exportReady: host.region.tableReady }, options);
     agent.trackRegionRoutes(host.region);
     await agent.run();
     return agent;
@@ -429,7 +431,7 @@ export class LinkAgent {
     const { host } = this;
     const region = this.local.routes;
     return {
-      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics,
+      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady: this.local.exportReady,
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),

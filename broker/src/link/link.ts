@@ -11,6 +11,7 @@ import { LinkQueue, type LinkMessage } from './queue.js';
 import { agentActor, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
 import type { LinkMetrics } from './metrics.js';
 import { RemoteRoutes } from './region.js';
+import { RemoteRouteMemory } from './route-memory.js';
 
 export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'misconfigured' | 'disabled';
 
@@ -24,6 +25,12 @@ export interface LinkContext {
   metrics: LinkMetrics;
   /** Messages forwarded in flight per link (unacknowledged publishes to the remote). */
   window?: number;
+  /**
+   * Resolves when the routes to export are known (a sidecar that just joined its cluster has no table yet). The link
+   * dials the remote only then: its route-sync lane replaces the previous incarnation's at the remote, and an empty
+   * one would make the remote stop queueing for this region until the routes followed.
+   */
+  exportReady?: Promise<void>;
   /** The union of the remote agents' filters changed (in a regional cluster: the agent's routes there follow). */
   remoteRoute?: (link: string, op: 'add' | 'delete', filter: string) => void;
 }
@@ -38,6 +45,8 @@ export interface LinkStatus {
   routeSync: string;
   routesSent: number;
   routesReceived: number;
+  /** Remote filters restored from the store at start and not yet confirmed by the remote (dropped after the TTL). */
+  routesRestored: number;
   remoteAgents: number;
   bootstraps: number;
   lastBootstrapAt: string | null;
@@ -52,6 +61,7 @@ export interface LinkStatus {
 const INCARNATION_AREA = 'link-meta';
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5000;
+const EXPORT_SETTLE_MS = 50;
 
 /**
  * One cluster link, both halves of it on this node:
@@ -84,11 +94,17 @@ export class Link {
   private readonly localFilters = new Map<string, number>();
   readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0 };
 
-  private constructor(readonly config: LinkConfig, private readonly ctx: LinkContext, readonly queue: LinkQueue, private incarnation: number) {
+  private constructor(
+    readonly config: LinkConfig,
+    private readonly ctx: LinkContext,
+    readonly queue: LinkQueue,
+    private incarnation: number,
+    private readonly memory: RemoteRouteMemory,
+  ) {
     this.actor = agentActor(ctx.localCluster, ctx.nodeName);
     this.logger = ctx.logger.child({ link: config.name });
     this.sender = this.createSender(incarnation);
-    this.remoteRoutes = new RemoteRoutes((op, filter) => ctx.remoteRoute?.(config.name, op, filter));
+    this.remoteRoutes = new RemoteRoutes((op, filter) => memory.liveChanged(op, filter));
     this.receiver = new HubDriver(new RouteSync({
       cluster: ctx.localCluster, actor: ctx.localCluster, incarnation: 1, role: 'agent', policy: exportOwnLaneOnly,
       mirrorLocal: false, sink: this.remoteRoutes, ttlMs: config.routeTtlSeconds * 1000, onEvent: (e) => this.onReceiverEvent(e),
@@ -99,9 +115,17 @@ export class Link {
   static async start(config: LinkConfig, ctx: LinkContext, localRoutes: Iterable<string>): Promise<Link> {
     const queue = await LinkQueue.open(config.name, ctx.store.area(`link-queue/${config.name}`), config.queue);
     const incarnation = await bumpIncarnation(ctx.store, config.name, 0);
-    const link = new Link(config, ctx, queue, incarnation);
+    const memory = await RemoteRouteMemory.open(ctx.store.area(`link-routes/${config.name}`),
+      (op, filter) => ctx.remoteRoute?.(config.name, op, filter), ctx.logger.child({ link: config.name }));
+    memory.expireAfter(config.routeTtlSeconds * 1000);
+    const link = new Link(config, ctx, queue, incarnation, memory);
     for (const filter of localRoutes) link.localRoute('add', filter);
-    link.connect();
+    if (ctx.exportReady) {
+      // After the table, one route-sync batch window, so that the first lane sent already holds the routes.
+      void ctx.exportReady.then(() => setTimeout(() => link.connect(), EXPORT_SETTLE_MS));
+    } else {
+      link.connect();
+    }
     link.logger.info({ servers: config.servers, topics: config.topics, actor: link.actor, incarnation, queued: queue.depth }, 'link started');
     return link;
   }
@@ -124,7 +148,7 @@ export class Link {
   /** Does a remote agent hold a route matching `topic`? */
   wants(topic: string): boolean {
     if (isLinkTopic(topic)) return false;
-    return this.remoteRoutes.table.match(topic).size > 0;
+    return this.remoteRoutes.table.match(topic).size > 0 || this.memory.matches(topic);
   }
 
   enqueue(message: LinkMessage, durable: boolean): Promise<number> {
@@ -155,6 +179,7 @@ export class Link {
       routeSync: outbound?.state ?? 'down',
       routesSent: this.sender.sync.ownRoutes().length,
       routesReceived: table.size,
+      routesRestored: this.memory.restoredCount,
       remoteAgents: this.receiver.sync.lanes().filter((l) => !l.local).length,
       bootstraps: this.bootstraps,
       lastBootstrapAt: this.lastBootstrapAt?.toISOString() ?? null,
@@ -168,7 +193,8 @@ export class Link {
     clearTimeout(this.reconnectTimer);
     this.sender.stop();
     this.receiver.stop();
-    this.remoteRoutes.withdrawAll();
+    this.memory.withdraw();
+    await this.memory.flushed();
     this.queue.close();
     const client = this.client;
     this.client = undefined;

@@ -32,6 +32,8 @@ export interface LinkRegion extends RegionRoutes {
 
 /** The regional cluster of a sidecar agent: it has no broker, so it publishes by cluster forwarding. */
 export interface SidecarRegion extends RegionRoutes {
+  /** Resolves once the regional table is here: what the links export is known (a link dials its remote then). */
+  readonly tableReady: Promise<void>;
   /** Sends a copy to every node with a matching route; resolves when all acknowledged it (QoS ≥ 1). */
   publish(message: RegionMessage, linked: boolean): Promise<void>;
 }
@@ -75,11 +77,5 @@ export class RemoteRoutes implements RouteSink {
       this.changed('delete', filter);
     }
     return true;
-  }
-
-  /** Reports every filter as gone (the link stops; its routes leave the regional table). */
-  withdrawAll(): void {
-    for (const filter of this.filters.keys()) this.changed('delete', filter);
-    this.filters.clear();
   }
 }

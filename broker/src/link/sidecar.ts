@@ -56,6 +56,17 @@ export class LinkSidecar implements SidecarRegion {
   private upstream?: string;
   private discovery?: Discovery;
   private intake?: SidecarIntake;
+  /** Copies that arrive before the agent is attached wait for it (the transport acknowledges a failed handling). */
+  private readonly attached: Promise<SidecarIntake>;
+  private resolveAttached!: (intake: SidecarIntake) => void;
+  /**
+   * Set once the regional table is here (or the wait gave up): a linked message published before would find no
+   * route and be lost, so copies wait for it.
+   */
+  readonly tableReady: Promise<void>;
+  private resolveTableReady!: () => void;
+  private ready = false;
+  private readyTimers: NodeJS.Timeout[] = [];
 
   private constructor(
     private readonly options: LinkSidecarOptions,
@@ -65,6 +76,8 @@ export class LinkSidecar implements SidecarRegion {
     private readonly routes: ClusterRoutes,
   ) {
     this.logger = options.logger.child({ component: 'link-sidecar' });
+    this.attached = new Promise((resolve) => { this.resolveAttached = resolve; });
+    this.tableReady = new Promise((resolve) => { this.resolveTableReady = resolve; });
     this.membership = new Membership(options.nodeName);
     this.metrics = new ClusterMetrics(options.metrics);
     this.rpc = new Rpc(transport, this.logger);
@@ -77,7 +90,11 @@ export class LinkSidecar implements SidecarRegion {
   get nodeId(): string { return this.options.nodeName; }
   get upstreamCore(): string | undefined { return this.upstream; }
 
-  static async start(options: LinkSidecarOptions): Promise<LinkSidecar> {
+  /**
+   * The sidecar, not yet connected: the agent adds its routes first (restored remote routes included), so that its
+   * first lane in the region — which replaces the lane of its previous incarnation — already holds them.
+   */
+  static async create(options: LinkSidecarOptions): Promise<LinkSidecar> {
     const address = options.advertise ?? `${options.clusterHost}:${options.clusterPort}`;
     const transport = new ClusterTransport({
       identity: { clusterName: options.clusterName, nodeId: options.nodeName, role: 'agent', incarnation: options.incarnation, address },
@@ -93,19 +110,48 @@ export class LinkSidecar implements SidecarRegion {
     }), routes);
     sidecar.wire();
     for (const filter of CONTROL_FILTERS) sidecar.driver.subscribe(filter, CONTROL_ROUTE_ID);
-    await transport.listen(options.clusterPort, options.clusterHost);
-    sidecar.driver.start();
-    sidecar.discovery = new Discovery({
-      seeds: options.seeds, clusterPort: options.clusterPort, intervalMs: 30_000, self: address, logger: sidecar.logger,
-    }, (addresses) => addresses.forEach((a) => transport.connect(a)));
-    await sidecar.discovery.start();
-    sidecar.logger.info({ address, seeds: options.seeds }, 'link agent joining its cluster');
     return sidecar;
   }
 
-  /** Where the Forward-channel copies go (the agent's `forwarded`). Until set, copies are refused (resent later). */
+  /** Listens for cluster connections and dials the seeds. */
+  async join(): Promise<void> {
+    const { options, transport } = this;
+    const address = transport.identity.address;
+    await transport.listen(options.clusterPort, options.clusterHost);
+    this.driver.start();
+    this.discovery = new Discovery({
+      seeds: options.seeds, clusterPort: options.clusterPort, intervalMs: 30_000, self: address, logger: this.logger,
+    }, (addresses) => addresses.forEach((a) => transport.connect(a)));
+    await this.discovery.start();
+    this.logger.info({ address, seeds: options.seeds }, 'link agent joining its cluster');
+    const poll = setInterval(() => this.checkTableReady(), 100);
+    const giveUp = setTimeout(() => this.markTableReady(false), (options.routeTtlSeconds * 1000) / 2);
+    this.readyTimers.push(poll, giveUp);
+  }
+
+  /** Ready when the upstream core's stream is open and every node it told about is connected with its lane here. */
+  private checkTableReady(): void {
+    if (this.ready || this.upstream === undefined) return;
+    const inbound = this.sync.peers().find((p) => p.peer === this.upstream)?.inbound;
+    if (!inbound || inbound.assembling > 0) return;
+    const lanes = new Set(this.sync.lanes().map((l) => l.actor));
+    const nodes = this.membership.list().filter((m) => m.role === 'core' || m.role === 'replicant');
+    if (nodes.every((m) => m.connected && lanes.has(m.nodeId))) this.markTableReady(true);
+  }
+
+  private markTableReady(complete: boolean): void {
+    if (this.ready) return;
+    this.ready = true;
+    for (const timer of this.readyTimers) clearTimeout(timer);
+    if (complete) this.logger.info({ lanes: this.sync.lanes().length }, 'regional route table received');
+    else this.logger.warn({ lanes: this.sync.lanes().length }, 'regional route table still incomplete (nodes without routes, or unreachable): publishing into the region anyway');
+    this.resolveTableReady();
+  }
+
+  /** Where the Forward-channel copies go (the agent's `forwarded`); copies that arrived earlier wait for it. */
   attach(intake: SidecarIntake): void {
     this.intake = intake;
+    this.resolveAttached(intake);
   }
 
   /** Every learned route now (the agent's own lane is only link routes), then every change. */
@@ -152,6 +198,7 @@ export class LinkSidecar implements SidecarRegion {
   }
 
   async stop(): Promise<void> {
+    for (const timer of this.readyTimers) clearTimeout(timer);
     this.discovery?.stop();
     this.driver.stop();
     this.rpc.close();
@@ -208,11 +255,12 @@ export class LinkSidecar implements SidecarRegion {
       this.logger.warn({ peer: fromNode, topic: message.topic }, 'a shared-subscription copy reached the link agent, which has no members: dropped');
       return;
     }
-    if (!this.intake) {
-      delivery.defer(Promise.reject(new Error('link agent not started yet')));
-      return;
-    }
-    delivery.defer(this.intake(message));
+    const intake = this.intake;
+    const handled = intake && this.ready ? intake(message) : Promise.all([this.attached, this.tableReady]).then(([later]) => later(message));
+    // The transport acknowledges a copy whose handling failed as well: say so, the message is lost for the link.
+    delivery.defer(handled.catch((err: Error) => {
+      this.logger.error({ peer: fromNode, topic: message.topic, err: err.message }, 'message not taken by the link agent (acknowledged to the cluster anyway)');
+    }));
   }
 
   private onPeerUp(peer: ConnectedPeer): void {

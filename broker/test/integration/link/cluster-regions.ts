@@ -20,6 +20,7 @@ export class ClusterRegion {
   core!: BrokerProcess;
   replicant?: BrokerProcess;
   sidecar?: SidecarProcess;
+  private sidecarArgs: string[] = [];
   readonly dir: string;
 
   constructor(readonly name: string) {
@@ -41,12 +42,24 @@ export class ClusterRegion {
     this.core = await this.startNode(this.coreName, 'core', corePort, [`127.0.0.1:${corePort}`], options.sidecar ? [] : ['--links', this.linksFile]);
     if (options.replicant) this.replicant = await this.startNode(`${this.name}-replicant`, 'replicant', await freePort(), [`127.0.0.1:${corePort}`], []);
     if (options.sidecar) {
-      this.sidecar = await SidecarProcess.start([
+      this.sidecarArgs = [
         '--links', this.linksFile, '--cluster-name', this.name, '--seeds', `127.0.0.1:${corePort}`,
         '--cluster-secret-file', path.join(this.dir, 'secret'), '--data-dir', path.join(this.dir, 'agent'), '--node-name', `${this.name}-agent`,
         '--cluster-host', '127.0.0.1', '--cluster-port', String(await freePort()),
-      ]);
+      ];
+      this.sidecar = await SidecarProcess.start(this.sidecarArgs);
     }
+  }
+
+  /** `kill -9` of the sidecar agent. */
+  async killSidecar(): Promise<void> {
+    await this.sidecar?.stop('SIGKILL');
+  }
+
+  /** Starts the sidecar again on the same data directory, node name and cluster address. */
+  async restartSidecar(): Promise<void> {
+    await this.sidecar?.stop('SIGTERM');
+    this.sidecar = await SidecarProcess.start(this.sidecarArgs);
   }
 
   async link(name: string): Promise<LinkInfo> {

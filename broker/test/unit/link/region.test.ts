@@ -42,17 +42,6 @@ describe('RemoteRoutes (the remote agents\' routes at a link)', () => {
     expect(routes.table.match('a/x').size).toBe(0);
   });
 
-  test('withdrawAll reports every remaining filter once', () => {
-    const changes: string[] = [];
-    const routes = new RemoteRoutes((op, filter) => changes.push(`${op} ${filter}`));
-    routes.add('a/#', 'eu/n1', '');
-    routes.add('a/#', 'eu/n2', '');
-    routes.add('c', 'eu/n1', '');
-    changes.length = 0;
-    routes.withdrawAll();
-    expect(changes.sort()).toEqual(['delete a/#', 'delete c']);
-  });
-
   test('link route ids are recognised and never collide with subscriptions or share groups', () => {
     expect(linkRouteId('eu')).toBe('$link/eu');
     expect(isLinkRouteId(linkRouteId('eu'))).toBe(true);
