@@ -63,6 +63,10 @@ export function linkAgentSettings(flags: ParsedFlags): LinkAgentSettings {
     if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
     return value.trim();
   };
+  const links = required('links');
+  const clusterName = required('cluster-name');
+  const secretFile = required('cluster-secret-file');
+  const seeds = required('seeds').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const nodeName = (flags['node-name'] as string | undefined) ?? `link-agent-${hostname()}`;
   const clusterHost = (flags['cluster-host'] as string | undefined) ?? '0.0.0.0';
   const clusterPort = integerFlag(flags, 'cluster-port', 4371, 0, 65535);
@@ -70,13 +74,12 @@ export function linkAgentSettings(flags: ParsedFlags): LinkAgentSettings {
   if (advertise === undefined && (isWildcard(clusterHost) || clusterPort === 0)) {
     throw new UsageError('--cluster-advertise is required when --cluster-host is a wildcard or --cluster-port is 0 (other nodes must know where to dial)');
   }
-  const seeds = required('seeds').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const durability = (flags.durability as string | undefined) ?? 'durable';
   if (durability !== 'durable' && durability !== 'relaxed') throw new UsageError(`--durability must be durable or relaxed, got '${durability}'`);
   const logLevel = (flags['log-level'] as string | undefined) ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) throw new UsageError(`--log-level '${logLevel}' is not a level`);
   return {
-    links: required('links'), clusterName: required('cluster-name'), seeds, secretFile: required('cluster-secret-file'), nodeName,
+    links, clusterName, seeds, secretFile, nodeName,
     dataDir: (flags['data-dir'] as string | undefined) ?? path.join('data', nodeName),
     adminHost: (flags['admin-host'] as string | undefined) ?? '127.0.0.1', adminPort: integerFlag(flags, 'admin-port', 8082, 0, 65535),
     clusterHost, clusterPort, advertise, routeTtlSeconds: integerFlag(flags, 'route-ttl', 15, 1, 86400),
