@@ -106,7 +106,7 @@ export class ClusterNode {
     const routes = new ClusterRoutes();
     const sync = new RouteSync({
       cluster: config.node.clusterName, actor: config.node.name, incarnation: host.store.incarnation, role: cluster.role,
-      ttlMs: cluster.routeTtlSeconds * 1000, policy: regionalClusterPolicy,
+      ttlMs: cluster.routeTtlSeconds * 1000, heartbeatMs: Math.min(cluster.heartbeatIntervalMs, (cluster.routeTtlSeconds * 1000) / 3), policy: regionalClusterPolicy,
       sink: watchedSink(routes, (op, filter, owner, routeId) => node.routeChanged(op, filter, owner, routeId)),
       onEvent: (event) => node.onRouteSyncEvent(event),
     });
