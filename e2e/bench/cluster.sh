@@ -13,13 +13,18 @@
 #              routes is measured (from its process start, and from its 'cluster peer connected' log line).
 #
 # Prints a Markdown summary. Every process is stopped by PID on exit, also on failure. Environment:
-#   PHASES ("seed tput bootstrap")  SEED_COUNTS ("100 1000")  SEED_RUNS (5)  SEED_INTERVAL (0)  SEED_CONCURRENCY (100)
-#   POLL_MS (10)  POLL_FROM (ready: poll the nodes from the last SUBACK on; start: from the first CONNECT, which shows
-#   each node catching up but costs the nodes 13-16% of their CPU during the run)  TPUT_SECONDS (4)  LAT_SECONDS (3)  LAT_RATE_TOTAL (2000)  PAIRS ("1 10")  QOS_LEVELS ("0 1 2")
-#   PAYLOAD (256)  PUBLISH_DELAY (0.3 s between the last SUBACK and the publishers; see run_tput)  BOOT_CLIENTS (1000)  BOOT_TOPICS (100)  SETTLE (3)  ROUTESYNC_BENCH (1: also run the pure
-#   route-table micro-benchmark)  PROFILE=1 (V8 CPU profile of c1, c2, r1 over the seed runs of each client count,
-#   taken in-process by lib/cluster-node-hook.ts; top functions printed at the end)
+#   PHASES ("seed tput bootstrap")
+#   seed:      SEED_COUNTS ("100 1000")  SEED_RUNS (5)  SEED_INTERVAL (0)  SEED_CONCURRENCY (100)  POLL_MS (10)
+#              POLL_FROM (ready: poll the nodes from the last SUBACK on; start: from the first CONNECT, which shows
+#              each node catching up but costs the nodes 13-16% of their CPU during the run)
+#   tput:      TPUT_SECONDS (4)  LAT_SECONDS (3)  LAT_RATE_TOTAL (2000)  PAIRS ("1 10")  QOS_LEVELS ("0 1 2")
+#              PAYLOAD (256)  PUBLISH_DELAY (0.3 s between the last SUBACK and the publishers; see run_tput)
+#   bootstrap: BOOT_CLIENTS (1000)  BOOT_TOPICS (100)  SETTLE (3)  ROUTESYNC_BENCH (1: also run the pure route-table
+#              micro-benchmark)
+#   PROFILE=1  V8 CPU profile of c1, c2, r1 over the seed runs of each client count, taken in-process by
+#              lib/cluster-node-hook.ts; job breakdown and top functions printed at the end
 #   SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)  RESULTS_DIR  MERIDIAN_FLAGS (extra flags for every node)
+# Figures and how to read them: e2e/bench/CLUSTER.md.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
