@@ -36,4 +36,4 @@ e2e-kind:
 
 ## Regional-cluster benchmarks (figures into e2e/bench/CLUSTER.md).
 bench-cluster: build
-	bash e2e/bench/cluster.sh
+	SKIP_BUILD=1 bash e2e/bench/cluster.sh
