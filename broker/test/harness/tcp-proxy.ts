@@ -9,6 +9,13 @@ interface Pair {
 
 type Mode = 'forward' | 'blackhole' | 'refuse';
 
+export interface TcpProxyOptions {
+  /** Port to listen on (default 0: any free port). */
+  listenPort?: number;
+  /** One-way delay added to every chunk in both directions, in ms (default 0). */
+  delayMs?: number;
+}
+
 /**
  * A loopback TCP proxy the tests control: forward, cut every connection, refuse new ones, or blackhole (bytes
  * stop flowing in both directions and a leg that closes is not reported to the other side — what a partition
@@ -24,14 +31,23 @@ export class TcpProxy {
   bytesFromTarget = 0;
   /** While true, bytes from the target to the dialing side are held (replies stop; requests still flow). */
   private repliesHeld = false;
+  /**
+   * One-way delay of every relayed chunk. Order is kept because Node runs timers of equal duration in insertion
+   * order; change it only while no bytes flow, or chunks may overtake each other.
+   */
+  delayMs = 0;
 
   private constructor(private readonly server: Server, private targetPort: number, private readonly targetHost: string) {}
 
-  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  static async start(targetPort: number, targetHost = '127.0.0.1', options: TcpProxyOptions = {}): Promise<TcpProxy> {
     const server = net.createServer();
     const proxy = new TcpProxy(server, targetPort, targetHost);
+    proxy.delayMs = options.delayMs ?? 0;
     server.on('connection', (client) => proxy.accept(client));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.listenPort ?? 0, '127.0.0.1', resolve);
+    });
     return proxy;
   }
 
@@ -129,6 +145,10 @@ export class TcpProxy {
     from.on('data', (chunk: Buffer) => {
       if (from === pair.client) this.bytesToTarget += chunk.length;
       else this.bytesFromTarget += chunk.length;
+      if (this.delayMs > 0) {
+        setTimeout(() => { if (!to.destroyed) to.write(chunk); }, this.delayMs);
+        return;
+      }
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {

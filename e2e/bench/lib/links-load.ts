@@ -1,0 +1,281 @@
+/**
+ * Workloads of e2e/bench/links.sh, one subcommand each; every result is one JSON document on stdout.
+ *
+ *   prepare     --dir D                         users file (the link superuser) + password file for a region
+ *   wait-link   --admin URL --link NAME         until the link is `connected` (and --routes N received, if given)
+ *   bandwidth   --pub-port P --sub-port S --control URL --proxies a,b --label L [--rounds R] [--payload B]
+ *   convergence --port P --admin URL --link NAME --control URL [--count N]
+ *   summarize   --dir RESULTS_DIR               the Markdown table of every JSON result in the directory
+ */
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { hashPassword } from '../../../broker/src/mqtt/auth/password.js';
+
+export const LINK_USER = 'link';
+const LINK_PASSWORD = 'link-bench-secret';
+const TOPICS = 1000;
+/** 1 % of the topics have a subscriber in the other region. */
+const SUBSCRIBED_EVERY = 100;
+
+type Flags = Map<string, string>;
+
+function parseFlags(argv: string[]): Flags {
+  const flags: Flags = new Map();
+  for (let i = 0; i < argv.length; i += 2) {
+    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) throw new Error(`links-load: bad argument ${argv[i]}`);
+    flags.set(argv[i].slice(2), argv[i + 1]);
+  }
+  return flags;
+}
+
+function flag(flags: Flags, name: string, fallback?: string): string {
+  const value = flags.get(name) ?? fallback;
+  if (value === undefined) throw new Error(`links-load: --${name} is required`);
+  return value;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs: number, pollMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = ` (last error: ${(err as Error).message})`;
+    }
+    await sleep(pollMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError}`);
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+interface ProxyCounters { toTarget: number; fromTarget: number }
+type ProxyStats = Record<string, ProxyCounters>;
+
+async function proxyBytes(control: string, names: string[]): Promise<{ total: number; perProxy: ProxyStats }> {
+  const stats = await getJson<ProxyStats>(`${control}/stats`);
+  let total = 0;
+  for (const name of names) {
+    const s = stats[name];
+    if (!s) throw new Error(`proxy ${name} not in ${control}/stats: ${JSON.stringify(stats)}`);
+    total += s.toTarget + s.fromTarget;
+  }
+  return { total, perProxy: stats };
+}
+
+async function resetProxies(control: string): Promise<void> {
+  const res = await fetch(`${control}/reset`, { method: 'POST' });
+  if (!res.ok) throw new Error(`POST ${control}/reset: HTTP ${res.status}`);
+}
+
+function connect(port: number, clientId: string): Promise<MqttClient> {
+  return mqtt.connectAsync({ host: '127.0.0.1', port, protocolVersion: 4, clientId, reconnectPeriod: 0, connectTimeout: 10000 });
+}
+
+const topicName = (i: number): string => `bench/region/t${String(i).padStart(4, '0')}`;
+
+async function prepare(flags: Flags): Promise<void> {
+  const dir = flag(flags, 'dir');
+  const hash = await hashPassword(LINK_PASSWORD, { N: 1024, r: 8, p: 1 });
+  writeFileSync(path.join(dir, 'users.yaml'), `users:\n  - { username: ${LINK_USER}, superuser: true, passwordHash: "${hash}" }\n`);
+  writeFileSync(path.join(dir, 'link-password'), `${LINK_PASSWORD}\n`);
+}
+
+interface LinkInfo { name: string; state: string; routesReceived: number; routesSent: number }
+
+async function linkInfo(admin: string, name: string): Promise<LinkInfo> {
+  const { links } = await getJson<{ links: LinkInfo[] }>(`${admin}/api/v1/links`);
+  const found = links.find((l) => l.name === name);
+  if (!found) throw new Error(`${admin} has no link ${name}`);
+  return found;
+}
+
+async function waitLink(flags: Flags): Promise<void> {
+  const admin = flag(flags, 'admin');
+  const name = flag(flags, 'link');
+  const routes = Number(flag(flags, 'routes', '0'));
+  await waitUntil(async () => {
+    const l = await linkInfo(admin, name);
+    return l.state === 'connected' && l.routesReceived >= routes;
+  }, `link ${name} at ${admin} connected with ${routes} routes`, 30000);
+}
+
+/** Publishes `count` QoS 1 messages round-robin over `topics`, at most `window` unacknowledged. */
+async function publishAll(client: MqttClient, topics: string[], count: number, payload: Buffer, window = 100): Promise<void> {
+  const pending = new Set<Promise<unknown>>();
+  for (let i = 0; i < count; i++) {
+    const p = client.publishAsync(topics[i % topics.length], payload, { qos: 1 }).finally(() => pending.delete(p));
+    pending.add(p);
+    if (pending.size >= window) await Promise.race(pending);
+  }
+  await Promise.all(pending);
+}
+
+/**
+ * The bandwidth workload: 1000 topics, a subscriber in the other region on 10 of them. Three windows, counters
+ * reset before each: idle (heartbeats only), traffic on the 990 unsubscribed topics, traffic on the 10 subscribed.
+ */
+async function bandwidth(flags: Flags): Promise<void> {
+  const control = flag(flags, 'control');
+  const proxies = flag(flags, 'proxies').split(',');
+  const rounds = Number(flag(flags, 'rounds', '10'));
+  const payload = Buffer.alloc(Number(flag(flags, 'payload', '256')), 0x61);
+  const subscribedCount = Number(flag(flags, 'subscribed-messages', '2000'));
+  const all = Array.from({ length: TOPICS }, (_, i) => topicName(i));
+  const subscribed = all.filter((_, i) => i % SUBSCRIBED_EVERY === 0);
+  const unsubscribed = all.filter((_, i) => i % SUBSCRIBED_EVERY !== 0);
+  const label = flag(flags, 'label');
+  const sub = await connect(Number(flag(flags, 'sub-port')), `${label}-bw-sub`);
+  const pub = await connect(Number(flag(flags, 'pub-port')), `${label}-bw-pub`);
+  try {
+    let received = 0;
+    sub.on('message', () => { received++; });
+    await sub.subscribeAsync(subscribed, { qos: 1 });
+    // The route (or bridge subscription) has crossed once a probe on a subscribed topic arrives.
+    await waitUntil(async () => {
+      await pub.publishAsync(subscribed[0], Buffer.from('probe'), { qos: 1 });
+      await sleep(200);
+      return received > 0;
+    }, `${label}: a first message across the link`, 20000, 0);
+    await sleep(1000);
+
+    const unsubscribedMessages = rounds * unsubscribed.length;
+    await resetProxies(control);
+    const idleStart = Date.now();
+    await sleep(3000);
+    const idle = await proxyBytes(control, proxies);
+    const idleMs = Date.now() - idleStart;
+
+    received = 0;
+    await resetProxies(control);
+    const unsubStart = Date.now();
+    await publishAll(pub, unsubscribed, unsubscribedMessages, payload);
+    await sleep(1000);
+    const unsub = await proxyBytes(control, proxies);
+    const unsubMs = Date.now() - unsubStart;
+    const strayDeliveries = received;
+
+    received = 0;
+    await resetProxies(control);
+    await publishAll(pub, subscribed, subscribedCount, payload);
+    await waitUntil(async () => received >= subscribedCount, `${label}: ${subscribedCount} deliveries`, 30000);
+    await sleep(1000);
+    const subBytes = await proxyBytes(control, proxies);
+    const meanTopicPlusPayload = subscribed.reduce((n, t) => n + Buffer.byteLength(t), 0) / subscribed.length + payload.length;
+    console.log(JSON.stringify({
+      kind: 'bandwidth', label, payloadBytes: payload.length, topics: TOPICS, subscribedTopics: subscribed.length,
+      idle: { ms: idleMs, bytes: idle.total },
+      unsubscribed: { messages: unsubscribedMessages, ms: unsubMs, bytes: unsub.total, strayDeliveries },
+      subscribed: {
+        messages: subscribedCount, delivered: received, bytes: subBytes.total,
+        bytesPerMessage: subBytes.total / received, topicPlusPayload: meanTopicPlusPayload,
+        ratio: subBytes.total / received / meanTopicPlusPayload,
+      },
+      perProxy: subBytes.perProxy,
+    }));
+  } finally {
+    await Promise.allSettled([sub.endAsync(), pub.endAsync()]);
+  }
+}
+
+/** 10k subscriptions in one region; the time until the other region's link shows them as received routes. */
+async function convergence(flags: Flags): Promise<void> {
+  const admin = flag(flags, 'admin');
+  const linkName = flag(flags, 'link');
+  const count = Number(flag(flags, 'count', '10000'));
+  const delay = (await getJson<Record<string, { delayMs: number }>>(`${flag(flags, 'control')}/stats`));
+  const oneWayMs = Math.max(...Object.values(delay).map((p) => p.delayMs));
+  const before = (await linkInfo(admin, linkName)).routesReceived;
+  const client = await connect(Number(flag(flags, 'port')), 'convergence-sub');
+  try {
+    const filters = Array.from({ length: count }, (_, i) => `conv/${i}/+/state`);
+    const batches: string[][] = [];
+    for (let i = 0; i < filters.length; i += 100) batches.push(filters.slice(i, i + 100));
+    const started = performance.now();
+    await Promise.all(batches.map((b) => client.subscribeAsync(b, { qos: 1 })));
+    const subscribed = performance.now();
+    await waitUntil(async () => (await linkInfo(admin, linkName)).routesReceived >= before + count,
+      `${count} routes received at ${admin}`, 30000, 5);
+    const visible = performance.now();
+    console.log(JSON.stringify({
+      kind: 'convergence', subscriptions: count, oneWayDelayMs: oneWayMs, rttMs: 2 * oneWayMs,
+      subscribeMs: subscribed - started, afterLastSubackMs: visible - subscribed, fromFirstSubscribeMs: visible - started,
+      targetMs: 2 * oneWayMs + 200,
+    }));
+  } finally {
+    await client.endAsync();
+  }
+}
+
+interface BenchReport {
+  receive: { ratePerSec: number; received: number; missing: number; duplicates?: number; latencyMs?: Record<string, number> };
+  publish?: { ratePerSec?: number };
+}
+
+function row(cells: (string | number)[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+const kib = (n: number): string => `${(n / 1024).toFixed(1)} KiB`;
+
+function summarize(flags: Flags): void {
+  const dir = flag(flags, 'dir');
+  const read = (f: string): Record<string, unknown> => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Record<string, unknown>;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  const lines: string[] = [];
+  const bw = files.filter((f) => f.startsWith('bandwidth-'));
+  if (bw.length) {
+    lines.push('Bandwidth (bytes at the proxies between the regions, both directions)', '',
+      row(['link', 'idle 3 s', 'unsubscribed traffic', 'bytes / delivered msg', 'topic + payload', 'ratio (target ≤ 1.15)']),
+      row(['---', '---', '---', '---', '---', '---']));
+    for (const f of bw) {
+      const r = read(f) as unknown as { label: string; idle: { bytes: number }; unsubscribed: { messages: number; bytes: number }; subscribed: { bytesPerMessage: number; topicPlusPayload: number; ratio: number; delivered: number; messages: number } };
+      lines.push(row([r.label, `${r.idle.bytes} B`, `${kib(r.unsubscribed.bytes)} for ${r.unsubscribed.messages} msgs`,
+        `${r.subscribed.bytesPerMessage.toFixed(1)} B (${r.subscribed.delivered}/${r.subscribed.messages} delivered)`,
+        `${r.subscribed.topicPlusPayload.toFixed(0)} B`, r.subscribed.ratio.toFixed(3)]));
+    }
+    lines.push('');
+  }
+  const benches = files.filter((f) => f.startsWith('pub-'));
+  if (benches.length) {
+    lines.push('Forwarding A → B through the link (`meridian bench pub`, publishers on A, subscribers on B, QoS 2)', '',
+      row(['case', 'received msg/s', 'missing', 'p50 ms', 'p99 ms']), row(['---', '---', '---', '---', '---']));
+    for (const f of benches) {
+      const r = read(f) as unknown as BenchReport;
+      const l = r.receive.latencyMs ?? {};
+      lines.push(row([f.replace(/^pub-|\.json$/g, ''), Math.round(r.receive.ratePerSec), r.receive.missing, l.p50 ?? '-', l.p99 ?? '-']));
+    }
+    lines.push('');
+  }
+  for (const f of files.filter((x) => x.startsWith('convergence'))) {
+    const r = read(f) as unknown as { subscriptions: number; rttMs: number; subscribeMs: number; afterLastSubackMs: number; fromFirstSubscribeMs: number; targetMs: number };
+    lines.push(`Route convergence: ${r.subscriptions} subscriptions in A (RTT ${r.rttMs} ms): SUBACKs after ${r.subscribeMs.toFixed(0)} ms; ` +
+      `visible in B ${r.afterLastSubackMs.toFixed(0)} ms after the last SUBACK, ${r.fromFirstSubscribeMs.toFixed(0)} ms after the first SUBSCRIBE ` +
+      `(target ≤ ${r.targetMs} ms).`);
+  }
+  console.log(lines.join('\n'));
+}
+
+const commands: Record<string, (flags: Flags) => Promise<void> | void> = {
+  prepare, 'wait-link': waitLink, bandwidth, convergence, summarize,
+};
+
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  const run = commands[command ?? ''];
+  if (!run) throw new Error(`links-load: unknown command ${command}; one of ${Object.keys(commands).join(', ')}`);
+  await run(parseFlags(rest));
+}
+
+main().catch((err: unknown) => {
+  console.error(`links-load: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});
