@@ -107,7 +107,7 @@ describe('shared subscriptions across a regional cluster (3 cores + 2 replicants
     await until(() => tally.total >= expected.length - 20, 20000, () => JSON.stringify(tally.counts()), 500);
     // The persistent member comes back for what was queued for it when it left.
     const back = await connect('repl-1', { clientId: 'leaving-persistent', clean: false });
-    tally.member('repl-1 (back)', back);
+    tally.member('repl-1 (back)', back, () => true, 'repl-1 (first connection)');
     await delivered(() => tally.total >= expected.length, () => JSON.stringify({ counts: tally.counts(), ...tally.check(expected) }));
     expect(tally.check(expected)).toEqual({ duplicates: [], lost: [] });
     expect(tally.total).toBe(expected.length);

@@ -4,12 +4,19 @@ import type { MqttClient } from 'mqtt';
 export class ShareTally {
   readonly byMember = new Map<string, string[]>();
 
-  /** Records every message `client` receives on topics matching `accept`. */
-  member(name: string, client: MqttClient, accept: (topic: string) => boolean = () => true): void {
+  /**
+   * Records every message `client` receives on topics matching `accept`. With `resumes`, the client is a persistent
+   * session coming back: a DUP re-send of a message that session's earlier connection already received is the QoS 1
+   * redelivery of what was in flight when it left [MQTT-4.4.0-1], not a second member getting it, so it is not counted.
+   */
+  member(name: string, client: MqttClient, accept: (topic: string) => boolean = () => true, resumes?: string): void {
     const got: string[] = this.byMember.get(name) ?? [];
     this.byMember.set(name, got);
-    client.on('message', (topic, payload) => {
-      if (accept(topic)) got.push(payload.toString());
+    client.on('message', (topic, payload, packet) => {
+      if (!accept(topic)) return;
+      const id = payload.toString();
+      if (resumes !== undefined && packet.dup && this.byMember.get(resumes)?.includes(id)) return;
+      got.push(id);
     });
   }
 
