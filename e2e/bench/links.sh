@@ -4,22 +4,27 @@
 #
 #   1. bandwidth: 1000 topics, a subscriber in B on 10 of them (1 %); bytes at the proxy for idle, unsubscribed
 #      and subscribed traffic, through a Meridian link (A <-> B, links both ways) and a mosquitto 2.0 bridge
-#      (`topic # both 1`, mosquitto A dials mosquitto B); QoS 1 publishes, PAYLOAD bytes
+#      (`topic # both 1`, mosquitto A dials mosquitto B); QoS 1 publishes, BW_PAYLOADS bytes
 #   2. forwarding A -> B with `meridian bench pub` (publishers on A, subscribers on B), QoS 2: throughput at max
 #      rate without delay and with DELAY_MS one way; latency p50/p99 at LAT_RATE msg/s with DELAY_MS one way
 #   3. route convergence: CONV_SUBS subscriptions in A until B's /api/v1/links counts them, with DELAY_MS one way
 #
-# Environment: PAYLOAD (256)  ROUNDS (10)  DELAY_MS (40)  LAT_RATE (5000)  LAT_SECONDS (6)  TPUT_SECONDS (6)
-#   CONV_SUBS (10000)  MERIDIAN_FLAGS (extra `meridian broker` flags)  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
+# Environment: PAYLOAD (256, forwarding cases)  BW_PAYLOADS ("256 1024", bandwidth cases)  ROUNDS (10)  DELAY_MS (40)  LAT_RATE (5000)  LAT_SECONDS (6)  TPUT_SECONDS (6)
+#   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  CONV_SUBS (10000)
+#   MERIDIAN_FLAGS (extra `meridian broker` flags, e.g. '--durability relaxed')  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
+#   PROFILE=1  V8 CPU profile of both Meridian regions during the no-delay throughput case, taken in-process by
+#              lib/cluster-node-hook.ts (SIGUSR2); prints their top self-time functions
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK_DIR=$(mktemp -d /tmp/meridian-links-bench.XXXXXX)
 RESULTS_DIR="$WORK_DIR/results"
 PAYLOAD=${PAYLOAD:-256}
+BW_PAYLOADS=${BW_PAYLOADS:-256 1024}
 ROUNDS=${ROUNDS:-10}
 DELAY_MS=${DELAY_MS:-40}
 LAT_RATE=${LAT_RATE:-5000}
+LAT_LOW_RATE=${LAT_LOW_RATE:-500}
 LAT_SECONDS=${LAT_SECONDS:-6}
 TPUT_SECONDS=${TPUT_SECONDS:-6}
 CONV_SUBS=${CONV_SUBS:-10000}
@@ -56,16 +61,35 @@ wait_for_port "$CONTROL_PORT" 10 "$!"
 
 # start_region NAME REMOTE MQTT_PORT ADMIN_PORT PROXY_PORT: a standalone Meridian node with a link to REMOTE (`#`).
 start_region() {
-  local name=$1 remote=$2 port=$3 admin=$4 proxy=$5 dir="$WORK_DIR/region-$1"
+  local name=$1 remote=$2 port=$3 admin=$4 proxy=$5 dir="$WORK_DIR/region-$1" node_flags=()
+  if [[ "${PROFILE:-0}" == 1 ]]; then node_flags=(--import "$LIB/cluster-node-hook.js"); fi
   mkdir -p "$dir/links"
   "${LOAD[@]}" prepare --dir "$dir"
   printf 'links:\n  - name: %s\n    servers: ["127.0.0.1:%s"]\n    username: link\n    passwordFile: %s\n    topics: ["#"]\n' \
     "$remote" "$proxy" "$dir/link-password" >"$dir/links/links.yaml"
-  node "$REPO_ROOT/dist/broker/src/cli/main.js" broker --mqtt-port "$port" --admin-port "$admin" \
+  MERIDIAN_BENCH_HOOK_DIR="$HOOK_DIR" node ${node_flags[@]+"${node_flags[@]}"} "$REPO_ROOT/dist/broker/src/cli/main.js" broker --mqtt-port "$port" --admin-port "$admin" \
     --data-dir "$dir/data" --node-name "$name-1" --cluster-name "$name" --users-file "$dir/users.yaml" \
     --links "$dir/links/links.yaml" --log-level warn ${MERIDIAN_FLAGS:-} >"$WORK_DIR/meridian-$name.log" 2>&1 &
   STARTED_PIDS+=("$!")
+  REGION_PIDS+=("$!")
   wait_for_port "$port" 20 "$!"
+}
+REGION_PIDS=()
+HOOK_DIR="$WORK_DIR/hook"
+mkdir -p "$HOOK_DIR"
+
+# ask_region PID COMMAND ANSWER: lib/cluster-node-hook.ts in the region's node runs COMMAND; prints the answer path.
+ask_region() {
+  local pid=$1 waited=0 answer="$HOOK_DIR/$1.$3"
+  rm -f "$answer" "$HOOK_DIR/$pid.error"
+  echo "$2" >"$HOOK_DIR/$pid.cmd"
+  kill -USR2 "$pid"
+  until [[ -f "$answer" ]]; do
+    [[ -f "$HOOK_DIR/$pid.error" ]] && die "region pid $pid failed '$2': $(cat "$HOOK_DIR/$pid.error")"
+    ((waited < 300)) || die "region pid $pid did not answer '$2' within 30 s"
+    sleep 0.1; waited=$((waited + 1))
+  done
+  echo "$answer"
 }
 start_region a b "$A_PORT" "$A_ADMIN" "$TO_B"
 start_region b a "$B_PORT" "$B_ADMIN" "$TO_A"
@@ -79,12 +103,14 @@ start_mosquitto "$MA_PORT" "max_queued_messages 0" "connection to-b" "address 12
 log "mosquitto A (:$MA_PORT) bridged to mosquitto B (:$MB_PORT) through proxy :$TO_MB"
 
 started=$SECONDS
-log "1. bandwidth, Meridian link (load $(load_average))"
-"${LOAD[@]}" bandwidth --label meridian --pub-port "$A_PORT" --sub-port "$B_PORT" --control "$CONTROL" \
-  --proxies toA,toB --rounds "$ROUNDS" --payload "$PAYLOAD" >"$RESULTS_DIR/bandwidth-meridian.json"
-log "1. bandwidth, mosquitto bridge (load $(load_average))"
-"${LOAD[@]}" bandwidth --label mosquitto --pub-port "$MA_PORT" --sub-port "$MB_PORT" --control "$CONTROL" \
-  --proxies toMB --rounds "$ROUNDS" --payload "$PAYLOAD" >"$RESULTS_DIR/bandwidth-mosquitto.json"
+for size in $BW_PAYLOADS; do
+  log "1. bandwidth, Meridian link, $size B payloads (load $(load_average))"
+  "${LOAD[@]}" bandwidth --label "meridian-$size" --pub-port "$A_PORT" --sub-port "$B_PORT" --control "$CONTROL" \
+    --proxies toA,toB --rounds "$ROUNDS" --payload "$size" >"$RESULTS_DIR/bandwidth-meridian-$size.json"
+  log "1. bandwidth, mosquitto bridge, $size B payloads (load $(load_average))"
+  "${LOAD[@]}" bandwidth --label "mosquitto-$size" --pub-port "$MA_PORT" --sub-port "$MB_PORT" --control "$CONTROL" \
+    --proxies toMB --rounds "$ROUNDS" --payload "$size" >"$RESULTS_DIR/bandwidth-mosquitto-$size.json"
+done
 
 # bench_case NAME ARGS...: publishers on A, subscribers on B, QoS 2.
 bench_case() {
@@ -94,10 +120,17 @@ bench_case() {
     --payload-size "$PAYLOAD" --publish-delay 1 --drain-timeout 10 --client-id-prefix "$name-" --json "$@" \
     >"$RESULTS_DIR/pub-$name.json" || die "bench $name failed"
 }
+if [[ "${PROFILE:-0}" == 1 ]]; then for pid in "${REGION_PIDS[@]}"; do ask_region "$pid" profile-start profile-start.done >/dev/null; done; fi
 bench_case "1-throughput-no-delay" --count 4 --subscribers 4 --rate 0 --inflight 20 --e2e-window 500 --duration "$TPUT_SECONDS"
+if [[ "${PROFILE:-0}" == 1 ]]; then
+  mv "$(ask_region "${REGION_PIDS[0]}" profile-stop cpuprofile)" "$RESULTS_DIR/throughput-a.cpuprofile"
+  mv "$(ask_region "${REGION_PIDS[1]}" profile-stop cpuprofile)" "$RESULTS_DIR/throughput-b.cpuprofile"
+fi
 curl -fsS -X POST "$CONTROL/delay?ms=$DELAY_MS" >/dev/null
 bench_case "2-throughput-${DELAY_MS}ms" --count 4 --subscribers 4 --rate 0 --inflight 20 --e2e-window 500 --duration "$TPUT_SECONDS"
-bench_case "3-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) --inflight 50 \
+bench_case "3-latency-${LAT_LOW_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_LOW_RATE / 5)) \
+  --inflight 50 --duration "$LAT_SECONDS"
+bench_case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) --inflight 50 \
   --duration "$LAT_SECONDS"
 
 log "3. route convergence, $CONV_SUBS subscriptions, ${DELAY_MS} ms one way (load $(load_average))"
@@ -105,10 +138,17 @@ log "3. route convergence, $CONV_SUBS subscriptions, ${DELAY_MS} ms one way (loa
   --count "$CONV_SUBS" >"$RESULTS_DIR/convergence.json"
 log "cases took $((SECONDS - started)) s"
 
-echo "Cluster links: two standalone regions on loopback, ${PAYLOAD} B payloads, one-way delay ${DELAY_MS} ms where noted"
+echo "Cluster links: two standalone regions on loopback, ${PAYLOAD} B payloads in the forwarding cases, one-way delay ${DELAY_MS} ms where noted"
 echo "Machine: $(machine_summary)"
 echo "Load average before: $LOAD_BEFORE; at the end: $(load_average)"
 echo
 "${LOAD[@]}" summarize --dir "$RESULTS_DIR"
+if [[ "${PROFILE:-0}" == 1 ]]; then
+  for name in a b; do
+    echo
+    echo "Region $name CPU profile during 1-throughput-no-delay (self time):"
+    node "$LIB/cpuprofile-top.js" "$RESULTS_DIR/throughput-$name.cpuprofile" 20
+  done
+fi
 echo
 echo "JSON reports: $RESULTS_DIR$([[ "${KEEP:-0}" == 1 ]] && echo '' || echo ' (removed; KEEP=1 keeps them)')"

@@ -224,7 +224,7 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-const kib = (n: number): string => `${(n / 1024).toFixed(1)} KiB`;
+const bytes = (n: number): string => (n < 10240 ? `${n} B` : `${(n / 1024).toFixed(1)} KiB`);
 
 function summarize(flags: Flags): void {
   const dir = flag(flags, 'dir');
@@ -237,8 +237,8 @@ function summarize(flags: Flags): void {
       row(['link', 'idle 3 s', 'unsubscribed traffic', 'bytes / delivered msg', 'topic + payload', 'ratio (target ≤ 1.15)']),
       row(['---', '---', '---', '---', '---', '---']));
     for (const f of bw) {
-      const r = read(f) as unknown as { label: string; idle: { bytes: number }; unsubscribed: { messages: number; bytes: number }; subscribed: { bytesPerMessage: number; topicPlusPayload: number; ratio: number; delivered: number; messages: number } };
-      lines.push(row([r.label, `${r.idle.bytes} B`, `${kib(r.unsubscribed.bytes)} for ${r.unsubscribed.messages} msgs`,
+      const r = read(f) as unknown as { label: string; idle: { bytes: number }; unsubscribed: { messages: number; bytes: number; ms: number }; subscribed: { bytesPerMessage: number; topicPlusPayload: number; ratio: number; delivered: number; messages: number } };
+      lines.push(row([r.label, `${r.idle.bytes} B`, `${bytes(r.unsubscribed.bytes)} for ${r.unsubscribed.messages} msgs in ${(r.unsubscribed.ms / 1000).toFixed(1)} s`,
         `${r.subscribed.bytesPerMessage.toFixed(1)} B (${r.subscribed.delivered}/${r.subscribed.messages} delivered)`,
         `${r.subscribed.topicPlusPayload.toFixed(0)} B`, r.subscribed.ratio.toFixed(3)]));
     }
