@@ -4,6 +4,7 @@ import { PREFIX } from './keys.js';
 import { OutgoingQueue } from './outgoing-queue.js';
 import {
   emptyState,
+  pendingKey,
   type IncomingValue,
   type OutgoingValue,
   type PersistenceState,
@@ -32,8 +33,9 @@ export async function loadState(engine: KvEngine): Promise<PersistenceState> {
     state.nextSeq = Math.max(state.nextSeq, seq + 1);
   }
   for (const [, bytes] of await engine.range(PREFIX.incoming)) {
-    const { clientId, packet } = decode<IncomingValue>(bytes);
+    const { clientId, packet, pending } = decode<IncomingValue>(bytes);
     mapFor(state.incoming, clientId).set(packet.messageId as number, packet);
+    if (pending) state.incomingPending.add(pendingKey(clientId, packet.messageId as number));
   }
   for (const [, bytes] of await engine.range(PREFIX.retained)) {
     const packet = decode<StoredPacket>(bytes);

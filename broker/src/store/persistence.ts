@@ -69,7 +69,11 @@ export interface QueuedPacket {
 /** Values on disk: each carries its logical identity, so loading never parses keys (which may be hashed). */
 export interface SubscriptionValue { clientId: string; topic: string; record: SubscriptionRecord }
 export interface OutgoingValue { clientId: string; seq: number; packet: StoredPacket }
-export interface IncomingValue { clientId: string; packet: StoredPacket }
+export interface IncomingValue { clientId: string; packet: StoredPacket; pending?: true }
+
+export function pendingKey(clientId: string, messageId: number): string {
+  return `${clientId}\u0000${messageId}`;
+}
 export interface SessionValue { clientId: string }
 
 export interface SubscriptionObserver {
@@ -86,13 +90,16 @@ export interface PersistenceState {
   subscriptions: Map<string, Map<string, SubscriptionRecord>>;
   outgoing: Map<string, OutgoingQueue>;
   incoming: Map<string, Map<number, StoredPacket>>;
+  /** Incoming QoS 2 packets stored but not yet published (`<client id>\u0000<message id>`): a crash left them so. */
+  incomingPending: Set<string>;
   wills: Map<string, StoredPacket>;
   nextSeq: number;
 }
 
 export function emptyState(): PersistenceState {
   return {
-    retained: new Map(), sessions: new Set(), subscriptions: new Map(), outgoing: new Map(), incoming: new Map(), wills: new Map(), nextSeq: 1,
+    retained: new Map(), sessions: new Set(), subscriptions: new Map(), outgoing: new Map(), incoming: new Map(), incomingPending: new Set(),
+    wills: new Map(), nextSeq: 1,
   };
 }
 
@@ -355,7 +362,25 @@ export class DurablePersistence {
     }
     perClient.set(messageId, stored);
     if (endsWithConnection(client)) return;
+    this.state.incomingPending.add(pendingKey(client.id, messageId));
+    await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored, pending: true } satisfies IncomingValue)]);
+  }
+
+  /**
+   * The stored incoming QoS 2 packet was published (stored for every subscriber and link): a resend of its id is a
+   * duplicate from now on. Until then a resend after a crash publishes it — see the aedes patch (publish.js).
+   */
+  async incomingPublished(client: PersistenceClient, packet: StoredPacket): Promise<void> {
+    const messageId = packet.messageId;
+    if (messageId === undefined || !this.state.incomingPending.delete(pendingKey(client.id, messageId))) return;
+    const stored = this.state.incoming.get(client.id)?.get(messageId);
+    if (!stored) return;
     await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored } satisfies IncomingValue)]);
+  }
+
+  /** A stored incoming QoS 2 packet that was never published (the node died in between). */
+  incomingIsPending(client: PersistenceClient, messageId: number): boolean {
+    return this.state.incomingPending.has(pendingKey(client.id, messageId));
   }
 
   async incomingGetPacket(client: PersistenceClient, packet: StoredPacket): Promise<StoredPacket> {
@@ -372,6 +397,7 @@ export class DurablePersistence {
     }
     perClient.delete(messageId);
     if (perClient.size === 0) this.state.incoming.delete(client.id);
+    this.state.incomingPending.delete(pendingKey(client.id, messageId));
     if (endsWithConnection(client)) return;
     await this.deps.write([del(incomingKey(client.id, messageId))]);
   }
@@ -380,6 +406,7 @@ export class DurablePersistence {
     const perClient = this.state.incoming.get(client.id);
     if (!perClient) return;
     this.state.incoming.delete(client.id);
+    for (const messageId of perClient.keys()) this.state.incomingPending.delete(pendingKey(client.id, messageId));
     await this.deps.write([...perClient.keys()].map((messageId) => del(incomingKey(client.id, messageId))));
   }
 
