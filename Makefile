@@ -1,4 +1,4 @@
-.PHONY: build test test-unit bench bench-cluster demo clean crds image e2e-kind
+.PHONY: build test test-unit bench bench-cluster bench-links demo clean crds image e2e-kind
 
 build:
 	npx tsc -p tsconfig.json
@@ -37,3 +37,7 @@ e2e-kind:
 ## Regional-cluster benchmarks (figures into e2e/bench/CLUSTER.md).
 bench-cluster: build
 	SKIP_BUILD=1 bash e2e/bench/cluster.sh
+
+## Cluster-link benchmarks (figures into e2e/bench/LINKS.md).
+bench-links: build
+	SKIP_BUILD=1 bash e2e/bench/links.sh
