@@ -295,9 +295,11 @@ describe('cluster link resilience (standalone regions, B → A through a proxy)'
     const duplicated = [...times].filter(([, n]) => n > 1).map(([p]) => Number(p));
     process.stdout.write(`QoS 2 session: ${completedAtKill.size} completed and ${sentBeforeKill} sent before the kill; missing ${missing.length} (${missing.join(',')}), delivered twice ${duplicated.length} (${duplicated.join(',')})\n`);
     // A retransmitted QoS 2 PUBLISH whose id was stored but whose publish (the link queue commit) the crash
-    // interrupted is published then (the store keeps the id pending until published): nothing is lost.
+    // interrupted is published then (the store keeps the id pending until published): nothing is lost. A crash
+    // after that publish but before the "published" mark commits publishes it again: a duplicate, possible only
+    // for a message in flight at the kill (broker/src/store/README.md, "QoS 2 receive state").
     expect(missing).toEqual([]);
-    expect(duplicated).toEqual([]);
+    for (const i of duplicated) expect(i >= sentBeforeKill - window && i < sentBeforeKill && !completedAtKill.has(i)).toBe(true);
     const delivered = seen.map((s) => Number(s.payload));
     expect(delivered).toEqual([...delivered].sort((x, y) => x - y));
     await unsubscribeAcross(sub, 'pubkill-session/#');
