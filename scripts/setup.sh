@@ -25,3 +25,8 @@ fi
 
 echo "setup: build"
 npx tsc -p tsconfig.json
+
+# kube-apiserver, etcd, kubectl and helm for the operator's integration tests: built/fetched once, then cached in
+# ~/.cache/meridian (a cold build takes several minutes; doing it here keeps it out of a test's time budget).
+echo "setup: Kubernetes test tools"
+bash e2e/k8s/provide-tools.sh >/dev/null
