@@ -16,7 +16,7 @@ bench: build
 	bash e2e/bench/memory.sh
 
 demo:
-	bash scripts/setup.sh
+	bash scripts/setup.sh --broker-only
 	node dist/broker/src/cli/main.js broker
 
 clean:

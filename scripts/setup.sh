@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need on a fresh Debian machine with Node 20, then builds.
-# Idempotent: a second run only rebuilds.
+# Idempotent: a second run only rebuilds. `--broker-only` skips the Kubernetes test tools (for the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +28,7 @@ npx tsc -p tsconfig.json
 
 # kube-apiserver, etcd, kubectl and helm for the operator's integration tests: built/fetched once, then cached in
 # ~/.cache/meridian (a cold build takes several minutes; doing it here keeps it out of a test's time budget).
-echo "setup: Kubernetes test tools"
-bash e2e/k8s/provide-tools.sh >/dev/null
+if [ "${1:-}" != "--broker-only" ]; then
+  echo "setup: Kubernetes test tools"
+  bash e2e/k8s/provide-tools.sh >/dev/null
+fi
