@@ -7,7 +7,7 @@ export const CLUSTER_SECRET_KEY = 'secret';
 export const CONFIG_FILE_KEY = 'config.yaml';
 export const LINKS_FILE_KEY = 'links.yaml';
 
-export const PORTS = { cluster: 4370, admin: 8081, linkAgentAdmin: 8082 } as const;
+export const PORTS = { cluster: 4370, admin: 8081, linkAgentAdmin: 8082, linkAgentCluster: 4371 } as const;
 
 /** Where things live inside the pods. */
 export const POD_PATHS = {

@@ -143,7 +143,12 @@ function linkAgentContainer(cluster: RegionalCluster): V1Container {
     args: [
       'link-agent',
       `--links=${POD_PATHS.linksDir}/${LINKS_FILE_KEY}`,
+      // The agent is a cluster member of its own beside the pod's broker: its own id, port and advertised address.
+      '--node-name=$(POD_NAME)-link',
       `--cluster-name=${cluster.spec.clusterName}`,
+      '--cluster-host=0.0.0.0',
+      `--cluster-port=${PORTS.linkAgentCluster}`,
+      `--cluster-advertise=$(POD_IP):${PORTS.linkAgentCluster}`,
       `--seeds=127.0.0.1:${PORTS.cluster}`,
       `--cluster-secret-file=${POD_PATHS.clusterSecretDir}/${CLUSTER_SECRET_KEY}`,
       `--data-dir=${POD_PATHS.linkAgentDataDir}`,
@@ -151,7 +156,10 @@ function linkAgentContainer(cluster: RegionalCluster): V1Container {
       `--admin-port=${PORTS.linkAgentAdmin}`,
     ],
     env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_IP', 'status.podIP')],
-    ports: [{ name: 'agent-admin', containerPort: PORTS.linkAgentAdmin, protocol: 'TCP' }],
+    ports: [
+      { name: 'agent-admin', containerPort: PORTS.linkAgentAdmin, protocol: 'TCP' },
+      { name: 'agent-cluster', containerPort: PORTS.linkAgentCluster, protocol: 'TCP' },
+    ],
     ...(res ? { resources: res } : {}),
     livenessProbe: httpProbe('/healthz', 'agent-admin', 10, 3),
     securityContext: containerSecurity,
