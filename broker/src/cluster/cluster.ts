@@ -8,7 +8,7 @@ import { RouteSync, regionalClusterPolicy, type RouteSyncEvent } from '../routes
 import { Channel, ClusterTransport, readClusterSecret, type ConnectedPeer, type Delivery } from './transport/index.js';
 import { Discovery } from './discovery.js';
 import { Forwarder } from './forwarder.js';
-import { LocalRoutes } from './local-routes.js';
+import { followNodeSubscriptions, LocalRoutes } from './local-routes.js';
 import { ClusterRoutes, ClusterSharedSubscriptions } from './shared-subscriptions.js';
 import type { SharedSubscriptions } from '../mqtt/shared-subscriptions.js';
 import { Membership, type GossipedMember } from './membership.js';
@@ -112,7 +112,7 @@ export class ClusterNode {
     });
     const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes);
     node.wireTransport();
-    node.trackLocalSubscriptions();
+    followNodeSubscriptions(node.localRoutes, host.aedes, host.store.persistence);
     registerClusterApi(node, host.admin);
     registerTakeoverApi(node.takeover, host.admin);
     await transport.listen(port, cluster.host);
@@ -143,10 +143,7 @@ export class ClusterNode {
    */
   watchRoutes(listener: RouteChangeListener): () => void {
     for (const [filter, routeId] of this.localRoutes.routes()) listener('add', filter, this.nodeId, routeId);
-    for (const lane of this.sync.lanes()) {
-      if (lane.local) continue;
-      for (const route of this.sync.laneRoutes(lane.actor)) listener('add', route.filter, lane.actor, route.routeId);
-    }
+    for (const [filter, owner, routeId] of this.driver.learnedRoutes()) listener('add', filter, owner, routeId);
     this.routeWatchers.add(listener);
     return () => this.routeWatchers.delete(listener);
   }
@@ -213,41 +210,6 @@ export class ClusterNode {
       const fresh = this.membership.merge((message.header.members ?? []) as GossipedMember[]);
       for (const address of fresh) this.transport.connect(address);
     });
-  }
-
-  /** Routes follow aedes' live subscriptions and the store's persistent ones. */
-  private trackLocalSubscriptions(): void {
-    const { aedes, store } = this.host;
-    const subscribe = aedes.subscribe.bind(aedes);
-    const unsubscribe = aedes.unsubscribe.bind(aedes);
-    aedes.subscribe = (topic, func, done) => {
-      this.localRoutes.liveSubscribed(topic);
-      subscribe(topic, func, done);
-    };
-    aedes.unsubscribe = (topic, func, done) => {
-      this.localRoutes.liveUnsubscribed(topic);
-      unsubscribe(topic, func, done);
-    };
-    const persistence = store.persistence;
-    const byClient = new Map<string, string[]>();
-    for (const [clientId, filter] of persistence.queueingSubscriptions()) {
-      const list = byClient.get(clientId) ?? [];
-      list.push(filter);
-      byClient.set(clientId, list);
-    }
-    for (const [clientId, filters] of byClient) this.localRoutes.stored(clientId, filters);
-    // The shared-subscription members observe the stored sessions too.
-    const previous = persistence.subscriptionObserver;
-    persistence.subscriptionObserver = {
-      stored: (clientId, filters) => {
-        this.localRoutes.stored(clientId, filters);
-        previous?.stored(clientId, filters);
-      },
-      unstored: (clientId, filters) => {
-        this.localRoutes.unstored(clientId, filters);
-        previous?.unstored(clientId, filters);
-      },
-    };
   }
 
   private onPeerUp(peer: ConnectedPeer): void {

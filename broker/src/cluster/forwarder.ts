@@ -79,17 +79,8 @@ export class Forwarder {
 
   /** A copy sent by another node: publish it here; the transport acknowledges it once that is done. */
   receive(fromNode: string, payload: Buffer, delivery: Delivery): void {
-    let message: ForwardedMessage;
-    try {
-      message = decodeForwarded(payload);
-    } catch (err) {
-      if (!(err instanceof ForwardDecodeError)) throw err;
-      this.metrics.forwardRejected.inc({ peer: fromNode });
-      this.logger.warn({ peer: fromNode, err: err.message }, 'dropped a malformed forwarded message');
-      return;
-    }
-    this.metrics.forwardedIn.inc({ peer: fromNode });
-    this.metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
+    const message = decodeArrival(fromNode, payload, this.metrics, this.logger);
+    if (!message) return;
     if (message.shareGroup !== undefined) {
       delivery.defer(this.shares.receive(message, fromNode));
       return;
@@ -133,6 +124,25 @@ export class Forwarder {
 
 /** Route ids of a link agent's remote routes (`link/region.ts`): the owner queues what matches them durably. */
 const LINK_ROUTE_PREFIX = '$link/';
+
+/**
+ * Decodes a copy that arrived on the Forward channel and counts it; a malformed one is counted, logged and
+ * dropped (undefined), never thrown.
+ */
+export function decodeArrival(fromNode: string, payload: Buffer, metrics: ClusterMetrics, logger: Logger): ForwardedMessage | undefined {
+  let message: ForwardedMessage;
+  try {
+    message = decodeForwarded(payload);
+  } catch (err) {
+    if (!(err instanceof ForwardDecodeError)) throw err;
+    metrics.forwardRejected.inc({ peer: fromNode });
+    logger.warn({ peer: fromNode, err: err.message }, 'dropped a malformed forwarded message');
+    return undefined;
+  }
+  metrics.forwardedIn.inc({ peer: fromNode });
+  metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
+  return message;
+}
 
 function asBuffer(payload: string | Buffer): Buffer {
   return typeof payload === 'string' ? Buffer.from(payload) : payload;

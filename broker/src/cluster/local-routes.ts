@@ -1,4 +1,6 @@
+import type { Aedes } from 'aedes';
 import { parseSharedFilter, TopicError, type SharedFilter } from '../routing/topic.js';
+import type { DurablePersistence } from '../store/index.js';
 
 export type RouteChange = (op: 'add' | 'delete', filter: string, routeId: string) => void;
 
@@ -87,4 +89,39 @@ function routeOf(subscription: string): [string, string] {
     // A malformed `$share/...` is an ordinary filter that no topic name can match except literally.
   }
   return shared ? [shared.filter, `$share/${shared.group}`] : [subscription, ''];
+}
+
+/**
+ * Makes `routes` follow a node's subscriptions: aedes' live ones (its subscribe/unsubscribe are wrapped) and the
+ * store's queueing ones (loaded now, then observed — chained after any observer already installed).
+ */
+export function followNodeSubscriptions(routes: LocalRoutes, aedes: Aedes, persistence: DurablePersistence): void {
+  const subscribe = aedes.subscribe.bind(aedes);
+  const unsubscribe = aedes.unsubscribe.bind(aedes);
+  aedes.subscribe = (topic, func, done) => {
+    routes.liveSubscribed(topic);
+    subscribe(topic, func, done);
+  };
+  aedes.unsubscribe = (topic, func, done) => {
+    routes.liveUnsubscribed(topic);
+    unsubscribe(topic, func, done);
+  };
+  const byClient = new Map<string, string[]>();
+  for (const [clientId, filter] of persistence.queueingSubscriptions()) {
+    const list = byClient.get(clientId) ?? [];
+    list.push(filter);
+    byClient.set(clientId, list);
+  }
+  for (const [clientId, filters] of byClient) routes.stored(clientId, filters);
+  const previous = persistence.subscriptionObserver;
+  persistence.subscriptionObserver = {
+    stored: (clientId, filters) => {
+      routes.stored(clientId, filters);
+      previous?.stored(clientId, filters);
+    },
+    unstored: (clientId, filters) => {
+      routes.unstored(clientId, filters);
+      previous?.unstored(clientId, filters);
+    },
+  };
 }

@@ -45,6 +45,14 @@ export class RouteSyncDriver {
     this.kick();
   }
 
+  /** Every route learned from other actors' lanes, as [filter, owner, route id] (this actor's own lane excepted). */
+  *learnedRoutes(): Generator<[string, string, string]> {
+    for (const lane of this.sync.lanes()) {
+      if (lane.local) continue;
+      for (const route of this.sync.laneRoutes(lane.actor)) yield [route.filter, lane.actor, route.routeId];
+    }
+  }
+
   connect(peer: string): void {
     this.sync.connect(peer, performance.now());
     this.kick();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { AdminServer } from '../admin/server.js';
 import type { BrokerMetrics } from '../admin/metrics.js';
-import { LocalRoutes } from '../cluster/local-routes.js';
+import { followNodeSubscriptions, LocalRoutes } from '../cluster/local-routes.js';
 import type { Logger } from '../log/logger.js';
 import type { Security } from '../mqtt/security.js';
 import type { NodeStore } from '../store/index.js';
@@ -124,7 +124,7 @@ export class LinkAgent {
   static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
     const agent = new LinkAgent(host, { publish: (message, linked) => publishThroughAedes(host, message, linked), routes: host.region }, options, host);
     if (host.region) agent.trackRegionRoutes(host.region);
-    else agent.trackLocalSubscriptions(host);
+    else followNodeSubscriptions(agent.localRoutes, host.aedes, host.store.persistence);
     agent.trackRemoteAgents(host.aedes);
     await agent.run();
     return agent;
@@ -290,37 +290,6 @@ export class LinkAgent {
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
-
-  /** This node's routes follow aedes' live subscriptions and the store's persistent ones. */
-  private trackLocalSubscriptions({ aedes, store }: LinkAgentHost): void {
-    const subscribe = aedes.subscribe.bind(aedes);
-    const unsubscribe = aedes.unsubscribe.bind(aedes);
-    aedes.subscribe = (topic, func, done) => {
-      this.localRoutes.liveSubscribed(topic);
-      subscribe(topic, func, done);
-    };
-    aedes.unsubscribe = (topic, func, done) => {
-      this.localRoutes.liveUnsubscribed(topic);
-      unsubscribe(topic, func, done);
-    };
-    const persistence = store.persistence;
-    const byClient = new Map<string, string[]>();
-    for (const [clientId, filter] of persistence.queueingSubscriptions()) {
-      byClient.set(clientId, [...(byClient.get(clientId) ?? []), filter]);
-    }
-    for (const [clientId, filters] of byClient) this.localRoutes.stored(clientId, filters);
-    const previous = persistence.subscriptionObserver;
-    persistence.subscriptionObserver = {
-      stored: (clientId, filters) => {
-        this.localRoutes.stored(clientId, filters);
-        previous?.stored(clientId, filters);
-      },
-      unstored: (clientId, filters) => {
-        this.localRoutes.unstored(clientId, filters);
-        previous?.unstored(clientId, filters);
-      },
-    };
-  }
 
   /**
    * In a regional cluster the links export every route of the region — the remote routes of links excepted: a

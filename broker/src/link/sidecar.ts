@@ -1,6 +1,7 @@
 import type { BrokerMetrics } from '../admin/metrics.js';
 import { Discovery } from '../cluster/discovery.js';
-import { decodeForwarded, encodeForwarded, ForwardDecodeError, type ForwardedMessage } from '../cluster/forward-codec.js';
+import { encodeForwarded, type ForwardedMessage } from '../cluster/forward-codec.js';
+import { decodeArrival } from '../cluster/forwarder.js';
 import { Membership, type GossipedMember } from '../cluster/membership.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { RouteSyncDriver } from '../cluster/route-sync-driver.js';
@@ -156,10 +157,7 @@ export class LinkSidecar implements SidecarRegion {
 
   /** Every learned route now (the agent's own lane is only link routes), then every change. */
   watchRoutes(listener: RegionRouteListener): () => void {
-    for (const lane of this.sync.lanes()) {
-      if (lane.local) continue;
-      for (const route of this.sync.laneRoutes(lane.actor)) listener('add', route.filter, lane.actor, route.routeId);
-    }
+    for (const [filter, owner, routeId] of this.driver.learnedRoutes()) listener('add', filter, owner, routeId);
     this.watchers.add(listener);
     return () => this.watchers.delete(listener);
   }
@@ -240,17 +238,8 @@ export class LinkSidecar implements SidecarRegion {
   }
 
   private receive(fromNode: string, payload: Buffer, delivery: Delivery): void {
-    let message: ForwardedMessage;
-    try {
-      message = decodeForwarded(payload);
-    } catch (err) {
-      if (!(err instanceof ForwardDecodeError)) throw err;
-      this.metrics.forwardRejected.inc({ peer: fromNode });
-      this.logger.warn({ peer: fromNode, err: err.message }, 'dropped a malformed forwarded message');
-      return;
-    }
-    this.metrics.forwardedIn.inc({ peer: fromNode });
-    this.metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
+    const message = decodeArrival(fromNode, payload, this.metrics, this.logger);
+    if (!message) return;
     if (message.shareGroup !== undefined) {
       this.logger.warn({ peer: fromNode, topic: message.topic }, 'a shared-subscription copy reached the link agent, which has no members: dropped');
       return;
