@@ -1,47 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pino } from 'pino';
-import { openStore, type NodeStore, type StoreOptions, type StoredPacket } from '../../../src/store/index.js';
+import type { StoredPacket } from '../../../src/store/index.js';
+import { collect, publish as makePublish, storeFixture } from './fixture.js';
 
-const logger = pino({ level: 'silent' });
-let root: string;
-const openedStores: NodeStore[] = [];
-
-beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'store-persistence-'));
-});
-afterEach(async () => {
-  await Promise.all(openedStores.splice(0).map((s) => s.close()));
-});
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-let dirCounter = 0;
-const freshDir = (): string => join(root, `s${++dirCounter}`);
-
-async function open(dir: string, overrides: Partial<StoreOptions> = {}): Promise<NodeStore> {
-  const store = await openStore({ dir, durability: 'durable', commitDelayMs: 0, maxSizeMb: 512, maxQueuedMessages: 20_000, logger, ...overrides });
-  await store.persistence.setup({ id: `node-a.${store.incarnation}` });
-  openedStores.push(store);
-  return store;
-}
-
-async function reopen(store: NodeStore, dir: string): Promise<NodeStore> {
-  await store.close();
-  openedStores.splice(openedStores.indexOf(store), 1);
-  return open(dir);
-}
-
-async function collect<T>(stream: Readable): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of stream) items.push(item as T);
-  return items;
-}
-
-const publish = (topic: string, counter: number, qos = 2): StoredPacket => ({
-  cmd: 'publish', topic, payload: Buffer.from(`m${counter}`), qos, retain: false, dup: false, brokerId: 'node-a.1', brokerCounter: counter,
-});
+const { freshDir, open, reopen } = storeFixture('store-persistence-', { maxSizeMb: 512, maxQueuedMessages: 20_000 });
+const publish = (topic: string, counter: number, qos = 2): StoredPacket => makePublish(topic, counter, qos);
 
 /** What aedes hands over: its live packet objects carry a write callback (a function cannot be serialised). */
 const live = (packet: StoredPacket): StoredPacket => ({ ...packet, writeCallback: () => undefined });
