@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion } from './cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, type LinkedClusterRegions } from './cluster-regions.js';
 import { connectClient, sleep, waitFor } from './regions.js';
 
 interface Seen { topic: string; payload: string }
@@ -21,27 +21,17 @@ function counts(seen: Seen[]): Map<string, number> {
 describe('cluster links between regional clusters (agent embedded in each region\'s core)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  const proxies: TcpProxy[] = [];
+  let regions: LinkedClusterRegions | undefined;
   const clients: MqttClient[] = [];
   const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
 
   beforeAll(async () => {
-    const toB = await TcpProxy.start(1);
-    const toA = await TcpProxy.start(1);
-    proxies.push(toA, toB);
-    A = new ClusterRegion('us');
-    B = new ClusterRegion('eu');
-    await A.start([{ name: 'eu', servers: [toB.address], topics: ['#'] }], { replicant: true });
-    await B.start([{ name: 'us', servers: [toA.address], topics: ['#'] }], { replicant: true });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget(A.core.mqttPort);
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
+    regions = await linkedClusterRegions('us', 'eu', true);
+    ({ A, B } = regions);
   });
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    for (const p of proxies) await p.close();
+    await regions?.dispose();
   });
 
   test('a subscriber on A\'s replicant receives what a publisher on B\'s replicant publishes, exactly once, in order per QoS', async () => {

@@ -6,7 +6,8 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { BrokerProcess } from '../../harness/broker-process.js';
 import { freePort } from '../../harness/cluster.js';
 import { hashPassword } from '../../../src/mqtt/auth/password.js';
-import { connectClient, LINK_USER, type LinkEntry, type LinkInfo } from './regions.js';
+import { TcpProxy } from '../../harness/tcp-proxy.js';
+import { connectClient, LINK_USER, waitFor, type LinkEntry, type LinkInfo } from './regions.js';
 import { SidecarProcess } from './sidecar-process.js';
 
 const LINK_PASSWORD = 'link-secret';
@@ -99,4 +100,39 @@ export class ClusterRegion {
     }
     return `${lines.join('\n')}\n`;
   }
+}
+
+export interface LinkedClusterRegions {
+  A: ClusterRegion;
+  B: ClusterRegion;
+  /** Stops both regions and their proxies. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Regions `a` and `b` as clusters (agents embedded in the cores), linked both ways through proxies, once both links
+ * report connected. A always has a replicant; B has one when `bReplicant`.
+ */
+export async function linkedClusterRegions(a: string, b: string, bReplicant: boolean): Promise<LinkedClusterRegions> {
+  const toB = await TcpProxy.start(1);
+  const toA = await TcpProxy.start(1);
+  const A = new ClusterRegion(a);
+  const B = new ClusterRegion(b);
+  const dispose = async (): Promise<void> => {
+    await A.dispose();
+    await B.dispose();
+    await toA.close();
+    await toB.close();
+  };
+  try {
+    await A.start([{ name: b, servers: [toB.address], topics: ['#'] }], { replicant: true });
+    await B.start([{ name: a, servers: [toA.address], topics: ['#'] }], { replicant: bReplicant });
+    toB.setTarget(B.core.mqttPort);
+    toA.setTarget(A.core.mqttPort);
+    await waitFor(async () => (await A.link(b)).state === 'connected' && (await B.link(a)).state === 'connected', 'both links connected');
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return { A, B, dispose };
 }

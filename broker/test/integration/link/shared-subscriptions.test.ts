@@ -1,32 +1,21 @@
 import type { MqttClient } from 'mqtt';
-import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion } from './cluster-regions.js';
+import { linkedClusterRegions, type ClusterRegion, type LinkedClusterRegions } from './cluster-regions.js';
 import { connectClient, sleep, waitFor } from './regions.js';
 
 describe('shared subscriptions across regions (agent embedded in each region\'s core)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  const proxies: TcpProxy[] = [];
+  let regions: LinkedClusterRegions | undefined;
   const clients: MqttClient[] = [];
   const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
 
   beforeAll(async () => {
-    const toB = await TcpProxy.start(1);
-    const toA = await TcpProxy.start(1);
-    proxies.push(toA, toB);
-    A = new ClusterRegion('us');
-    B = new ClusterRegion('eu');
-    await A.start([{ name: 'eu', servers: [toB.address], topics: ['#'] }], { replicant: true });
-    await B.start([{ name: 'us', servers: [toA.address], topics: ['#'] }], { replicant: false });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget(A.core.mqttPort);
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
+    regions = await linkedClusterRegions('us', 'eu', false);
+    ({ A, B } = regions);
   });
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    for (const p of proxies) await p.close();
+    await regions?.dispose();
   });
 
   test('a $share group with members on A\'s core and replicant receives each message from B exactly once in total', async () => {
