@@ -1,0 +1,236 @@
+/**
+ * The three-region local mesh: each region a real regional cluster (2 cores + 1 replicant + link agents) started
+ * from the operator's rendering of e2e/manifests/<region>.yaml, linked as a full mesh through latency and fault
+ * proxies (one per ordered region pair and remote node). Everything is stopped by PID in stop(), also on failure.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TcpProxy } from '../../broker/test/harness/tcp-proxy.js';
+import { assertPortsFree, freePort } from './ports.js';
+import { Region, type RegionPorts } from './region.js';
+import { loadRegionManifest, REGION_NAMES, type RegionManifest, type RegionName } from './render.js';
+
+export { Region, type LinkStatus } from './region.js';
+export type { NodeHandle } from './process.js';
+export { PortInUseError } from './ports.js';
+export { REGION_NAMES, type RegionName } from './render.js';
+
+export type PairKey = 'us-east|us-west' | 'us-east|emea' | 'us-west|emea';
+
+export interface PairDelay { delayMs: number; jitterMs?: number }
+
+export interface MeshOptions {
+  /** Work dir; default a fresh mkdtemp, removed by stop(). A given dir is kept. */
+  dir?: string;
+  /** Default all three, full mesh of links. */
+  regions?: RegionName[];
+  delays?: Partial<Record<PairKey, PairDelay>>;
+  /** Client-facing MQTT port (the replicant's) per region; 0/absent = a free port. */
+  clientPorts?: Partial<Record<RegionName, number>>;
+  /** Admin port of the region's main node (core-0); 0/absent = a free port. */
+  adminPorts?: Partial<Record<RegionName, number>>;
+  /** 1 (default): one link agent beside core-0; 'per-core': one beside each core, as in the rendered pods. */
+  agentsPerRegion?: 1 | 'per-core';
+  /** Progress lines (the demo prints them). */
+  log?: (line: string) => void;
+  /** Per process, until its ready log line (default 30000). */
+  startTimeoutMs?: number;
+  /** SIGTERM → SIGKILL grace at stop (default 10000). */
+  stopGraceMs?: number;
+  /** Stop the mesh, then exit, on SIGINT/SIGTERM of this process (default true). */
+  handleSignals?: boolean;
+}
+
+export interface Credentials { username: string; password: string }
+
+export interface LinkPair {
+  cut(): void;
+  restore(): void;
+  throttle(bytesPerSecond: number | undefined): void;
+  setDelay(delayMs: number, jitterMs?: number): void;
+  /** Bytes relayed in each direction since start or resetCounters(), both proxies summed. */
+  bytes(): { total: number; aToB: number; bToA: number };
+  resetCounters(): void;
+}
+
+/** The injected one-way delays of the issue; jitter small. */
+export const DEFAULT_DELAYS: Record<PairKey, Required<PairDelay>> = {
+  'us-east|us-west': { delayMs: 32, jitterMs: 2 },
+  'us-east|emea': { delayMs: 45, jitterMs: 2 },
+  'us-west|emea': { delayMs: 75, jitterMs: 2 },
+};
+
+export function pairKey(a: RegionName, b: RegionName): PairKey {
+  const [x, y] = REGION_NAMES.indexOf(a) < REGION_NAMES.indexOf(b) ? [a, b] : [b, a];
+  return `${x}|${y}` as PairKey;
+}
+
+/** Proxies of one ordered pair: `from`'s agents dial `to`'s nodes (one proxy per remote node). */
+class DirectedProxies {
+  constructor(readonly from: RegionName, readonly to: RegionName, readonly proxies: TcpProxy[]) {}
+  get addresses(): string[] { return this.proxies.map((p) => p.address); }
+}
+
+class ProxyPair implements LinkPair {
+  constructor(private readonly aToB: DirectedProxies, private readonly bToA: DirectedProxies) {}
+  private get all(): TcpProxy[] { return [...this.aToB.proxies, ...this.bToA.proxies]; }
+
+  /** Closes open link connections and refuses new ones until restore(). */
+  cut(): void {
+    for (const p of this.all) { p.refuse(); p.cut(); }
+  }
+  restore(): void { for (const p of this.all) p.restore(); }
+  throttle(bytesPerSecond: number | undefined): void {
+    if (bytesPerSecond !== undefined && !(bytesPerSecond > 0)) throw new Error(`harness: throttle wants bytes/s > 0 or undefined, got ${bytesPerSecond}`);
+    for (const p of this.all) p.bytesPerSecond = bytesPerSecond;
+  }
+  setDelay(delayMs: number, jitterMs = 0): void {
+    if (!(delayMs >= 0) || !(jitterMs >= 0)) throw new Error(`harness: delay and jitter must be ≥ 0 ms, got ${delayMs}/${jitterMs}`);
+    for (const p of this.all) { p.delayMs = delayMs; p.jitterMs = jitterMs; }
+  }
+  bytes(): { total: number; aToB: number; bToA: number } {
+    const sum = (ps: TcpProxy[], f: (p: TcpProxy) => number): number => ps.reduce((n, p) => n + f(p), 0);
+    // a→b: what a's agents send through a→b proxies, plus what a's nodes answer b's agents through b→a proxies.
+    const aToB = sum(this.aToB.proxies, (p) => p.bytesToTarget) + sum(this.bToA.proxies, (p) => p.bytesFromTarget);
+    const bToA = sum(this.bToA.proxies, (p) => p.bytesToTarget) + sum(this.aToB.proxies, (p) => p.bytesFromTarget);
+    return { total: aToB + bToA, aToB, bToA };
+  }
+  resetCounters(): void { for (const p of this.all) p.resetCounters(); }
+}
+
+const NODE_IDS = ['core-0', 'core-1', 'replicant-0'] as const;
+
+/** Known passwords: the harness writes their hashes into every region's users file. */
+function passwordOf(username: string): string {
+  return `${username}-password`;
+}
+
+const liveMeshes = new Set<Mesh>();
+let signalsHooked = false;
+
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void Promise.allSettled([...liveMeshes].map((m) => m.stop())).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
+}
+
+export class Mesh {
+  private readonly regionMap = new Map<RegionName, Region>();
+  private readonly directed = new Map<string, DirectedProxies>();
+  private stopping: Promise<void> | undefined;
+
+  private constructor(private readonly dir: string, private readonly ownsDir: boolean, private readonly manifests: Map<RegionName, RegionManifest>) {}
+
+  get regions(): ReadonlyMap<RegionName, Region> { return this.regionMap; }
+
+  static async start(options: MeshOptions = {}): Promise<Mesh> {
+    const names = [...new Set(options.regions ?? REGION_NAMES)];
+    for (const n of names) if (!REGION_NAMES.includes(n)) throw new Error(`harness: unknown region '${n}' (regions: ${REGION_NAMES.join(', ')})`);
+    await assertPortsFree(requestedPorts(names, options));
+    const manifests = new Map(names.map((n) => [n, loadRegionManifest(n)]));
+    const ownsDir = options.dir === undefined;
+    const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'meridian-mesh-'));
+    mkdirSync(dir, { recursive: true });
+    const mesh = new Mesh(dir, ownsDir, manifests);
+    liveMeshes.add(mesh);
+    if (options.handleSignals !== false) hookSignals();
+    try {
+      await mesh.boot(names, options);
+    } catch (err) {
+      await mesh.stop(true);
+      throw err;
+    }
+    return mesh;
+  }
+
+  region(name: RegionName): Region {
+    const region = this.regionMap.get(name);
+    if (!region) throw new Error(`harness: region '${name}' is not part of this mesh (${[...this.regionMap.keys()].join(', ')})`);
+    return region;
+  }
+
+  pair(a: RegionName, b: RegionName): LinkPair {
+    const aToB = this.directed.get(`${a}>${b}`);
+    const bToA = this.directed.get(`${b}>${a}`);
+    if (!aToB || !bToA) throw new Error(`harness: no link pair ${a}↔${b} in this mesh (${[...this.regionMap.keys()].join(', ')})`);
+    return new ProxyPair(aToB, bToA);
+  }
+
+  credentials(user: 'acme' | 'globex' | 'admin'): Credentials {
+    if (user === 'admin') return { username: 'admin', password: passwordOf('admin') };
+    const [first] = this.manifests.values();
+    const tenantUser = first?.users.find((u) => u.tenant === user && !u.superuser);
+    if (!tenantUser) throw new Error(`harness: the manifests' users Secret has no user of tenant '${user}'`);
+    return { username: tenantUser.username, password: passwordOf(tenantUser.username) };
+  }
+
+  /** PIDs of every process the mesh ever started (for checks that none survives). */
+  allPids(): number[] {
+    return [...this.regionMap.values()].flatMap((r) => r.allPids());
+  }
+
+  /** Everything, by PID (SIGTERM, then SIGKILL after the grace period); closes the proxies; idempotent. */
+  stop(force = false): Promise<void> {
+    this.stopping ??= (async () => {
+      const regions = [...this.regionMap.values()];
+      await Promise.allSettled(regions.map((r) => (force ? r.killAll() : r.stop())));
+      await Promise.allSettled(regions.map((r) => r.killAll()));
+      await Promise.allSettled([...this.directed.values()].flatMap((d) => d.proxies.map((p) => p.close())));
+      if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+      liveMeshes.delete(this);
+    })();
+    return this.stopping;
+  }
+
+  private async boot(names: RegionName[], options: MeshOptions): Promise<void> {
+    const log = options.log ?? (() => undefined);
+    const agents = options.agentsPerRegion === 'per-core' ? 2 : 1;
+    const ports = new Map<RegionName, RegionPorts>();
+    for (const n of names) ports.set(n, await allocatePorts(agents, options.clientPorts?.[n], options.adminPorts?.[n]));
+    for (const from of names) {
+      for (const to of names) {
+        if (from === to) continue;
+        const delay = { ...DEFAULT_DELAYS[pairKey(from, to)], ...options.delays?.[pairKey(from, to)] };
+        const targets = NODE_IDS.map((id) => ports.get(to)!.nodes[id].mqtt);
+        const proxies = await Promise.all(targets.map((port) => TcpProxy.start(port, '127.0.0.1', { delayMs: delay.delayMs, jitterMs: delay.jitterMs ?? 0 })));
+        this.directed.set(`${from}>${to}`, new DirectedProxies(from, to, proxies));
+      }
+    }
+    const usernames = new Set<string>(['admin']);
+    for (const m of this.manifests.values()) for (const u of m.users) usernames.add(u.username);
+    for (const name of names) {
+      const servers = new Map(names.filter((n) => n !== name).map((n) => [this.manifests.get(n)!.cluster.spec.clusterName, this.directed.get(`${name}>${n}`)!.addresses]));
+      const region = new Region({
+        name, manifest: this.manifests.get(name)!, dir: path.join(this.dir, name), ports: ports.get(name)!, servers,
+        passwords: new Map([...usernames].map((u) => [u, passwordOf(u)])), linkPassword: passwordOf(`link-${name}`),
+        startTimeoutMs: options.startTimeoutMs ?? 30000, stopGraceMs: options.stopGraceMs ?? 10000, log,
+      });
+      this.regionMap.set(name, region);
+      await region.writeFiles();
+    }
+    await Promise.all([...this.regionMap.values()].map((r) => r.start()));
+    log(`waiting for the links of ${names.join(', ')} to connect`);
+    await Promise.all([...this.regionMap.values()].map((r) => r.linksConnected(30000)));
+    log('all links connected');
+  }
+}
+
+function requestedPorts(names: RegionName[], options: MeshOptions): Array<{ port: number; purpose: string }> {
+  return names.flatMap((n) => [
+    ...(options.clientPorts?.[n] ? [{ port: options.clientPorts[n]!, purpose: `${n} client MQTT` }] : []),
+    ...(options.adminPorts?.[n] ? [{ port: options.adminPorts[n]!, purpose: `${n} admin` }] : []),
+  ]);
+}
+
+async function allocatePorts(agents: number, clientPort: number | undefined, adminPort: number | undefined): Promise<RegionPorts> {
+  const node = async (mqtt?: number, admin?: number) => ({ mqtt: mqtt || (await freePort()), cluster: await freePort(), admin: admin || (await freePort()) });
+  const nodes = { 'core-0': await node(undefined, adminPort), 'core-1': await node(), 'replicant-0': await node(clientPort) };
+  const agentPorts = [];
+  for (let i = 0; i < agents; i++) agentPorts.push({ cluster: await freePort(), admin: await freePort() });
+  return { nodes, agents: agentPorts };
+}

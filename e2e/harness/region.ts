@@ -1,0 +1,231 @@
+/** One region of the mesh: 2 cores + 1 replicant (`meridian broker`) and its link agents (`meridian link-agent`). */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { dump } from 'js-yaml';
+import { hashPassword } from '../../broker/src/mqtt/auth/password.js';
+import { HarnessProcess, type NodeHandle } from './process.js';
+import { renderLocalLinks, renderLocalNodeConfig, type RegionManifest, type RegionName } from './render.js';
+
+/** Cheap scrypt cost: the harness logs in many clients and restarts nodes often. */
+const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
+
+export interface NodePorts { mqtt: number; cluster: number; admin: number }
+export interface AgentPorts { cluster: number; admin: number }
+
+export interface RegionPorts {
+  nodes: Record<'core-0' | 'core-1' | 'replicant-0', NodePorts>;
+  /** One per agent: agent-i runs beside core-i. */
+  agents: AgentPorts[];
+}
+
+export interface RegionSetup {
+  name: RegionName;
+  manifest: RegionManifest;
+  dir: string;
+  ports: RegionPorts;
+  /** Remote cluster name → local proxy addresses leading to its nodes. */
+  servers: ReadonlyMap<string, string[]>;
+  /** Username → password of every user this region accepts (tenant users, admin, the remote regions' link users). */
+  passwords: ReadonlyMap<string, string>;
+  /** Password of this region's own link user (`link-<name>`). */
+  linkPassword: string;
+  startTimeoutMs: number;
+  stopGraceMs: number;
+  log: (line: string) => void;
+}
+
+export interface LinkStatus {
+  name: string;
+  state: string;
+  queue: { depth: number };
+  forwarded: number;
+  received: number;
+  deduplicated: number;
+}
+
+interface AgentLinks { links: Array<LinkStatus & Record<string, unknown>> }
+
+const CORE_IDS = ['core-0', 'core-1'] as const;
+
+export class Region {
+  readonly name: RegionName;
+  readonly clientPort: number;
+  readonly adminUrl: string;
+  readonly nodes: readonly HarnessProcess[];
+  readonly agents: readonly HarnessProcess[];
+  private readonly agentAdminPorts: number[];
+
+  constructor(private readonly setup: RegionSetup) {
+    this.name = setup.name;
+    this.clientPort = setup.ports.nodes['replicant-0'].mqtt;
+    this.adminUrl = `http://127.0.0.1:${setup.ports.nodes['core-0'].admin}`;
+    const seeds = CORE_IDS.map((id) => `127.0.0.1:${setup.ports.nodes[id].cluster}`).join(',');
+    this.nodes = (['core-0', 'core-1', 'replicant-0'] as const).map((id) => this.node_(id, seeds));
+    this.agents = setup.ports.agents.map((ports, i) => this.agent_(i, ports));
+    this.agentAdminPorts = setup.ports.agents.map((p) => p.admin);
+  }
+
+  private get clusterName(): string { return this.setup.manifest.cluster.spec.clusterName; }
+  private get usersFile(): string { return path.join(this.setup.dir, 'users.yaml'); }
+  private get secretFile(): string { return path.join(this.setup.dir, 'cluster-secret'); }
+  private get credentialsDir(): string { return path.join(this.setup.dir, 'link-credentials'); }
+
+  node(id: string): NodeHandle {
+    const found = [...this.nodes, ...this.agents].find((n) => n.id === id);
+    if (!found) throw new Error(`harness: region ${this.name} has no node or agent '${id}' (has ${[...this.nodes, ...this.agents].map((n) => n.id).join(', ')})`);
+    return found;
+  }
+
+  /** Writes the users file, cluster secret, node configs and links files (once; restarts reuse them). */
+  async writeFiles(): Promise<void> {
+    const { dir, manifest } = this.setup;
+    mkdirSync(path.join(dir, 'logs'), { recursive: true });
+    mkdirSync(this.credentialsDir, { recursive: true });
+    writeFileSync(this.secretFile, randomBytes(32).toString('base64'));
+    writeFileSync(this.usersFile, await this.usersYaml());
+    for (const id of ['core-0', 'core-1', 'replicant-0'] as const) {
+      const ports = this.setup.ports.nodes[id];
+      const config = renderLocalNodeConfig(manifest.cluster, {
+        dataDir: path.join(dir, id), usersFile: this.usersFile, tlsDir: path.join(dir, 'tls'), mqttPort: ports.mqtt, adminPort: ports.admin,
+      });
+      writeFileSync(path.join(dir, `${id}.config.yaml`), dump(config));
+    }
+    this.setup.ports.agents.forEach((_, i) => {
+      const agentDir = path.join(dir, `agent-${i}`);
+      const links = renderLocalLinks(manifest, {
+        credentialsDir: this.credentialsDir, queueDir: path.join(agentDir, 'data', 'queues'), linkPassword: this.setup.linkPassword, servers: this.setup.servers,
+      });
+      mkdirSync(agentDir, { recursive: true });
+      writeFileSync(path.join(agentDir, 'links.yaml'), dump(links.file));
+      for (const [file, content] of links.credentials) writeFileSync(path.join(this.credentialsDir, file), content, { mode: 0o600 });
+    });
+  }
+
+  /** Cores (together), then the replicant, then the agents; each bounded by the start timeout. */
+  async start(): Promise<void> {
+    const [core0, core1, replicant] = this.nodes;
+    this.setup.log(`${this.name}: starting cores (MQTT ${core0!.mqttPort}, ${core1!.mqttPort})`);
+    await Promise.all([core0!.start(), core1!.start()]);
+    this.setup.log(`${this.name}: starting replicant (MQTT ${replicant!.mqttPort})`);
+    await replicant!.start();
+    if (this.agents.length) this.setup.log(`${this.name}: starting ${this.agents.length} link agent(s)`);
+    await Promise.all(this.agents.map((a) => a.start()));
+  }
+
+  /** Agents, then the replicant, then the cores: SIGTERM, SIGKILL after the grace period. */
+  async stop(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.kill('SIGTERM')));
+    await this.nodes[2]!.kill('SIGTERM');
+    await Promise.all([this.nodes[0]!.kill('SIGTERM'), this.nodes[1]!.kill('SIGTERM')]);
+  }
+
+  /** Last resort (harness failure): SIGKILL of everything still running. */
+  async killAll(): Promise<void> {
+    await Promise.all([...this.agents, ...this.nodes].map((p) => p.kill('SIGKILL')));
+  }
+
+  /** Every PID any process of this region ever had. */
+  allPids(): number[] {
+    return [...this.nodes, ...this.agents].flatMap((p) => p.pids);
+  }
+
+  /**
+   * Links as the running agents report them; with several agents, per link the counters are summed and the state
+   * is `connected` only when every agent's link is.
+   */
+  async links(): Promise<LinkStatus[]> {
+    const reports = await Promise.all(this.agents.map(async (agent, i) => (agent.running ? this.agentLinks(i) : undefined)));
+    const merged = new Map<string, LinkStatus>();
+    for (const report of reports) {
+      for (const l of report?.links ?? []) {
+        const seen = merged.get(l.name);
+        const own: LinkStatus = { name: l.name, state: l.state, queue: { depth: l.queue.depth }, forwarded: l.forwarded, received: l.received, deduplicated: l.deduplicated };
+        merged.set(l.name, seen ? {
+          name: l.name,
+          state: seen.state === 'connected' ? own.state : seen.state,
+          queue: { depth: seen.queue.depth + own.queue.depth },
+          forwarded: seen.forwarded + own.forwarded,
+          received: seen.received + own.received,
+          deduplicated: seen.deduplicated + own.deduplicated,
+        } : own);
+      }
+    }
+    return [...merged.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The full `/api/v1/links` body of agent i (every field the agent reports). */
+  async agentLinks(i: number): Promise<AgentLinks> {
+    const url = `http://127.0.0.1:${this.agentAdminPorts[i]}/api/v1/links`;
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`harness: ${this.name}/agent-${i}: GET ${url} answered ${res.status}`);
+    return (await res.json()) as AgentLinks;
+  }
+
+  /** Waits until every link of every agent of this region reports `connected`. */
+  async linksConnected(timeoutMs = 30000): Promise<void> {
+    const expected = this.setup.servers.size;
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    for (;;) {
+      try {
+        const reports = await Promise.all(this.agents.map((_, i) => this.agentLinks(i)));
+        const states = reports.flatMap((r, i) => r.links.map((l) => `agent-${i}:${l.name}=${l.state}`));
+        last = states.join(', ') || 'no links';
+        const allConnected = reports.every((r) => r.links.length === expected && r.links.every((l) => l.state === 'connected'));
+        if (allConnected) return;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`harness: region ${this.name}: links not all connected after ${timeoutMs} ms (${last})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  private async usersYaml(): Promise<string> {
+    const users = await Promise.all([...this.setup.passwords].map(async ([username, password]) => {
+      const declared = this.setup.manifest.users.find((u) => u.username === username);
+      return {
+        username,
+        passwordHash: await hashPassword(password, TEST_SCRYPT),
+        ...(declared?.tenant ? { tenant: declared.tenant } : {}),
+        ...(declared?.superuser || username === 'admin' ? { superuser: true } : {}),
+      };
+    }));
+    return dump({ users });
+  }
+
+  private node_(id: 'core-0' | 'core-1' | 'replicant-0', seeds: string): HarnessProcess {
+    const { dir, ports } = this.setup;
+    const p = ports.nodes[id];
+    const role = id.startsWith('core') ? 'core' : 'replicant';
+    return new HarnessProcess({
+      id, region: this.name, mqttPort: p.mqtt, dataDir: path.join(dir, id), logFile: path.join(dir, 'logs', `${id}.log`),
+      readyMessage: 'node ready', startTimeoutMs: this.setup.startTimeoutMs, stopGraceMs: this.setup.stopGraceMs,
+      // The pod's brokerArgs (operator/src/render/pod.ts) with local addresses and seeds instead of DNS discovery.
+      args: [
+        'broker', `--config=${path.join(dir, `${id}.config.yaml`)}`, `--role=${role}`, `--node-name=${this.clusterName}-${id}`,
+        `--cluster-name=${this.clusterName}`, '--cluster-host=127.0.0.1', `--cluster-port=${p.cluster}`,
+        `--cluster-advertise=127.0.0.1:${p.cluster}`, `--seeds=${seeds}`, `--cluster-secret-file=${this.secretFile}`,
+      ],
+    });
+  }
+
+  private agent_(i: number, ports: AgentPorts): HarnessProcess {
+    const { dir } = this.setup;
+    const agentDir = path.join(dir, `agent-${i}`);
+    const core = this.setup.ports.nodes[CORE_IDS[i]!];
+    return new HarnessProcess({
+      id: `agent-${i}`, region: this.name, dataDir: path.join(agentDir, 'data'), logFile: path.join(dir, 'logs', `agent-${i}.log`),
+      readyMessage: 'link agent ready', startTimeoutMs: this.setup.startTimeoutMs, stopGraceMs: this.setup.stopGraceMs,
+      // The pod's linkAgentContainer args, with local ports; its seed is the core it runs beside.
+      args: [
+        'link-agent', `--links=${path.join(agentDir, 'links.yaml')}`, `--node-name=${this.clusterName}-core-${i}-link`,
+        `--cluster-name=${this.clusterName}`, '--cluster-host=127.0.0.1', `--cluster-port=${ports.cluster}`,
+        `--cluster-advertise=127.0.0.1:${ports.cluster}`, `--seeds=127.0.0.1:${core.cluster}`,
+        `--cluster-secret-file=${this.secretFile}`, `--data-dir=${path.join(agentDir, 'data')}`,
+        '--admin-host=127.0.0.1', `--admin-port=${ports.admin}`,
+      ],
+    });
+  }
+}
