@@ -9,12 +9,13 @@ import type { Security } from '../mqtt/security.js';
 import type { NodeStore } from '../store/index.js';
 import { linkFingerprint, LinksFileError, parseLinksFile, type LinkConfig, type LinkConfigIssue } from './config.js';
 import { DedupWindow } from './dedup.js';
-import { decodeEnvelope, EnvelopeError } from './envelope.js';
 import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
-import { isLinkRouteId, linkRouteId, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { activeAgentFor, isLinkRouteId, linkRouteId, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
+import type { CopyIdentity } from '../cluster/forward-codec.js';
 
 /** What every agent has: its identity in the local cluster, a store, logging, metrics and the admin endpoint. */
 export interface LinkAgentBase {
@@ -66,6 +67,32 @@ interface RemoteAgent {
   actor: string;
 }
 
+/** Whether this agent serves a link (sidecars share the links of a region: one active agent per link). */
+export type LinkRole = 'active' | 'standby';
+
+/** A link's running state besides its `Link`: role, the dial gate, the remote filters it would hold in the region. */
+interface LinkSlot {
+  role: LinkRole;
+  /** The Link dials its remote once this opens (active, or standby with a queue to drain). */
+  openGate: () => void;
+  gateOpen: boolean;
+  /** The `$link/<name>` routes are in the region (active, or standby until the release delay passed). */
+  inRegion: boolean;
+  /** The union of the remote agents' filters, held in the region as `$link/<name>` routes only while active. */
+  remoteFilters: Set<string>;
+  /** When the last message was queued (a draining standby link is recycled only after a quiet period). */
+  lastEnqueueAt: number;
+}
+
+/** Agents must look gone this long before the links they served move (a blip of a connection moves nothing). */
+const AGENT_CHANGE_SETTLE_MS = 1000;
+/** An agent that stopped being active keeps the control routes this long after the new one claimed them. */
+const CONTROL_RELEASE_DELAY_MS = 1500;
+/** How often a standby link's queue is checked (drained to the remote, then the connection closed). */
+const DRAIN_CHECK_MS = 500;
+const DRAIN_QUIET_MS = 2000;
+const ROLE_AREA = 'link-roles';
+
 /** Publishes through the node's aedes; a linked packet is marked so that neither the agent nor cluster forwarding sends it to a link again. */
 function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked: boolean): Promise<void> {
   const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
@@ -107,6 +134,14 @@ export class LinkAgent {
   private readonly linked = linkedPackets;
   private readonly remoteAgents = new Map<Client, RemoteAgent>();
   private readonly logger: Logger;
+  private readonly slots = new Map<string, LinkSlot>();
+  /** Set for a sidecar: roles are assigned among the region's live agents. */
+  private sidecarRegion?: SidecarRegion;
+  private rolesAssigned = false;
+  private roleTimer?: NodeJS.Timeout;
+  private drainTimer?: NodeJS.Timeout;
+  private unwatchAgents?: () => void;
+  private intakeMarks?: IntakeMarks;
   private constructor(
     private readonly host: LinkAgentBase,
     private readonly local: LocalSide,
@@ -116,7 +151,7 @@ export class LinkAgent {
   ) {
     this.logger = host.logger.child({ component: 'link' });
     this.dedup = new DedupWindow(host.store.area('link-dedup'));
-    this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus => 'queue' in s));
+    this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus & { role: LinkRole } => 'queue' in s));
     this.localRoutes = new LocalRoutes((op, filter) => this.exportChanged(op, filter));
   }
 
@@ -133,8 +168,11 @@ export class LinkAgent {
   /** The sidecar agent (`meridian link-agent`): messages reach it as cluster-forwarded copies (`forwarded`). */
   static async startSidecar(host: LinkSidecarHost, options: LinkAgentOptions): Promise<LinkAgent> {
     const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region, exportReady: host.region.tableReady }, options);
+    agent.sidecarRegion = host.region;
+    agent.intakeMarks = await IntakeMarks.open(host.store.area('link-intake'), agent.logger);
     agent.trackRegionRoutes(host.region);
     await agent.run();
+    agent.shareLinks(host.region);
     return agent;
   }
 
@@ -171,26 +209,48 @@ export class LinkAgent {
    * (for QoS ≥ 1: durable in every link queue that wants it), which is when the node that sent it may acknowledge
    * its publisher.
    */
-  async forwarded(message: RegionMessage & { linked?: boolean }): Promise<void> {
+  async forwarded(message: RegionMessage & { linked?: boolean; copy?: CopyIdentity }, from?: string): Promise<void> {
     if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload);
-    const { linked, timestamp, ...fields } = message;
+    const { linked, timestamp, copy, ...fields } = message;
     if (linked) return;
-    const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() });
+    const origin = copy && from !== undefined ? { node: from, ...copy } : undefined;
+    const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() }, origin);
     if (queued !== null && message.qos > 0) await queued;
   }
 
   /**
    * Queues `message` once per link whose remote routes match it; null when none does. A QoS 0 message is queued
-   * without waiting for durability (a failure is only logged).
+   * without waiting for durability (a failure is only logged). With `origin` (a sidecar's cluster-forwarded copy),
+   * the copy's identity is stored with each queue entry and a resent copy is skipped for the links that queued it
+   * before this agent restarted.
    */
-  private enqueue(message: LinkMessage): Promise<unknown> | null {
-    const targets = [...this.links.values()].filter((link) => link.wants(message.topic));
+  private enqueue(message: LinkMessage, origin?: CopyOrigin): Promise<unknown> | null {
+    let targets = [...this.links.values()].filter((link) => link.wants(message.topic));
     if (targets.length === 0) return null;
+    const marks = this.intakeMarks;
+    if (origin && marks) {
+      const fresh = targets.filter((link) => !marks.seenBefore(link.name, origin));
+      if (fresh.length < targets.length) {
+        marks.skipped += targets.length - fresh.length;
+        this.logger.info({ topic: message.topic, from: origin.node, seq: origin.seq, links: targets.length - fresh.length }, 'resent copy already queued before the restart: not queued again');
+      }
+      targets = fresh;
+      if (targets.length === 0) return null;
+    }
+    const entry: IntakeMessage = origin ? { ...message, intake: { node: origin.node, incarnation: origin.incarnation, seq: origin.seq } } : message;
     const durable = message.qos > 0;
-    const queued = Promise.all(targets.map((link) => link.enqueue(message, durable).catch((err: Error) => {
-      if (err instanceof LinkQueueFullError) this.metrics.queueRejected.inc({ link: link.name });
-      throw err;
-    })));
+    const now = Date.now();
+    const queued = Promise.all(targets.map((link) => {
+      const slot = this.slots.get(link.name);
+      if (slot) slot.lastEnqueueAt = now;
+      return link.enqueue(entry, durable).then((seq) => {
+        if (origin && marks) marks.recorded(link.name, origin);
+        return seq;
+      }, (err: Error) => {
+        if (err instanceof LinkQueueFullError) this.metrics.queueRejected.inc({ link: link.name });
+        throw err;
+      });
+    }));
     if (!durable) queued.catch((err: Error) => this.logger.warn({ topic: message.topic, err: err.message }, 'QoS 0 message not queued for a link'));
     return queued;
   }
@@ -198,6 +258,9 @@ export class LinkAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unwatchRegion?.();
+    this.unwatchAgents?.();
+    clearTimeout(this.roleTimer);
+    clearInterval(this.drainTimer);
     this.watcher?.close();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounce);
@@ -206,8 +269,8 @@ export class LinkAgent {
     this.links.clear();
   }
 
-  statuses(): Array<LinkStatus | { name: string; state: 'misconfigured' | 'disabled'; lastError: string | null }> {
-    const running = [...this.links.values()].map((link) => link.status());
+  statuses(): Array<(LinkStatus & { role: LinkRole }) | { name: string; state: 'misconfigured' | 'disabled'; lastError: string | null }> {
+    const running = [...this.links.values()].map((link) => ({ ...link.status(), role: this.roleOf(link.name) }));
     const disabled = this.disabled.map((c) => ({ name: c.name, state: 'disabled' as const, lastError: null }));
     const bad = this.issues.map((i) => ({ name: i.name ?? `links[${i.index}]`, state: 'misconfigured' as const, lastError: `${i.path}: ${i.reason}` }));
     return [...running, ...disabled, ...bad];
@@ -249,6 +312,9 @@ export class LinkAgent {
       return Promise.reject(new Error(`$LINK message from cluster ${JSON.stringify(topic.cluster)}, which has no link here`));
     }
     if (topic.kind === 'route') {
+      // A standby agent does not answer route sync: the remote agent's stream belongs to the active one (a frame
+      // here was routed before the control routes moved; the remote retransmits or re-initialises).
+      if (this.roleOf(link.name) === 'standby') return Promise.resolve();
       if (client) this.remoteAgents.set(client, { link: link.name, actor: topic.actor });
       this.onRoutes(link, topic, payload);
       return Promise.resolve();
@@ -266,27 +332,9 @@ export class LinkAgent {
     }
   }
 
-  private async onMessage(link: Link, topic: ControlTopic, payload: Buffer): Promise<void> {
-    let envelope;
-    try {
-      envelope = decodeEnvelope(payload);
-      if (envelope.originCluster !== topic.cluster) throw new EnvelopeError(`envelope from cluster ${envelope.originCluster} on ${topic.actor}'s topic`);
-    } catch (err) {
-      // Acknowledged and dropped: resending a malformed envelope would block the remote's queue forever.
-      this.logger.error({ link: link.name, agent: topic.actor, err: (err as Error).message }, 'malformed forwarded message dropped');
-      return;
-    }
-    link.counters.bytesIn += payload.length;
-    this.metrics.bytesIn.inc({ link: link.name }, payload.length);
-    const { message } = envelope;
-    const verdict = await this.dedup.process(topic.cluster, topic.actor, envelope.seq, () => this.local.publish(message, true));
-    if (verdict === 'duplicate') {
-      link.counters.deduplicated++;
-      this.metrics.deduplicated.inc({ link: link.name });
-    } else {
-      link.counters.received++;
-      this.metrics.received.inc({ link: link.name });
-    }
+  /** A carrier of forwarded messages (the link decodes, de-duplicates and publishes them here as linked). */
+  private onMessage(link: Link, topic: ControlTopic, payload: Buffer): Promise<void> {
+    return link.receiveMessages(topic.actor, payload, this.dedup, (message) => this.local.publish(message, true));
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -381,11 +429,12 @@ export class LinkAgent {
       this.links.delete(name);
       this.fingerprints.delete(name);
       await link.stop();
+      this.dropSlot(name);
     }
     for (const [name, config] of wanted) {
       if (this.links.has(name)) continue;
       try {
-        const link = await Link.start(config, this.linkContext(), this.currentRouteFilters());
+        const link = await this.startLink(config);
         this.links.set(name, link);
         this.fingerprints.set(name, linkFingerprint(config));
       } catch (err) {
@@ -394,21 +443,186 @@ export class LinkAgent {
       }
     }
     this.logger.info({ links: [...this.links.keys()], rejected: issues.length, disabled: this.disabled.length }, 'links file applied');
+    if (this.rolesAssigned) this.assignRoles();
   }
 
-  private linkContext(): LinkContext {
+  /**
+   * Starts a link. A sidecar's link starts as standby with its dial gate closed (its queue is open, so copies still
+   * routed here are kept); the role assignment opens it. Links of an embedded agent are always active.
+   */
+  private async startLink(config: LinkConfig): Promise<Link> {
+    const region = this.sidecarRegion;
+    const role = region ? this.slots.get(config.name)?.role ?? await this.storedRole(config.name) : 'active';
+    const slot = this.newSlot(config.name, role);
+    const gate = new Promise<void>((resolve) => { slot.openGate = resolve; });
+    if (role === 'active') {
+      // Claimed before the link starts, so that a restarted agent's first lane in the region already holds them.
+      region?.claimControl(config.name);
+      this.openGate(slot);
+    }
+    const link = await Link.start(config, this.linkContext(gate), this.currentRouteFilters());
+    this.intakeMarks?.scanQueue(config.name, link.queue.peek(0, Number.MAX_SAFE_INTEGER));
+    return link;
+  }
+
+  /**
+   * The role a sidecar had for a link before it restarted: it resumes it until the assignment (once the regional
+   * table is here) confirms or changes it, so a restarted agent never leaves its links' control messages unrouted.
+   */
+  private async storedRole(name: string): Promise<LinkRole> {
+    const stored = await this.host.store.area(ROLE_AREA).get(name).catch(() => undefined);
+    return stored?.toString('utf8') === 'active' ? 'active' : 'standby';
+  }
+
+  private storeRole(name: string, role: LinkRole): void {
+    this.host.store.area(ROLE_AREA).put(name, Buffer.from(role, 'utf8'))
+      .catch((err: Error) => this.logger.warn({ link: name, role, err: err.message }, 'link role not stored (a restart starts it as the previous role)'));
+  }
+
+  private newSlot(name: string, role: LinkRole): LinkSlot {
+    const slot: LinkSlot = { role, openGate: () => undefined, gateOpen: false, inRegion: role === 'active', remoteFilters: new Set(), lastEnqueueAt: 0 };
+    this.slots.set(name, slot);
+    return slot;
+  }
+
+  private openGate(slot: LinkSlot): void {
+    slot.gateOpen = true;
+    slot.openGate();
+  }
+
+  private dropSlot(name: string): void {
+    const slot = this.slots.get(name);
+    if (slot?.role === 'active') this.sidecarRegion?.releaseControl(name);
+    this.slots.delete(name);
+  }
+
+  private roleOf(name: string): LinkRole {
+    return this.slots.get(name)?.role ?? 'active';
+  }
+
+  private linkContext(gate: Promise<void>): LinkContext {
     const { host } = this;
     const region = this.local.routes;
+    // The embedded agent has no gate (its links are always active and dial at once).
+    const exportReady = this.sidecarRegion ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
     return {
-      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady: this.local.exportReady,
+      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady,
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),
-      remoteRoute: region && ((link, op, filter) => (op === 'add' ? region.addRoute(filter, linkRouteId(link)) : region.deleteRoute(filter, linkRouteId(link)))),
+      remoteRoute: region && ((link, op, filter) => this.remoteRouteChanged(region, link, op, filter)),
     };
   }
 
+  /** A remote filter of `link` appeared or went: held in the region only while this agent is active for it. */
+  private remoteRouteChanged(region: RegionRoutes, link: string, op: 'add' | 'delete', filter: string): void {
+    const slot = this.slots.get(link);
+    const filters = slot?.remoteFilters;
+    if (op === 'add') {
+      if (filters?.has(filter)) return;
+      filters?.add(filter);
+    } else if (filters && !filters.delete(filter)) {
+      return;
+    }
+    if (slot && !slot.inRegion) return;
+    if (op === 'add') region.addRoute(filter, linkRouteId(link));
+    else region.deleteRoute(filter, linkRouteId(link));
+  }
+
+  // ── several agents per region (sidecar) ────────────────────────────────────────────────────────────────────
+
+  /** Once the regional table is here: assign roles now and whenever an agent joins or leaves. */
+  private shareLinks(region: SidecarRegion): void {
+    void region.tableReady.then(() => {
+      if (this.stopped) return;
+      this.rolesAssigned = true;
+      this.assignRoles();
+      this.unwatchAgents = region.onAgentsChanged(() => {
+        clearTimeout(this.roleTimer);
+        this.roleTimer = setTimeout(() => this.assignRoles(), AGENT_CHANGE_SETTLE_MS);
+      });
+      this.drainTimer = setInterval(() => this.checkDraining(), DRAIN_CHECK_MS);
+      this.drainTimer.unref();
+    });
+  }
+
+  /** Every link goes to the agent that wins its rendezvous hash among the live agents. */
+  private assignRoles(): void {
+    const region = this.sidecarRegion;
+    if (!region || this.stopped) return;
+    const agents = region.liveAgents();
+    for (const name of this.links.keys()) {
+      const slot = this.slots.get(name);
+      if (!slot) continue;
+      const role: LinkRole = activeAgentFor(name, agents) === this.host.nodeName ? 'active' : 'standby';
+      if (role === slot.role && (role === 'standby' || slot.gateOpen)) continue;
+      this.logger.info({ link: name, role, agents }, role === 'active' ? 'link agent active for the link' : 'link agent standby for the link (another agent serves it)');
+      if (role === 'active') this.activate(region, name, slot);
+      else this.deactivate(region, name, slot);
+    }
+  }
+
+  private activate(region: SidecarRegion, name: string, slot: LinkSlot): void {
+    slot.role = 'active';
+    this.storeRole(name, 'active');
+    region.claimControl(name);
+    if (!slot.inRegion) for (const filter of slot.remoteFilters) region.addRoute(filter, linkRouteId(name));
+    slot.inRegion = true;
+    this.openGate(slot);
+  }
+
+  /**
+   * Another agent serves the link now. The control routes and remote routes go after a delay, so that the new
+   * active agent's routes are in the region first (a moment when both hold them costs duplicates, a moment when
+   * none does would lose control messages). The connection to the remote closes once the queue is drained.
+   */
+  private deactivate(region: SidecarRegion, name: string, slot: LinkSlot): void {
+    slot.role = 'standby';
+    this.storeRole(name, 'standby');
+    setTimeout(() => {
+      if (this.slots.get(name) !== slot || slot.role !== 'standby') return;
+      region.releaseControl(name);
+      if (slot.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
+      slot.inRegion = false;
+    }, CONTROL_RELEASE_DELAY_MS).unref();
+  }
+
+  /**
+   * A standby link with queued messages dials its remote and sends them (they were queued while it was active, or
+   * reached it while the routes moved); once drained and quiet, it is restarted closed.
+   */
+  private checkDraining(): void {
+    for (const [name, link] of this.links) {
+      const slot = this.slots.get(name);
+      if (!slot || slot.role !== 'standby') continue;
+      if (!slot.gateOpen && link.queue.depth > 0) {
+        this.logger.info({ link: name, depth: link.queue.depth }, 'standby link drains its queue to the remote');
+        this.openGate(slot);
+      } else if (slot.gateOpen && link.queue.depth === 0 && Date.now() - slot.lastEnqueueAt > DRAIN_QUIET_MS) {
+        this.applying = this.applying.then(() => this.recycle(name, link));
+      }
+    }
+  }
+
+  /** Restarts a drained standby link closed (no connection to the remote). */
+  private async recycle(name: string, link: Link): Promise<void> {
+    const slot = this.slots.get(name);
+    if (this.stopped || this.links.get(name) !== link || !slot || slot.role !== 'standby' || link.queue.depth > 0) return;
+    this.links.delete(name);
+    await link.stop();
+    try {
+      this.links.set(name, await this.startLink(link.config));
+      this.logger.info({ link: name }, 'standby link drained: connection to the remote closed');
+    } catch (err) {
+      this.logger.error({ link: name, err: (err as Error).message }, 'link could not restart');
+      this.issues.push({ index: -1, name, path: `links.${name}`, reason: `could not start: ${(err as Error).message}` });
+    }
+  }
+
   private describe(): object {
-    return { cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError, links: this.statuses() };
+    return {
+      cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError,
+      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName], intakeSkipped: this.intakeMarks?.skipped ?? 0, links: this.statuses(),
+    };
   }
 }

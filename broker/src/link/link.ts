@@ -5,9 +5,10 @@ import { intersectAll } from '../routing/intersect.js';
 import { RouteSync, exportOwnLaneOnly, type RouteSyncEvent } from '../routesync/index.js';
 import type { NodeStore } from '../store/index.js';
 import type { LinkConfig } from './config.js';
-import { encodeEnvelope } from './envelope.js';
+import type { DedupWindow, OriginReset } from './dedup.js';
+import { decodeBatch, encodeBatch, EnvelopeError, type EnvelopeBatch } from './envelope.js';
 import { HubDriver } from './hub-driver.js';
-import { LinkQueue, type LinkMessage } from './queue.js';
+import { LinkQueue, type LinkMessage, type QueueEntry } from './queue.js';
 import { agentActor, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
 import type { LinkMetrics } from './metrics.js';
 import { RemoteRoutes } from './region.js';
@@ -23,7 +24,7 @@ export interface LinkContext {
   store: NodeStore;
   logger: Logger;
   metrics: LinkMetrics;
-  /** Messages forwarded in flight per link (unacknowledged publishes to the remote). */
+  /** Messages forwarded in flight per link (sent in unacknowledged carrier publishes). Default 4096. */
   window?: number;
   /**
    * Resolves when the routes to export are known (a sidecar that just joined its cluster has no table yet). The link
@@ -56,12 +57,44 @@ export interface LinkStatus {
   deduplicated: number;
   bytesOut: number;
   bytesIn: number;
+  /** Times a remote agent came back with a new store (its undelivered queue lost); see lostQueueReports. */
+  originResets: number;
+  /** The last reports of lost queue volume (newest last): a remote agent's store reset, or this agent's own. */
+  lostQueueReports: LostQueueReport[];
+}
+
+/**
+ * Queue volume that may have been lost because an agent's store was deleted (an empty data directory):
+ * - `remote-agent-reset` (receiving side): a remote agent sent a new store epoch; what it had queued beyond
+ *   `oldMark` under `oldEpoch` never arrived here and never will;
+ * - `own-store-new` (sending side): this agent's store is new but the remote had seen a later incarnation of it:
+ *   whatever the previous store held for the remote is gone.
+ */
+export interface LostQueueReport {
+  kind: 'remote-agent-reset' | 'own-store-new';
+  agent: string;
+  at: string;
+  oldEpoch: string | null;
+  newEpoch: string;
+  /** Highest sequence of the old epoch delivered here (`remote-agent-reset`); null when unknown. */
+  oldMark: number | null;
+  /** The incarnation of this agent the remote had seen (`own-store-new`); null otherwise. */
+  knownIncarnation: number | null;
 }
 
 const INCARNATION_AREA = 'link-meta';
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5000;
 const EXPORT_SETTLE_MS = 50;
+const DEFAULT_WINDOW = 4096;
+/**
+ * Carrier publishes in flight. A carrier takes every committed entry not yet sent (up to the batch limits), so
+ * below this nothing waits: each group commit goes out at once; at it, entries pile up into the next carrier.
+ */
+const MAX_CARRIERS_IN_FLIGHT = 64;
+const BATCH_MAX_MESSAGES = 512;
+const BATCH_MAX_BYTES = 64 * 1024;
+const MAX_LOST_QUEUE_REPORTS = 10;
 
 /**
  * One cluster link, both halves of it on this node:
@@ -85,14 +118,17 @@ export class Link {
   private stopped = false;
   private connected = false;
   private inflight = 0;
+  private carriersInFlight = 0;
+  private pumpScheduled = false;
   private sentUpTo = 0;
+  private readonly lostQueueReports: LostQueueReport[] = [];
   private state: LinkState = 'connecting';
   private lastError: string | null = null;
   private bootstraps = 0;
   private lastBootstrapAt: Date | null = null;
   /** Local routes (filter → subscriber count) as the agent sees them, before intersection. */
   private readonly localFilters = new Map<string, number>();
-  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0 };
+  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0, originResets: 0 };
 
   private constructor(
     readonly config: LinkConfig,
@@ -109,7 +145,7 @@ export class Link {
       cluster: ctx.localCluster, actor: ctx.localCluster, incarnation: 1, role: 'agent', policy: exportOwnLaneOnly,
       mirrorLocal: false, sink: this.remoteRoutes, ttlMs: config.routeTtlSeconds * 1000, onEvent: (e) => this.onReceiverEvent(e),
     }), (peer, frame) => this.respond(peer, frame));
-    queue.onReady = () => this.pumpMessages();
+    queue.onReady = () => this.schedulePump();
   }
 
   static async start(config: LinkConfig, ctx: LinkContext, localRoutes: Iterable<string>): Promise<Link> {
@@ -160,6 +196,36 @@ export class Link {
     this.receiver.receive(peer, frame);
   }
 
+  /**
+   * A carrier publish of a remote agent (`$LINK/cluster/msg/<actor>`): each message not delivered before is
+   * published here (`publish`), in order. Resolves when the carrier may be acknowledged (published and the dedup
+   * mark durable); rejects when it must not be (the remote resends it). A malformed carrier is logged and resolves:
+   * resending it would block the remote's queue forever.
+   */
+  async receiveMessages(actor: string, payload: Buffer, dedup: DedupWindow, publish: (message: LinkMessage) => Promise<void>): Promise<void> {
+    let batch: EnvelopeBatch;
+    try {
+      batch = decodeBatch(payload);
+      if (batch.originCluster !== this.name) throw new EnvelopeError(`envelope from cluster ${batch.originCluster} on ${actor}'s topic`);
+    } catch (err) {
+      this.logger.error({ agent: actor, err: (err as Error).message }, 'malformed forwarded message dropped');
+      return;
+    }
+    this.counters.bytesIn += payload.length;
+    this.ctx.metrics.bytesIn.inc({ link: this.name }, payload.length);
+    const { entries } = batch;
+    const verdict = await dedup.processBatch({ cluster: this.name, agent: actor, epoch: batch.epoch }, entries.map((e) => e.seq),
+      (i) => publish(entries[i].message), (reset) => this.remoteAgentReset(reset));
+    if (verdict.duplicates > 0) {
+      this.counters.deduplicated += verdict.duplicates;
+      this.ctx.metrics.deduplicated.inc({ link: this.name }, verdict.duplicates);
+    }
+    if (verdict.delivered > 0) {
+      this.counters.received += verdict.delivered;
+      this.ctx.metrics.received.inc({ link: this.name }, verdict.delivered);
+    }
+  }
+
   /** The remote agent's connection to this node closed. */
   peerGone(peer: string): void {
     this.receiver.disconnect(peer);
@@ -185,6 +251,7 @@ export class Link {
       lastBootstrapAt: this.lastBootstrapAt?.toISOString() ?? null,
       queue: { depth: this.queue.depth, bytes: this.queue.bytes, maxBytes: this.queue.maxBytes, oldestAgeMs: this.queue.oldestAgeMs(), whenFull: this.config.queue.whenFull },
       ...this.counters,
+      lostQueueReports: [...this.lostQueueReports],
     };
   }
 
@@ -285,6 +352,7 @@ export class Link {
     this.sender.connect(this.config.name);
     // Everything still in the queue may not have reached the remote: resend from the oldest (it de-duplicates).
     this.inflight = 0;
+    this.carriersInFlight = 0;
     this.sentUpTo = 0;
     this.pumpMessages();
   }
@@ -312,33 +380,66 @@ export class Link {
 
   // ── forwarding ───────────────────────────────────────────────────────────────────────────────────────────
 
+  /** Committed entries become visible one microtask after another: pump once they all are (same loop turn). */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pumpMessages();
+    });
+  }
+
+  /** Sends every committed entry not yet sent, as carrier batches, within the window. */
   private pumpMessages(): void {
     const client = this.client;
     if (!client || !this.connected) return;
-    const window = this.ctx.window ?? 256;
-    const generation = this.generation;
-    while (this.inflight < window) {
-      const batch = this.queue.peek(this.sentUpTo, window - this.inflight);
-      if (batch.length === 0) return;
-      for (const entry of batch) {
-        this.sentUpTo = entry.seq;
-        this.inflight++;
-        const frame = encodeEnvelope({ originCluster: this.ctx.localCluster, seq: entry.seq, message: entry.message }, this.config.compression);
-        this.counters.bytesOut += frame.length;
-        this.ctx.metrics.bytesOut.inc({ link: this.name }, frame.length);
-        // QoS 1 suffices: the remote acknowledges only after publishing and recording the sequence, and it
-        // recognises a resend by the sequence; QoS 2 would add a round trip and two store writes per message.
-        client.publish(messageTopic(this.actor), frame, { qos: 1 }, (err) => {
-          if (generation !== this.generation) return;
-          this.inflight--;
-          if (err) return; // the connection is going: the entry stays and is resent after the reconnect
-          this.counters.forwarded++;
-          this.ctx.metrics.forwarded.inc({ link: this.name });
-          this.queue.ack(entry.seq).catch((e: Error) => this.logger.error({ err: e.message, seq: entry.seq }, 'link queue acknowledgement not stored'));
-          this.pumpMessages();
-        });
-      }
+    const window = this.ctx.window ?? DEFAULT_WINDOW;
+    while (this.inflight < window && this.carriersInFlight < MAX_CARRIERS_IN_FLIGHT) {
+      const entries = this.queue.peek(this.sentUpTo, Math.min(BATCH_MAX_MESSAGES, window - this.inflight), BATCH_MAX_BYTES);
+      if (entries.length === 0) return;
+      this.sendCarrier(client, entries);
     }
+  }
+
+  /**
+   * One carrier PUBLISH at QoS 1. That suffices: the remote acknowledges only after publishing and recording the
+   * sequences, and it recognises a resend by them; QoS 2 would add a round trip and two store writes per carrier.
+   */
+  private sendCarrier(client: MqttClient, entries: QueueEntry[]): void {
+    const generation = this.generation;
+    const seqs = entries.map((e) => e.seq);
+    this.sentUpTo = seqs[seqs.length - 1];
+    this.inflight += entries.length;
+    this.carriersInFlight++;
+    const frame = encodeBatch({ originCluster: this.ctx.localCluster, epoch: this.ctx.store.epoch, entries }, this.config.compression);
+    this.counters.bytesOut += frame.length;
+    this.ctx.metrics.bytesOut.inc({ link: this.name }, frame.length);
+    client.publish(messageTopic(this.actor), frame, { qos: 1 }, (err) => {
+      if (generation !== this.generation) return;
+      this.inflight -= entries.length;
+      this.carriersInFlight--;
+      if (err) return; // the connection is going: the entries stay and are resent after the reconnect
+      this.counters.forwarded += entries.length;
+      this.ctx.metrics.forwarded.inc({ link: this.name }, entries.length);
+      this.queue.ackAll(seqs).catch((e: Error) => this.logger.error({ err: e.message, from: seqs[0], to: this.sentUpTo }, 'link queue acknowledgement not stored'));
+      this.pumpMessages();
+    });
+  }
+
+  // ── lost queue volume ────────────────────────────────────────────────────────────────────────────────────
+
+  private remoteAgentReset(reset: OriginReset): void {
+    this.counters.originResets++;
+    this.ctx.metrics.originResets.inc({ link: this.name });
+    this.addReport({ kind: 'remote-agent-reset', agent: reset.agent, at: reset.at.toISOString(), oldEpoch: reset.oldEpoch, newEpoch: reset.newEpoch, oldMark: reset.oldMark, knownIncarnation: null });
+    this.logger.warn({ agent: reset.agent, oldEpoch: reset.oldEpoch, newEpoch: reset.newEpoch, oldMark: reset.oldMark },
+      'remote link agent came back with a new store: its sequences start over; whatever it had queued beyond the old mark was lost with its old store');
+  }
+
+  private addReport(report: LostQueueReport): void {
+    this.lostQueueReports.push(report);
+    if (this.lostQueueReports.length > MAX_LOST_QUEUE_REPORTS) this.lostQueueReports.shift();
   }
 
   // ── route sync events ────────────────────────────────────────────────────────────────────────────────────
@@ -369,6 +470,11 @@ export class Link {
 
   /** The remote saw a newer incarnation of this agent (its store was reset): continue above it. */
   private async renewIncarnation(known: number): Promise<void> {
+    if (this.ctx.store.created && this.incarnation <= known) {
+      this.addReport({ kind: 'own-store-new', agent: this.actor, at: new Date().toISOString(), oldEpoch: null, newEpoch: this.ctx.store.epoch, oldMark: null, knownIncarnation: known });
+      this.logger.warn({ knownIncarnation: known, epoch: this.ctx.store.epoch },
+        'this link agent\'s store is new but the remote knew an earlier one: whatever the old store had queued for the remote was lost');
+    }
     this.incarnation = await bumpIncarnation(this.ctx.store, this.name, known);
     this.sender.stop();
     this.sender = this.createSender(this.incarnation);

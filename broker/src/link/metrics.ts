@@ -12,6 +12,7 @@ export class LinkMetrics {
   readonly bytesOut: Counter<'link'>;
   readonly bytesIn: Counter<'link'>;
   readonly queueRejected: Counter<'link'>;
+  readonly originResets: Counter<'link'>;
 
   constructor(metrics: BrokerMetrics, statuses: () => LinkStatus[]) {
     const registers = [metrics.registry];
@@ -22,6 +23,7 @@ export class LinkMetrics {
     this.bytesOut = counter('meridian_link_bytes_sent_total', 'Envelope bytes of forwarded messages sent to the remote cluster');
     this.bytesIn = counter('meridian_link_bytes_received_total', 'Envelope bytes of messages received from the remote cluster');
     this.queueRejected = counter('meridian_link_queue_rejected_total', 'Messages refused because the link queue was full (QoS ≥ 1: not acknowledged; QoS 0: dropped)');
+    this.originResets = counter('meridian_link_origin_resets_total', 'Remote link agents that came back with a new store (their undelivered queue lost; de-duplication restarted for them)');
     const gauge = (name: string, help: string, value: (s: LinkStatus) => number): void => {
       new Gauge({
         name, help, labelNames: ['link'] as const, registers,

@@ -1,5 +1,5 @@
 import { deserialize, serialize } from 'node:v8';
-import type { StoreArea } from '../store/index.js';
+import type { AreaOp, StoreArea } from '../store/index.js';
 
 /** A message on its way to a remote cluster, with what the remote needs to publish it as the original. */
 export interface LinkMessage {
@@ -133,12 +133,21 @@ export class LinkQueue {
     return entry.seq;
   }
 
-  /** Up to `limit` committed entries with a sequence above `afterSeq`, oldest first; stops at an uncommitted one. */
-  peek(afterSeq: number, limit: number): QueueEntry[] {
+  /**
+   * Up to `limit` committed entries with a sequence above `afterSeq`, oldest first, and at most `maxBytes` of them
+   * (at least one); stops at an uncommitted one. Costs the entries returned, not the depth of the queue.
+   */
+  peek(afterSeq: number, limit: number, maxBytes = Infinity): QueueEntry[] {
     const out: QueueEntry[] = [];
-    for (const entry of this.entries.values()) {
-      if (entry.seq <= afterSeq) continue;
-      if (this.uncommitted.has(entry.seq) || out.length >= limit) break;
+    let bytes = 0;
+    const oldest = this.entries.keys().next();
+    if (oldest.done) return out;
+    for (let seq = Math.max(afterSeq + 1, oldest.value); seq < this.nextSeq && out.length < limit; seq++) {
+      const entry = this.entries.get(seq);
+      if (!entry) continue;
+      if (this.uncommitted.has(seq)) break;
+      if (out.length > 0 && bytes + entry.bytes > maxBytes) break;
+      bytes += entry.bytes;
       out.push(entry);
     }
     return out;
@@ -146,15 +155,26 @@ export class LinkQueue {
 
   /** The remote acknowledged `seq`: remove it (the removal and the new acknowledged mark commit together). */
   async ack(seq: number): Promise<void> {
-    const entry = this.entries.get(seq);
-    if (!entry) return;
-    this.entries.delete(seq);
-    this.totalBytes -= entry.bytes;
-    this.ackedUpTo = Math.max(this.ackedUpTo, seq);
+    return this.ackAll([seq]);
+  }
+
+  /** The remote acknowledged a batch: remove its entries and persist the new mark in one write. */
+  async ackAll(seqs: number[]): Promise<void> {
+    const ops: AreaOp[] = [];
+    for (const seq of seqs) {
+      const entry = this.entries.get(seq);
+      if (!entry) continue;
+      this.entries.delete(seq);
+      this.totalBytes -= entry.bytes;
+      this.ackedUpTo = Math.max(this.ackedUpTo, seq);
+      ops.push({ type: 'del', key: entryKey(seq) });
+    }
+    if (ops.length === 0) return;
     const mark = Buffer.alloc(8);
     mark.writeBigUInt64BE(BigInt(this.ackedUpTo));
+    ops.push({ type: 'put', key: ACKED_KEY, value: mark });
     this.wakeWaiters();
-    await this.area.batch([{ type: 'del', key: entryKey(seq) }, { type: 'put', key: ACKED_KEY, value: mark }]);
+    await this.area.batch(ops);
   }
 
   /** Removes every entry (the link was deleted); publishers waiting for room are failed. */

@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { createArea, type StoreArea } from './area.js';
 import { encode, decode } from './codec.js';
 import { GroupCommitter } from './committer.js';
 import { openLmdb, type KvEngine } from './engine.js';
-import { INCARNATION_KEY } from './keys.js';
+import { EPOCH_KEY, INCARNATION_KEY } from './keys.js';
 import { loadState } from './load.js';
 import { acquireLock, type StoreLock } from './lock.js';
 import { DurablePersistence } from './persistence.js';
@@ -38,6 +39,13 @@ export interface NodeStore {
   readonly persistence: DurablePersistence;
   /** Persisted counter, incremented by 1 on every open. */
   readonly incarnation: number;
+  /**
+   * Random id (16 hex digits) made when this store was created: a store whose data directory was deleted comes
+   * back with another one, which tells a remote that sequence numbers this store hands out start over.
+   */
+  readonly epoch: string;
+  /** The store was created by this open (empty data directory). */
+  readonly created: boolean;
   /** Named durable key-value areas for later modules (route-sync state, link queues, dedup windows). */
   area(name: string): StoreArea;
   /** Commits pending writes and closes the engine; idempotent. */
@@ -53,12 +61,13 @@ export async function openStore(opts: StoreOptions): Promise<NodeStore> {
   try {
     engine = openLmdb(opts.dir, opts.maxSizeMb);
     const incarnation = await bumpIncarnation(engine);
+    const epoch = await readOrMakeEpoch(engine);
     const state = await loadState(engine);
     opts.logger.info(
-      { dir: opts.dir, incarnation, durability: opts.durability, sessions: state.subscriptions.size, queuedFor: state.outgoing.size, retained: state.retained.size, wills: state.wills.size },
+      { dir: opts.dir, incarnation, epoch, durability: opts.durability, sessions: state.subscriptions.size, queuedFor: state.outgoing.size, retained: state.retained.size, wills: state.wills.size },
       'store opened',
     );
-    return assemble(opts, engine, lock, incarnation, state);
+    return assemble(opts, engine, lock, { incarnation, epoch, created: incarnation === 1 }, state);
   } catch (err) {
     await engine?.close().catch(() => undefined);
     lock.release();
@@ -75,11 +84,27 @@ async function bumpIncarnation(engine: KvEngine): Promise<number> {
   return incarnation;
 }
 
+/** Made once per store and fsynced like the incarnation; a store from before epochs gets one at its next open. */
+async function readOrMakeEpoch(engine: KvEngine): Promise<string> {
+  const stored = await engine.get(EPOCH_KEY);
+  if (stored) return stored.toString('hex');
+  const epoch = randomBytes(8);
+  await engine.commit([{ type: 'put', key: EPOCH_KEY, value: epoch }]);
+  await engine.flushed();
+  return epoch.toString('hex');
+}
+
+interface StoreIdentity {
+  incarnation: number;
+  epoch: string;
+  created: boolean;
+}
+
 function assemble(
   opts: StoreOptions,
   engine: KvEngine,
   lock: StoreLock,
-  incarnation: number,
+  identity: StoreIdentity,
   state: Awaited<ReturnType<typeof loadState>>,
 ): NodeStore {
   const committer = new GroupCommitter(engine, { sync: opts.durability === 'durable', commitDelayMs: opts.commitDelayMs }, opts.logger, opts.onWriteLatency);
@@ -106,7 +131,7 @@ function assemble(
 
   return {
     persistence,
-    incarnation,
+    ...identity,
     area(name) {
       let area = areas.get(name);
       if (!area) {

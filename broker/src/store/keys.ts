@@ -18,6 +18,8 @@ export const PREFIX = {
 } as const;
 
 export const INCARNATION_KEY = `${PREFIX.meta}incarnation`;
+/** Random id of this store, made when the store is created (or first opened by a version that has it). */
+export const EPOCH_KEY = `${PREFIX.meta}epoch`;
 
 /** A part longer than this is replaced by U+0001 + its SHA-256, keeping any key within the engine's limit. */
 const MAX_PART_BYTES = 800;

@@ -103,4 +103,23 @@ describe('LinkQueue', () => {
     const q = await openQueue(new MemoryArea(), 4096, 'reject');
     expect(await q.append(msg(0, 10_000))).toBe(1);
   });
+
+  test('a batch: peek bounded by bytes (at least one entry), ackAll removes it in one write with the new mark, an out-of-order ack leaves the older entry to resend', async () => {
+    const area = new MemoryArea();
+    const q = await openQueue(area);
+    for (let i = 0; i < 6; i++) await q.append(msg(i, 100));
+    const entryBytes = q.bytes / 6;
+    expect(q.peek(0, 10, entryBytes * 2.5).map((e) => e.seq)).toEqual([1, 2]);
+    expect(q.peek(0, 10, 1).map((e) => e.seq)).toEqual([1]);
+    const writes = area.writes;
+    await q.ackAll([1, 2, 3]);
+    expect(area.writes).toBe(writes + 1);
+    expect(q.lastAcked).toBe(3);
+    expect(q.peek(0, 10).map((e) => e.seq)).toEqual([4, 5, 6]);
+    await q.ackAll([6]);
+    expect(q.peek(0, 10).map((e) => e.seq)).toEqual([4, 5]);
+    const reopened = await openQueue(area);
+    expect(reopened.peek(0, 10).map((e) => e.seq)).toEqual([4, 5]);
+    expect(await reopened.append(msg(9))).toBe(7);
+  });
 });
