@@ -31,8 +31,10 @@ Flags:
   --workers <n>                              clusters reconciled in parallel (default 2)
   --resync-period <d>                        reconcile every cluster at least this often (default 10m)
   --cluster-domain <domain>                  DNS suffix of Services (default cluster.local)
-  --broker-admin-port <n>                    port of the brokers' admin API, /api/v1/links (default ${PORTS.admin})
-  --link-status-interval <d>                 refresh link status from the brokers this often (default 30s)
+  --link-agent-admin-port <n>                admin port of the link agents in the core pods, /api/v1/links (default ${PORTS.linkAgentAdmin})
+  --link-status-interval <d>                 refresh link status from the link agents this often (default 30s)
+  --link-removal-timeout <d>                 a deleted ClusterLink waits this long for every agent to drop the link,
+                                             then its finalizer goes anyway with a Warning Event (default 60s)
   -h, --help                                 this help
 
 Durations: a number of seconds (15, 0.5) or a number with ms, s or m (500ms, 15s, 10m).
@@ -54,8 +56,9 @@ const STRING_FLAGS = [
   'workers',
   'resync-period',
   'cluster-domain',
-  'broker-admin-port',
+  'link-agent-admin-port',
   'link-status-interval',
+  'link-removal-timeout',
 ] as const;
 
 type FlagName = (typeof STRING_FLAGS)[number];
@@ -104,8 +107,9 @@ export function operatorConfigFromFlags(flags: ParsedFlags, env: NodeJS.ProcessE
     workers: integer('workers', get('workers') ?? '2', 1, 64),
     resyncPeriodMs: duration('resync-period', '10m'),
     clusterDomain: get('cluster-domain') ?? 'cluster.local',
-    brokerAdminPort: integer('broker-admin-port', get('broker-admin-port') ?? String(PORTS.admin), 1, 65535),
+    linkAgentAdminPort: integer('link-agent-admin-port', get('link-agent-admin-port') ?? String(PORTS.linkAgentAdmin), 1, 65535),
     linkStatusIntervalMs: duration('link-status-interval', '30s'),
+    linkRemovalTimeoutMs: duration('link-removal-timeout', '60s'),
   };
   if (bool('leader-election', get('leader-election') ?? 'true')) {
     const host = env.POD_NAME || os.hostname();

@@ -89,13 +89,14 @@ const statusSchema = object('Observed state, written by the operator from the li
   conditions: conditionsSchema(CLUSTER_LINK_CONDITIONS),
   clusterRef: string('clusterRef as first accepted.'),
   remoteClusterName: string('remote.clusterName as first accepted.'),
-  state: string('Agent-reported state: connecting, connected, disconnected or misconfigured.'),
+  state: string('Agent-reported state: connecting, connected, disconnected, misconfigured or disabled.'),
+  activeAgent: string('Pod whose link agent serves the link (the agent whose report counts).'),
   routesSent: integer('Routes sent to the remote.', { format: 'int64' }),
   routesReceived: integer('Routes received from the remote.', { format: 'int64' }),
-  queueDepth: integer('Messages waiting in the outbound queue.', { format: 'int64' }),
-  queueBytes: integer('Bytes waiting in the outbound queue.', { format: 'int64' }),
+  queueDepth: integer('Messages waiting in the outbound queues (summed over the agents).', { format: 'int64' }),
+  queueBytes: integer('Bytes waiting in the outbound queues (summed over the agents).', { format: 'int64' }),
   lagSeconds: integer('Age of the oldest queued message, in seconds.', { format: 'int64' }),
-  lastConnectedTime: string('Last time the link connected.', { format: 'date-time' }),
+  lastConnectedTime: string('When the operator saw the link become connected (the agents report no connect time; accurate to the status interval).', { format: 'date-time' }),
   lastError: string('Last error the agents reported.', { maxLength: 4096 }),
 });
 

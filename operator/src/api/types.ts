@@ -295,7 +295,10 @@ export interface ClusterLinkStatus {
   /** clusterRef and remote.clusterName as first accepted (immutability on old servers). */
   clusterRef?: string;
   remoteClusterName?: string;
+  /** The agent-reported state: connecting, connected, disconnected, misconfigured or disabled. */
   state?: string;
+  /** Pod whose link agent serves the link (the one whose report counts). */
+  activeAgent?: string;
   routesSent?: number;
   routesReceived?: number;
   queueDepth?: number;
@@ -333,4 +336,6 @@ export const CLUSTER_LINK_REASONS = [
   'InvalidSpec',
   'ClusterNotFound',
   'Disabled',
+  'Misconfigured',
+  'NoActiveAgent',
 ] as const;

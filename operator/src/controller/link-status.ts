@@ -1,12 +1,14 @@
 /**
  * A ClusterLink's status (pure). Configured and SecretsResolved are known from the operator's own work (the
- * render and the Secrets it read); Connected and Ready come from what the brokers report on `/api/v1/links`,
- * and are Unknown (reason LinkStatusUnavailable) while no broker answers.
+ * render and the Secrets it read); Connected and Ready come from what the link agents report on `/api/v1/links`
+ * (merged over the agents of the cluster's core pods), and are Unknown (reason LinkStatusUnavailable) while no
+ * agent answers. The agents report no connect time: lastConnectedTime is when the operator saw the link become
+ * connected (accurate to the status interval).
  */
 import type { ClusterLink, ClusterLinkStatus } from '../api/types.js';
 import { summarizeIssues, type ValidationIssue } from '../api/validate.js';
 import type { SecretData, SkippedLink } from '../render/index.js';
-import type { LinkRuntimeStatus } from './broker-links.js';
+import type { MergedLinkStatus } from './link-agents.js';
 import { condition, mergeConditions, type ConditionInput } from './conditions.js';
 
 /** Where the link's cluster stands, as far as this link is concerned. */
@@ -23,10 +25,10 @@ export interface LinkObservation {
   placement: LinkPlacement;
   /** Problems with the Secrets the link names (empty: all found). */
   secretProblems: readonly string[];
-  /** What the brokers report for this link; undefined when no broker answered. */
-  runtime: LinkRuntimeStatus | undefined;
-  /** Whether any broker answered at all (a link missing from an answer has not been loaded yet). */
-  brokersAnswered: boolean;
+  /** What the link agents report for this link; undefined when none lists it (or none answered). */
+  runtime: MergedLinkStatus | undefined;
+  /** Whether any link agent answered at all (a link missing from an answer has not been loaded yet). */
+  agentsAnswered: boolean;
   now: string;
 }
 
@@ -59,14 +61,40 @@ function configured(placement: LinkPlacement): ConditionInput {
   }
 }
 
+/** Credentials refused (CONNACK 4/5 as mqtt.js words them), or a link user that may not use the $LINK topics. */
+const AUTH_FAILURE = /bad user ?name or password|not authori[sz]ed|must be a superuser/i;
+
+/** Why a running link is not connected, from what its agent last saw. */
+export function disconnectReason(lastError: string | null): string {
+  return lastError && AUTH_FAILURE.test(lastError) ? 'AuthFailed' : 'RemoteUnreachable';
+}
+
+function fromAgents(runtime: MergedLinkStatus, remote: string): ConditionInput {
+  const where = `agent of pod ${runtime.agentPod}`;
+  if (runtime.activeAgents === 0) {
+    return condition('Connected', 'False', 'NoActiveAgent', `${runtime.standbyAgents} link agent(s) report the link as standby and none as active`);
+  }
+  switch (runtime.state) {
+    case 'connected':
+      return condition('Connected', 'True', 'Connected', `connected to ${remote} (${where})`);
+    case 'misconfigured':
+      return condition('Connected', 'False', 'Misconfigured', `${where}: ${runtime.lastError ?? 'the agent rejected the link\'s configuration'}`);
+    case 'disabled':
+      return condition('Connected', 'False', 'Disabled', `${where}: the link is disabled in the links file`);
+    case 'connecting':
+      if (!runtime.lastError) return condition('Connected', 'False', 'Connecting', `${where}: connecting to ${remote} (or completing the route-sync handshake)`);
+      return condition('Connected', 'False', disconnectReason(runtime.lastError), `${where}: ${runtime.lastError}`);
+    case 'disconnected':
+      return condition('Connected', 'False', disconnectReason(runtime.lastError), `${where}: ${runtime.lastError ?? `disconnected from ${remote}`}`);
+  }
+}
+
 function connected(obs: LinkObservation, configuredCondition: ConditionInput): ConditionInput {
   if (configuredCondition.status !== 'True') return condition('Connected', 'False', 'NotConfigured', 'the link is not in the link agents\' configuration');
   if (obs.link.spec.enabled === false) return condition('Connected', 'False', 'Disabled', 'spec.enabled is false');
-  if (!obs.brokersAnswered) return condition('Connected', 'Unknown', 'LinkStatusUnavailable', 'no broker answered on /api/v1/links (no ready core node reachable, or the API is not served yet)');
-  const runtime = obs.runtime;
-  if (!runtime) return condition('Connected', 'Unknown', 'LinkStatusUnavailable', 'the brokers do not report this link yet (configuration not reloaded?)');
-  if (runtime.state === 'Connected') return condition('Connected', 'True', 'Connected', `connected to ${obs.link.spec.remote.clusterName}`);
-  return condition('Connected', 'False', runtime.reason ?? 'RemoteUnreachable', runtime.message ?? `link is ${runtime.state}`);
+  if (!obs.agentsAnswered) return condition('Connected', 'Unknown', 'LinkStatusUnavailable', 'no link agent answered on /api/v1/links (no running core pod, or its agent is unreachable)');
+  if (!obs.runtime) return condition('Connected', 'Unknown', 'LinkStatusUnavailable', 'the link agents do not list this link yet (links file not reloaded yet?)');
+  return fromAgents(obs.runtime, obs.link.spec.remote.clusterName);
 }
 
 function ready(configuredCondition: ConditionInput, connectedCondition: ConditionInput): ConditionInput {
@@ -97,15 +125,22 @@ export function clusterLinkStatus(obs: LinkObservation): ClusterLinkStatus {
     ...(accepted.remoteClusterName === undefined ? {} : { remoteClusterName: accepted.remoteClusterName }),
   };
   const runtime = obs.runtime;
-  if (runtime && configuredCondition.status === 'True') {
-    status.state = runtime.state;
-    for (const key of ['routesSent', 'routesReceived', 'queueDepth', 'queueBytes', 'lagSeconds'] as const) {
-      if (runtime[key] !== undefined) status[key] = runtime[key];
-    }
-    if (runtime.lastConnectedTime) status.lastConnectedTime = runtime.lastConnectedTime;
-    if (runtime.message && runtime.state !== 'Connected') status.lastError = runtime.message;
-  } else if (previous.lastConnectedTime) {
-    status.lastConnectedTime = previous.lastConnectedTime;
-  }
+  if (runtime && configuredCondition.status === 'True') Object.assign(status, runtimeFields(runtime, previous, obs.now));
+  else if (previous.lastConnectedTime) status.lastConnectedTime = previous.lastConnectedTime;
   return status;
+}
+
+/** The figures of the agents' report; lastConnectedTime moves when the operator sees the link become connected. */
+function runtimeFields(runtime: MergedLinkStatus, previous: ClusterLinkStatus, now: string): Partial<ClusterLinkStatus> {
+  const fields: Partial<ClusterLinkStatus> = { state: runtime.state, activeAgent: runtime.agentPod };
+  if (runtime.routesSent !== undefined) fields.routesSent = runtime.routesSent;
+  if (runtime.routesReceived !== undefined) fields.routesReceived = runtime.routesReceived;
+  if (runtime.queueDepth !== undefined) fields.queueDepth = runtime.queueDepth;
+  if (runtime.queueBytes !== undefined) fields.queueBytes = runtime.queueBytes;
+  if (runtime.oldestAgeMs !== undefined) fields.lagSeconds = Math.floor(runtime.oldestAgeMs / 1000);
+  const becameConnected = runtime.state === 'connected' && (previous.state !== 'connected' || !previous.lastConnectedTime);
+  const lastConnectedTime = becameConnected ? now : previous.lastConnectedTime;
+  if (lastConnectedTime) fields.lastConnectedTime = lastConnectedTime;
+  if (runtime.lastError && runtime.state !== 'connected') fields.lastError = runtime.lastError.slice(0, 4096);
+  return fields;
 }

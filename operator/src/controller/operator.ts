@@ -12,7 +12,7 @@ import { EventRecorder } from '../kube/events.js';
 import type { BackoffOptions } from '../kube/informer.js';
 import { LeaderElector, type LeaderElectionConfig } from '../kube/lease.js';
 import { FIELD_MANAGER } from '../render/index.js';
-import { HttpBrokerLinks } from './broker-links.js';
+import { HttpLinkAgents } from './link-agents.js';
 import { Controller } from './controller.js';
 
 export interface OperatorConfig {
@@ -23,8 +23,9 @@ export interface OperatorConfig {
   workers: number;
   resyncPeriodMs: number;
   clusterDomain: string;
-  brokerAdminPort: number;
+  linkAgentAdminPort: number;
   linkStatusIntervalMs: number;
+  linkRemovalTimeoutMs: number;
   informerBackoff?: BackoffOptions;
 }
 
@@ -59,7 +60,7 @@ function startHealthServer(config: OperatorConfig['health'], ready: () => boolea
 export async function startOperator(client: KubeClient, config: OperatorConfig, logger: Logger): Promise<RunningOperator> {
   const pdb = await pdbApiVersion(client, logger);
   const events = new EventRecorder(client, FIELD_MANAGER, logger.child({ component: 'events' }));
-  const brokers = new HttpBrokerLinks(2000, (endpoint, err) => logger.debug({ pod: endpoint.pod, err: err.message }, 'broker link API unreachable'));
+  const agents = new HttpLinkAgents(2000, (endpoint, err) => logger.debug({ pod: endpoint.pod, err }, 'no report from a link agent'));
   const newController = (): Controller =>
     new Controller({
       client,
@@ -70,8 +71,14 @@ export async function startOperator(client: KubeClient, config: OperatorConfig, 
       informerBackoff: config.informerBackoff,
       reconciler: {
         events,
-        brokers,
-        options: { clusterDomain: config.clusterDomain, pdbApiVersion: pdb, brokerAdminPort: config.brokerAdminPort, linkStatusIntervalMs: config.linkStatusIntervalMs },
+        agents,
+        options: {
+          clusterDomain: config.clusterDomain,
+          pdbApiVersion: pdb,
+          linkAgentAdminPort: config.linkAgentAdminPort,
+          linkStatusIntervalMs: config.linkStatusIntervalMs,
+          linkRemovalTimeoutMs: config.linkRemovalTimeoutMs,
+        },
       },
     });
   let controller: Controller | undefined;

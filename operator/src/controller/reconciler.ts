@@ -2,7 +2,8 @@
  * One reconcile of one RegionalCluster and the ClusterLinks that refer to it: observe (informer caches), render
  * (pure), server-side apply, observe the workloads and the brokers, write status, record Events. Links are
  * handled with their cluster so that one worker owns a cluster's links ConfigMap at a time; their finalizer is
- * removed only after the links ConfigMap no longer carries them and the brokers were asked to drop them.
+ * removed only after the links ConfigMap no longer carries them and no link agent lists them any more (or, when
+ * agents do not answer or keep listing it, after a bounded wait, with a Warning Event).
  */
 import { randomBytes } from 'node:crypto';
 import type { V1ConfigMap, V1Deployment, V1Pod, V1PodDisruptionBudget, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
@@ -18,13 +19,15 @@ import { CONFIG_HASH_ANNOTATION, FIELD_MANAGER, objectNames, PORTS, renderRegion
 import { CLUSTER_SECRET_KEY } from '../render/names.js';
 import { tlsSecretNames } from '../render/pod.js';
 import { canonicalJson, sha256Hex } from '../render/serialize.js';
-import type { BrokerEndpoint, BrokerLinks, LinkRuntimeStatus } from './broker-links.js';
+import { mergeAgentPolls, podsListing, type AgentEndpoint, type AgentPoll, type LinkAgents, type MergedAgents } from './link-agents.js';
 import { clusterStatus, type ReconcileOutcome } from './cluster-status.js';
 import { findCondition } from './conditions.js';
 import { credentialsWithout, linkNamesIn, linksConfigMapWithout } from './link-removal.js';
 import { clusterLinkStatus, linkSecretProblems, type LinkPlacement } from './link-status.js';
 
 export const LINK_FINALIZER = 'meridian.dev/link-cleanup';
+const REMOVAL_RETRY_MIN_MS = 500;
+const REMOVAL_RETRY_MAX_MS = 5000;
 
 export interface Cache<T> {
   get(name: string, namespace?: string): T | undefined;
@@ -46,17 +49,19 @@ export interface Caches {
 export interface ReconcilerOptions {
   clusterDomain: string;
   pdbApiVersion: 'policy/v1' | 'policy/v1beta1';
-  /** Port of the brokers' admin API (/api/v1/links). */
-  brokerAdminPort: number;
-  /** How often link status is refreshed from the brokers while some answer. */
+  /** Admin port of the link agents (/api/v1/links) in the core pods. */
+  linkAgentAdminPort: number;
+  /** How often link status is refreshed from the link agents while some run. */
   linkStatusIntervalMs: number;
+  /** How long after its deletion a ClusterLink waits for every agent to drop the link before its finalizer goes anyway. */
+  linkRemovalTimeoutMs: number;
 }
 
 export interface ReconcilerDeps {
   client: KubeClient;
   caches: Caches;
   events: EventRecorder;
-  brokers: BrokerLinks;
+  agents: LinkAgents;
   logger: Logger;
   options: ReconcilerOptions;
 }
@@ -98,6 +103,8 @@ const conditionChanged = (before: Condition | undefined, after: Condition | unde
 export class ClusterReconciler {
   /** Per object: hash of the desired object this process last applied, and the object the apply left. */
   private readonly applied = new Map<string, { desired: string; resourceVersion?: string; generation?: number }>();
+  /** Per ClusterLink being deleted (uid): how often its agents were found still listing it (for the back-off). */
+  private readonly removalAttempts = new Map<string, number>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -113,12 +120,13 @@ export class ClusterReconciler {
     const secrets = this.referencedSecrets(cluster, links);
     const { outcome, applied, failure } = await this.validateAndApply(raw, cluster, links, secrets);
     const pods = this.podsOf(cluster);
-    const endpoints = brokerEndpoints(pods, this.deps.options.brokerAdminPort);
-    const runtime = links.length && endpoints.length ? await this.deps.brokers.linkStatuses(endpoints) : undefined;
-    await this.reconcileLinks(cluster, links, secrets, applied?.render, outcome, endpoints, runtime);
+    const endpoints = cluster.spec.linkAgent?.enabled === false ? [] : agentEndpoints(pods, this.deps.options.linkAgentAdminPort);
+    const polls = links.length && endpoints.length ? await this.deps.agents.poll(endpoints) : [];
+    const removalRetryMs = await this.reconcileLinks(cluster, links, secrets, applied?.render, outcome, polls);
     await this.writeClusterStatus(raw, cluster, outcome, pods, applied);
     if (failure) throw failure;
-    return links.length && endpoints.length ? { requeueAfterMs: this.deps.options.linkStatusIntervalMs } : {};
+    const delays = [...(links.length && endpoints.length ? [this.deps.options.linkStatusIntervalMs] : []), ...(removalRetryMs === undefined ? [] : [removalRetryMs])];
+    return delays.length ? { requeueAfterMs: Math.min(...delays) } : {};
   }
 
   // ---- the cluster ----
@@ -342,20 +350,23 @@ export class ClusterReconciler {
     secrets: SecretData,
     render: RenderResult | undefined,
     outcome: ReconcileOutcome,
-    endpoints: readonly BrokerEndpoint[],
-    runtime: Map<string, LinkRuntimeStatus> | undefined,
-  ): Promise<void> {
+    polls: readonly AgentPoll[],
+  ): Promise<number | undefined> {
+    const agents = mergeAgentPolls(polls);
+    let retryMs: number | undefined;
     for (const raw of links) {
       if (raw.metadata.deletionTimestamp) {
-        await this.finalizeLink(cluster, raw, links, render !== undefined, endpoints);
+        const wait = await this.finalizeLink(cluster, raw, links, render !== undefined, polls);
+        if (wait !== undefined) retryMs = Math.min(retryMs ?? wait, wait);
         continue;
       }
       await this.ensureFinalizer(raw);
       const link = withClusterLinkDefaults(raw);
       const issues = validateClusterLink(link, cluster, { clusterRef: raw.status?.clusterRef, remoteClusterName: raw.status?.remoteClusterName });
       const placement = issues.length ? ({ kind: 'invalid', issues } as const) : this.placement(cluster, link, render, outcome);
-      await this.writeLinkStatus(raw, link, placement, linkSecretProblems(link, secrets), runtime);
+      await this.writeLinkStatus(raw, link, placement, linkSecretProblems(link, secrets), agents);
     }
+    return retryMs;
   }
 
   /**
@@ -379,14 +390,14 @@ export class ClusterReconciler {
     link: ClusterLink,
     placement: LinkPlacement,
     secretProblems: readonly string[],
-    runtime: Map<string, LinkRuntimeStatus> | undefined,
+    agents: MergedAgents | undefined,
   ): Promise<void> {
     const status = clusterLinkStatus({
       link: raw.status ? { ...link, status: raw.status } : link,
       placement,
       secretProblems,
-      runtime: runtime?.get(link.spec.remote.clusterName),
-      brokersAnswered: runtime !== undefined,
+      runtime: agents?.links.get(link.spec.remote.clusterName),
+      agentsAnswered: (agents?.answered ?? 0) > 0,
       now: nowIso(),
     });
     const before = findCondition(raw.status?.conditions, 'Configured');
@@ -416,24 +427,44 @@ export class ClusterReconciler {
 
   /**
    * A ClusterLink being deleted: it is no longer in the links ConfigMap (the render leaves deleted links out; when
-   * the cluster could not be rendered it is cut out of the live ConfigMap), the brokers are asked to drop it, and
-   * then the finalizer goes.
+   * the cluster could not be rendered it is cut out of the live ConfigMap); the agents drop it when the kubelet has
+   * updated their mounted file. The finalizer goes once no agent lists the link; until then the cluster is requeued
+   * with back-off (the returned delay), and after linkRemovalTimeoutMs the finalizer goes anyway with a Warning
+   * Event naming the agents that still list it or did not answer (a dead pod must not block the deletion).
    */
-  private async finalizeLink(cluster: RegionalCluster, link: ClusterLink, links: readonly ClusterLink[], rendered: boolean, endpoints: readonly BrokerEndpoint[]): Promise<void> {
+  private async finalizeLink(cluster: RegionalCluster, link: ClusterLink, links: readonly ClusterLink[], rendered: boolean, polls: readonly AgentPoll[]): Promise<number | undefined> {
     const finalizers = link.metadata.finalizers ?? [];
-    if (!finalizers.includes(LINK_FINALIZER)) return;
+    if (!finalizers.includes(LINK_FINALIZER)) return undefined;
     const remote = link.spec.remote.clusterName;
     const configMap = objectNames(cluster).linksConfigMap;
     const sharedRemote = links.some((l) => l !== link && !l.metadata.deletionTimestamp && l.spec.remote.clusterName === remote);
-    if (!rendered && !sharedRemote) await this.cutLinkFromLiveObjects(cluster, remote);
-    const acknowledged = endpoints.length ? await this.deps.brokers.removeLink(endpoints, remote) : 0;
-    await this.patchFinalizers(link, finalizers.filter((f) => f !== LINK_FINALIZER));
-    await this.deps.events.record(
-      link,
-      'Normal',
-      'LinkRemoved',
-      `removed the link to ${remote} from ConfigMap ${configMap}; ${acknowledged}/${endpoints.length} brokers acknowledged at once, the others drop it on reload`,
-    );
+    if (sharedRemote) return this.removeFinalizer(link, 'Normal', 'LinkRemoved', `another ClusterLink of ${cluster.metadata.name} links to ${remote}: the agents keep that link`);
+    if (!rendered) await this.cutLinkFromLiveObjects(cluster, remote);
+    const listing = podsListing(polls, remote);
+    const silent = polls.flatMap((p) => ('error' in p ? [p.error] : []));
+    if (!listing.length && !silent.length) {
+      const asked = polls.length ? `none of the ${polls.length} link agent(s) lists it any more` : 'no link agent runs';
+      return this.removeFinalizer(link, 'Normal', 'LinkRemoved', `removed the link to ${remote} from ConfigMap ${configMap}; ${asked}`);
+    }
+    const uid = link.metadata.uid ?? link.metadata.name;
+    const waited = Date.now() - Date.parse(link.metadata.deletionTimestamp ?? '');
+    const pending = [...(listing.length ? [`still listed by the agents of ${listing.join(', ')}`] : []), ...silent];
+    if (!(waited < this.deps.options.linkRemovalTimeoutMs)) {
+      const seconds = Math.round(this.deps.options.linkRemovalTimeoutMs / 1000);
+      return this.removeFinalizer(link, 'Warning', 'LinkRemovalUnconfirmed', `removed the link to ${remote} from ConfigMap ${configMap}, but after ${seconds}s it is ${pending.join('; ')}: finalizer removed anyway`);
+    }
+    const attempt = this.removalAttempts.get(uid) ?? 0;
+    this.removalAttempts.set(uid, attempt + 1);
+    if (attempt === 0) await this.deps.events.record(link, 'Normal', 'AwaitingAgents', `removed the link to ${remote} from ConfigMap ${configMap}; waiting until the link agents drop it: ${pending.join('; ')}`);
+    const remaining = this.deps.options.linkRemovalTimeoutMs - waited;
+    return Math.max(100, Math.min(REMOVAL_RETRY_MAX_MS, REMOVAL_RETRY_MIN_MS * 2 ** attempt, remaining));
+  }
+
+  private async removeFinalizer(link: ClusterLink, type: 'Normal' | 'Warning', reason: string, message: string): Promise<undefined> {
+    await this.patchFinalizers(link, (link.metadata.finalizers ?? []).filter((f) => f !== LINK_FINALIZER));
+    this.removalAttempts.delete(link.metadata.uid ?? link.metadata.name);
+    await this.deps.events.record(link, type, reason, message);
+    return undefined;
   }
 
   private async cutLinkFromLiveObjects(cluster: RegionalCluster, remote: string): Promise<void> {
@@ -475,12 +506,16 @@ export class ClusterReconciler {
   }
 }
 
-/** The admin endpoints of the ready core nodes (where the link agents run). */
-export function brokerEndpoints(pods: readonly V1Pod[], port: number = PORTS.admin): BrokerEndpoint[] {
+/**
+ * The link agents to ask: the agent-admin port of every core pod that runs (Ready, or phase Running: the agent
+ * answers even while its broker is not ready) and has an IP, unless it is being deleted.
+ */
+export function agentEndpoints(pods: readonly V1Pod[], port: number = PORTS.linkAgentAdmin): AgentEndpoint[] {
   return pods.flatMap((pod) => {
     const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    const running = ready || pod.status?.phase === 'Running';
     const ip = pod.status?.podIP;
-    if (pod.metadata?.labels?.['app.kubernetes.io/component'] !== 'core' || !ready || !ip || pod.metadata.deletionTimestamp) return [];
+    if (pod.metadata?.labels?.['app.kubernetes.io/component'] !== 'core' || !running || !ip || pod.metadata.deletionTimestamp) return [];
     return [{ pod: pod.metadata.name ?? ip, host: ip, port }];
   });
 }

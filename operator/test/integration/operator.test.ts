@@ -5,8 +5,9 @@
  * not, invalid resources, Secrets appearing later, the brokers' link API, the ClusterLink finalizer, leader
  * hand-over after SIGKILL, and an API server restart (dropped watches, 410 Gone, relist).
  *
- * There is no controller-manager: StatefulSets never get pods and the status must say so. A fake broker admin
- * API (`/api/v1/links`) stands in for the link agents, reached through a Pod object whose status names 127.0.0.1.
+ * There is no controller-manager: StatefulSets never get pods and the status must say so. Here a fake link-agent
+ * admin API (`/api/v1/links`, in the agent's format) stands in for the agents, reached through a Pod object whose
+ * status names 127.0.0.1; link-agents.test.ts runs the same against real `meridian link-agent` processes.
  */
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -53,8 +54,9 @@ let api: ApiServer;
 let workDir: string;
 let operatorArgs: string[];
 const operators: OperatorProcess[] = [];
-let fakeBroker: http.Server;
-const fakeBrokerDeletes: string[] = [];
+let fakeAgent: http.Server;
+/** The links the fake agent lists (as a real agent would until its links file drops them). */
+const fakeAgentLinks = new Set(['us-west', 'emea']);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -149,22 +151,19 @@ async function installChartRbac(): Promise<string[]> {
   return args.slice(1).map((a) => a.replace('$(POD_NAMESPACE)', RELEASE_NS));
 }
 
-async function startFakeBroker(port: number): Promise<http.Server> {
+const agentLink = (name: string, state: string, lastError: string | null, routesSent: number, routesReceived: number) => ({
+  name, state, lastError, server: null, actor: `${name}-actor`, incarnation: 1, routeSync: 'live', routesSent, routesReceived, routesRestored: 0,
+  remoteAgents: 1, bootstraps: 1, lastBootstrapAt: null, queue: { depth: 0, bytes: 0, maxBytes: 1024, oldestAgeMs: 0, whenFull: 'block' },
+  forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0,
+});
+
+async function startFakeAgent(port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://broker');
+    const url = new URL(req.url ?? '/', 'http://agent');
     if (req.method === 'GET' && url.pathname === '/api/v1/links') {
+      const links = [agentLink('us-west', 'connected', null, 3, 5), agentLink('emea', 'connecting', 'emea.example.net:1883: Connection refused: Bad username or password', 0, 0)];
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({
-        links: [
-          { name: 'us-west', state: 'Connected', routesSent: 3, routesReceived: 5, queueDepth: 0, lagSeconds: 0, lastConnectedTime: '2024-05-01T10:00:00Z' },
-          { name: 'emea', state: 'Disconnected', reason: 'AuthFailed', message: 'remote refused the credentials (CONNACK 5)' },
-        ],
-      }));
-      return;
-    }
-    if (req.method === 'DELETE' && url.pathname === '/api/v1/links') {
-      fakeBrokerDeletes.push(url.searchParams.get('name') ?? '');
-      res.writeHead(204).end();
+      res.end(JSON.stringify({ cluster: 'us-east', node: 'us-east-core-0-link', file: '/etc/meridian/links/links.yaml', fileError: null, links: links.filter((l) => fakeAgentLinks.has(l.name)) }));
       return;
     }
     res.writeHead(404).end();
@@ -180,14 +179,14 @@ beforeAll(async () => {
   await kubectl(['create', 'namespace', NS]);
   await kubectl(['apply', '--validate=false', '-f', path.join(CHART, 'crds')]);
   const chartArgs = await installChartRbac();
-  fakeBroker = await startFakeBroker(await freePort());
-  const brokerPort = (fakeBroker.address() as AddressInfo).port;
-  operatorArgs = [...chartArgs, `--broker-admin-port=${brokerPort}`, '--link-status-interval=2s'];
+  fakeAgent = await startFakeAgent(await freePort());
+  const agentPort = (fakeAgent.address() as AddressInfo).port;
+  operatorArgs = [...chartArgs, `--link-agent-admin-port=${agentPort}`, '--link-status-interval=2s'];
 }, 600_000);
 
 afterAll(async () => {
   await Promise.all(operators.map((op) => op.stop()));
-  await new Promise<void>((resolve) => (fakeBroker ? fakeBroker.close(() => resolve()) : resolve()));
+  await new Promise<void>((resolve) => (fakeAgent ? fakeAgent.close(() => resolve()) : resolve()));
   await api?.stop();
   if (workDir && !process.env.MERIDIAN_KEEP_APISERVER_DIR) rmSync(workDir, { recursive: true, force: true });
 });
@@ -377,7 +376,7 @@ describe('the operator on kube-apiserver 1.20', () => {
     expect(leader.logs().filter((l) => l.level >= 50)).toEqual([]);
   });
 
-  it('reads link state from the brokers\' /api/v1/links and lists the nodes', async () => {
+  it('reads link state from the link agents\' /api/v1/links and lists the nodes', async () => {
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -395,23 +394,31 @@ describe('the operator on kube-apiserver 1.20', () => {
     expect(res.status).toBe(200);
 
     const connected = await conditionEventually('mcl', 'to-us-west', 'Ready', { status: 'True', reason: 'Connected' });
-    expect(connected.message).toBe('connected to us-west');
-    expect((await link('to-us-west'))?.status).toMatchObject({ state: 'Connected', routesSent: 3, routesReceived: 5, lastConnectedTime: '2024-05-01T10:00:00.000Z' });
+    expect(connected.message).toBe('connected to us-west (agent of pod us-east-core-0)');
+    const linkStatus = (await link('to-us-west'))?.status;
+    expect(linkStatus).toMatchObject({ state: 'connected', activeAgent: 'us-east-core-0', routesSent: 3, routesReceived: 5, queueDepth: 0, lagSeconds: 0 });
+    expect(Date.parse(linkStatus?.lastConnectedTime ?? '')).not.toBeNaN();
     const emea = await conditionEventually('mcl', 'to-emea', 'Connected', { status: 'False', reason: 'AuthFailed' });
-    expect(emea.message).toContain('CONNACK 5');
+    expect(emea.message).toContain('Bad username or password');
     expect((await cluster('us-east'))?.status?.nodes).toEqual([{ name: 'us-east-core-0', role: 'core', ready: true, configHash: 'abc' }]);
   });
 
-  it('runs the ClusterLink finalizer on delete: out of the links ConfigMap and the credentials, brokers told', async () => {
+  it('runs the ClusterLink finalizer on delete: out of the links ConfigMap and the credentials, gone once no agent lists it', async () => {
     expect(await linksYaml('us-east')).toContain('name: emea');
     await kubectl(['delete', 'clusterlink', 'to-emea', '-n', NS, '--wait=false']);
+    await eventually('emea out of the links ConfigMap', async () => !(await linksYaml('us-east')).includes('name: emea'));
+    await sleep(3000);
+    expect((await link('to-emea'))?.metadata.deletionTimestamp).toBeDefined();
+    fakeAgentLinks.delete('emea');
     await eventually('to-emea gone', async () => (await link('to-emea')) === undefined);
     expect(await linksYaml('us-east')).not.toContain('name: emea');
     const credentials = await core(`/api/v1/namespaces/${NS}/secrets/us-east-link-credentials`);
     expect(Object.keys(credentials?.data ?? {})).not.toContain('emea.password');
     expect(Object.keys(credentials?.data ?? {})).toContain('us-west.password');
-    expect(fakeBrokerDeletes).toContain('emea');
-    await eventually('LinkRemoved event', async () => (await eventReasons('to-emea')).includes('LinkRemoved'));
+    await eventually('AwaitingAgents and LinkRemoved events', async () => {
+      const reasons = await eventReasons('to-emea');
+      return reasons.includes('AwaitingAgents') && reasons.includes('LinkRemoved');
+    });
   });
 
   it('runs the finalizer while the RegionalCluster is invalid, by cutting the link out of the live ConfigMap', async () => {

@@ -28,7 +28,7 @@ describe('meridian operator flags', () => {
   it('runs without leader election when told, and defaults the rest', () => {
     const config = operatorConfigFromFlags({ 'leader-election': 'false' }, {});
     expect(config.leaderElection).toBeUndefined();
-    expect(config).toMatchObject({ namespaces: [], workers: 2, resyncPeriodMs: 600_000, clusterDomain: 'cluster.local', brokerAdminPort: 8081, linkStatusIntervalMs: 30_000 });
+    expect(config).toMatchObject({ namespaces: [], workers: 2, resyncPeriodMs: 600_000, clusterDomain: 'cluster.local', linkAgentAdminPort: 8082, linkStatusIntervalMs: 30_000, linkRemovalTimeoutMs: 60_000 });
   });
 
   it.each([

@@ -1,5 +1,6 @@
 import { withClusterLinkDefaults } from '../../../src/api/defaults.js';
 import type { ClusterLink } from '../../../src/api/types.js';
+import type { MergedLinkStatus } from '../../../src/controller/link-agents.js';
 import { clusterLinkStatus, linkSecretProblems, type LinkObservation } from '../../../src/controller/link-status.js';
 import { exampleLink, fullClusterLink } from '../../fixtures/resources.js';
 
@@ -10,7 +11,7 @@ const observe = (extra: Partial<LinkObservation>): LinkObservation => ({
   placement: { kind: 'included', configMap: 'us-east-links' },
   secretProblems: [],
   runtime: undefined,
-  brokersAnswered: false,
+  agentsAnswered: false,
   now: NOW,
   ...extra,
 });
@@ -22,20 +23,41 @@ describe('ClusterLink status', () => {
     expect(clusterLinkStatus(observe({}))).toMatchObject({ clusterRef: 'us-east', remoteClusterName: 'emea', observedGeneration: 1 });
   });
 
-  it('follows the brokers: connected, or failing with their reason', () => {
-    const connected = observe({ brokersAnswered: true, runtime: { name: 'emea', state: 'Connected', routesSent: 4, lastConnectedTime: NOW } });
+  it('follows the link agents: connected, or failing with a reason derived from their lastError', () => {
+    const agent = (state: MergedLinkStatus['state'], extra: Partial<MergedLinkStatus> = {}): MergedLinkStatus => ({
+      name: 'emea', state, lastError: null, agentPod: 'core-0', activeAgents: 1, standbyAgents: 0, ...extra,
+    });
+    const connected = observe({ agentsAnswered: true, runtime: agent('connected', { routesSent: 4, routesReceived: 2, queueDepth: 3, queueBytes: 30, oldestAgeMs: 2900 }) });
     expect(summary(connected)?.slice(0, 2)).toEqual(['Ready=True/Connected', 'Connected=True/Connected']);
-    expect(clusterLinkStatus(connected)).toMatchObject({ state: 'Connected', routesSent: 4, lastConnectedTime: NOW });
-    const refused = observe({ brokersAnswered: true, runtime: { name: 'emea', state: 'Disconnected', reason: 'AuthFailed', message: 'bad password' } });
+    expect(clusterLinkStatus(connected)).toMatchObject({ state: 'connected', activeAgent: 'core-0', routesSent: 4, routesReceived: 2, queueDepth: 3, queueBytes: 30, lagSeconds: 2, lastConnectedTime: NOW });
+    const refused = observe({ agentsAnswered: true, runtime: agent('connecting', { lastError: '10.0.0.9:1883: Connection refused: Bad username or password' }) });
     expect(summary(refused)?.slice(0, 2)).toEqual(['Ready=False/AuthFailed', 'Connected=False/AuthFailed']);
-    expect(clusterLinkStatus(refused).lastError).toBe('bad password');
-    const noReason = observe({ brokersAnswered: true, runtime: { name: 'emea', state: 'Connecting' } });
-    expect(summary(noReason)?.[1]).toBe('Connected=False/RemoteUnreachable');
-    expect(summary(observe({ brokersAnswered: true }))?.[1]).toBe('Connected=Unknown/LinkStatusUnavailable');
+    expect(clusterLinkStatus(refused).lastError).toBe('10.0.0.9:1883: Connection refused: Bad username or password');
+    const notAuthorized = observe({ agentsAnswered: true, runtime: agent('disconnected', { lastError: 'x: Connection refused: Not authorized' }) });
+    expect(summary(notAuthorized)?.[1]).toBe('Connected=False/AuthFailed');
+    const unreachable = observe({ agentsAnswered: true, runtime: agent('disconnected', { lastError: '10.0.0.9:1883: connect ECONNREFUSED 10.0.0.9:1883' }) });
+    expect(summary(unreachable)?.[1]).toBe('Connected=False/RemoteUnreachable');
+    expect(summary(observe({ agentsAnswered: true, runtime: agent('disconnected') }))?.[1]).toBe('Connected=False/RemoteUnreachable');
+    expect(summary(observe({ agentsAnswered: true, runtime: agent('connecting') }))?.[1]).toBe('Connected=False/Connecting');
+    expect(summary(observe({ agentsAnswered: true, runtime: agent('misconfigured', { lastError: 'servers: empty' }) }))?.[1]).toBe('Connected=False/Misconfigured');
+    expect(summary(observe({ agentsAnswered: true, runtime: agent('disabled') }))?.[1]).toBe('Connected=False/Disabled');
+    expect(summary(observe({ agentsAnswered: true, runtime: agent('connected', { activeAgents: 0, standbyAgents: 2 }) }))?.[1]).toBe('Connected=False/NoActiveAgent');
+    expect(summary(observe({ agentsAnswered: true }))?.[1]).toBe('Connected=Unknown/LinkStatusUnavailable');
+  });
+
+  it('keeps lastConnectedTime as the time the operator saw the link become connected', () => {
+    const agent = (state: MergedLinkStatus['state']): MergedLinkStatus => ({ name: 'emea', state, lastError: state === 'connected' ? null : 'e', agentPod: 'c0', activeAgents: 1, standbyAgents: 0 });
+    const at = (state: MergedLinkStatus['state'], previous: ClusterLink['status'], now: string) =>
+      clusterLinkStatus(observe({ link: { ...link(), status: previous }, agentsAnswered: true, runtime: agent(state), now })).lastConnectedTime;
+    const t1 = '2025-06-01T00:01:00.000Z';
+    expect(at('connected', { state: 'connected', lastConnectedTime: NOW }, t1)).toBe(NOW);
+    expect(at('connected', { state: 'disconnected', lastConnectedTime: NOW }, t1)).toBe(t1);
+    expect(at('disconnected', { state: 'connected', lastConnectedTime: NOW }, t1)).toBe(NOW);
+    expect(at('disconnected', {}, t1)).toBeUndefined();
   });
 
   it('is not ready when disabled', () => {
-    expect(summary(observe({ link: link({ enabled: false }), brokersAnswered: true }))?.slice(0, 2)).toEqual(['Ready=False/Disabled', 'Connected=False/Disabled']);
+    expect(summary(observe({ link: link({ enabled: false }), agentsAnswered: true }))?.slice(0, 2)).toEqual(['Ready=False/Disabled', 'Connected=False/Disabled']);
   });
 
   it('carries the reason a link was left out, and does not accept an invalid spec as the immutable baseline', () => {
