@@ -128,6 +128,11 @@ export class ReceiverTally {
     this.latencies.push({ region: event.region, ms: receivedAt - event.sentAt });
   }
 
+  /** First deliveries so far from one origin region. */
+  deliveredFrom(region: string): number {
+    return this.latencies.filter((l) => l.region === region).length;
+  }
+
   /** Expected events not received yet. */
   missing(): number {
     let missing = 0;

@@ -275,6 +275,11 @@ export class Stream {
     return this.tally(receiver).missing();
   }
 
+  /** First deliveries so far to `receiver` of events published in `region`. */
+  deliveredFrom(receiver: ReceiverName, region: ScenarioRegion): number {
+    return this.tally(receiver).deliveredFrom(region);
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
