@@ -150,7 +150,7 @@ class RunningAgent {
       clusterName: settings.clusterName, nodeName: settings.nodeName, logger, metrics, admin, store: this.store, region: this.sidecar,
     }, { file: settings.links });
     const agent = this.agent;
-    this.sidecar.attach((message) => agent.forwarded(message));
+    this.sidecar.attach((message, from) => agent.forwarded(message, from));
     await this.sidecar.join();
     logger.info({ cluster: settings.clusterName, admin: `${adminAddress.address}:${adminAddress.port}`, incarnation: this.store.incarnation }, 'link agent ready');
   }

@@ -82,7 +82,7 @@ export class ClusterNode {
     this.retained = new RetainedReplicator(this.rpc, host.store.persistence,
       () => this.membership.list().filter((m) => m.connected).map((m) => m.nodeId), this.logger);
     this.shares = new ClusterSharedSubscriptions(this.nodeId, routes.shares, host.shared, (nodeId, message) => this.forwarder.send(nodeId, message), this.logger);
-    this.forwarder = new Forwarder(this.nodeId, routes.table, transport, host.aedes, this.metrics, this.logger, this.shares);
+    this.forwarder = new Forwarder(this.nodeId, routes.table, transport, host.aedes, this.metrics, this.logger, this.shares, host.store.incarnation);
   }
 
   get nodeId(): string { return this.host.config.node.name; }
@@ -166,6 +166,7 @@ export class ClusterNode {
   }
 
   private routeChanged(op: 'add' | 'delete', filter: string, owner: string, routeId: string): void {
+    this.forwarder.routeChanged(op, owner, routeId);
     for (const watcher of this.routeWatchers) watcher(op, filter, owner, routeId);
   }
 

@@ -4,11 +4,12 @@
  *
  *   u8 version | u8 flags | f64 timestamp (ms)
  *   u16 topic length | topic | u16 client id length | client id
- *   [u16 group length | group | u16 filter length | filter] [u8 redirects] | payload (rest)
+ *   [u16 group length | group | u16 filter length | filter] [u8 redirects]
+ *   [u64 copy incarnation | u64 copy sequence | u8 copy attempt] | payload (rest)
  *
  * flags: bits 0-1 qos, bit 2 retain, bit 3 share group follows, bit 4 share filter follows (always with bit 3),
  * bit 5 redirect count follows, bit 6 linked (the message arrived from another region over a cluster link; no
- * bytes follow). Bits 4-6 came after the first version of the format: a decoder that predates them refuses such a
+ * bytes follow), bit 7 copy identity follows (only on copies to a link agent). Bits 4-7 came after the first version of the format: a decoder that predates them refuses such a
  * message as having bad flags instead of misreading the filter as payload (or forwarding a linked message again).
  */
 export interface ForwardedMessage {
@@ -28,6 +29,18 @@ export interface ForwardedMessage {
   redirects?: number;
   /** Arrived from another region over a cluster link: never queued for a link again (no loops between regions). */
   linked?: boolean;
+  /**
+   * The identity of this copy, stable across a resend: the origin node's incarnation and its sequence of copies
+   * to link agents, and how often it was sent before (0 first). Together with the sending node's id it lets a link
+   * agent recognise a copy it had already queued before a crash (see link/README.md, "Intake identity").
+   */
+  copy?: CopyIdentity;
+}
+
+export interface CopyIdentity {
+  incarnation: number;
+  seq: number;
+  attempt: number;
 }
 
 const VERSION = 1;
@@ -37,7 +50,9 @@ const SHARE_GROUP = 8;
 const SHARE_FILTER = 16;
 const REDIRECTS = 32;
 const LINKED = 64;
-const KNOWN_FLAGS = 3 | RETAIN | SHARE_GROUP | SHARE_FILTER | REDIRECTS | LINKED;
+const COPY = 128;
+const COPY_BYTES = 8 + 8 + 1;
+const KNOWN_FLAGS = 3 | RETAIN | SHARE_GROUP | SHARE_FILTER | REDIRECTS | LINKED | COPY;
 
 export class ForwardDecodeError extends Error {
   override name = 'ForwardDecodeError';
@@ -52,10 +67,12 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
   const shareBytes = group && filter ? 2 + group.length + 2 + filter.length : 0;
   const redirects = message.redirects ?? 0;
   if (!Number.isInteger(redirects) || redirects < 0 || redirects > 255) throw new RangeError(`redirect count ${redirects} does not fit a forwarded message`);
-  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + message.payload.length;
+  const copy = message.copy;
+  if (copy) checkCopy(copy);
+  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + (copy ? COPY_BYTES : 0) + message.payload.length;
   const out = Buffer.allocUnsafe(size);
   let at = out.writeUInt8(VERSION, 0);
-  const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0) | (message.linked ? LINKED : 0);
+  const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0) | (message.linked ? LINKED : 0) | (copy ? COPY : 0);
   at = out.writeUInt8(flags, at);
   at = out.writeDoubleBE(message.timestamp, at);
   at = writeString(out, topic, at);
@@ -65,6 +82,11 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
     at = writeString(out, filter, at);
   }
   if (redirects > 0) at = out.writeUInt8(redirects, at);
+  if (copy) {
+    at = out.writeBigUInt64BE(BigInt(copy.incarnation), at);
+    at = out.writeBigUInt64BE(BigInt(copy.seq), at);
+    at = out.writeUInt8(copy.attempt, at);
+  }
   message.payload.copy(out, at);
   return out;
 }
@@ -99,8 +121,14 @@ export function decodeForwarded(buf: Buffer): ForwardedMessage {
   if (flags & REDIRECTS) {
     if (at >= buf.length) throw new ForwardDecodeError('truncated before the redirect count');
     message.redirects = buf.readUInt8(at);
-    message.payload = buf.subarray(at + 1);
+    at += 1;
   }
+  if (flags & COPY) {
+    if (at + COPY_BYTES > buf.length) throw new ForwardDecodeError('truncated inside the copy identity');
+    message.copy = { incarnation: readSafeU64(buf, at, 'copy incarnation'), seq: readSafeU64(buf, at + 8, 'copy sequence'), attempt: buf.readUInt8(at + 16) };
+    at += COPY_BYTES;
+  }
+  message.payload = buf.subarray(at);
   return message;
 }
 
@@ -110,6 +138,19 @@ function shareOf(message: ForwardedMessage): { group: string; filter: string } |
     throw new RangeError(`a shared forwarded message needs both a group and a filter (got ${JSON.stringify(message.shareGroup)}, ${JSON.stringify(message.shareFilter)})`);
   }
   return { group: message.shareGroup, filter: message.shareFilter };
+}
+
+function checkCopy(copy: CopyIdentity): void {
+  for (const [name, value] of [['incarnation', copy.incarnation], ['seq', copy.seq]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`copy ${name} ${value} is not a safe non-negative integer`);
+  }
+  if (!Number.isInteger(copy.attempt) || copy.attempt < 0 || copy.attempt > 255) throw new RangeError(`copy attempt ${copy.attempt} does not fit a forwarded message`);
+}
+
+function readSafeU64(buf: Buffer, at: number, what: string): number {
+  const value = buf.readBigUInt64BE(at);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ForwardDecodeError(`${what} ${value} exceeds 2^53 - 1`);
+  return Number(value);
 }
 
 function writeString(out: Buffer, value: Buffer, at: number): number {

@@ -26,6 +26,9 @@ export class Forwarder {
   /** Packets that came from another region over a cluster link: the mark travels with every copy. */
   private readonly linked = new WeakSet<object>();
   private readonly owners = new Set<string>();
+  /** Nodes holding `$link/...` routes (link agents), with how many: their copies carry a copy identity. */
+  private readonly linkRouteOwners = new Map<string, number>();
+  private copySeq = 0;
 
   constructor(
     private readonly selfId: string,
@@ -35,7 +38,17 @@ export class Forwarder {
     private readonly metrics: ClusterMetrics,
     private readonly logger: Logger,
     private readonly shares: ClusterSharedSubscriptions,
+    /** This node's incarnation: with the copy sequence, identifies a copy to a link agent across resends. */
+    private readonly incarnation = 0,
   ) {}
+
+  /** A route of the regional table appeared or went (keeps track of which nodes are link agents). */
+  routeChanged(op: 'add' | 'delete', owner: string, routeId: string): void {
+    if (!routeId.startsWith(LINK_ROUTE_PREFIX)) return;
+    const count = (this.linkRouteOwners.get(owner) ?? 0) + (op === 'add' ? 1 : -1);
+    if (count > 0) this.linkRouteOwners.set(owner, count);
+    else this.linkRouteOwners.delete(owner);
+  }
 
   /** The packet came from another node (it is published here only, never forwarded or replicated again). */
   isArrived(packet: object): boolean {
@@ -66,7 +79,8 @@ export class Forwarder {
       publisherClientId: client?.id ?? '', timestamp: Date.now(),
     };
     if (this.linked.has(packet)) message.linked = true;
-    const sends: Promise<unknown>[] = [...owners].map((nodeId) => this.send(nodeId, message));
+    const targets = [...owners];
+    const sends: Promise<unknown>[] = targets.map((nodeId) => this.send(nodeId, message, false, targets));
     if (shared !== null) sends.push(...this.shares.dispatch(shared, message));
     const handedOver = Promise.all(sends);
     if (packet.qos === 0) {
@@ -93,8 +107,16 @@ export class Forwarder {
     }));
   }
 
-  /** Hands `message` to another node; resolves false when that node is gone (nothing to retry there). */
-  async send(nodeId: string, message: ForwardedMessage, resent = false): Promise<boolean> {
+  /**
+   * Hands `message` to another node; resolves false when that node is gone (nothing to retry there). A copy to a
+   * link agent gets a copy identity (kept when it is resent to the agent's next incarnation); when a link agent is
+   * gone for good, the copy goes to the other agents that now hold a matching link route and were not among
+   * `sentTo` (the link moved: see link/README.md, "Several agents per region").
+   */
+  async send(nodeId: string, message: ForwardedMessage, resent = false, sentTo: readonly string[] = [nodeId]): Promise<boolean> {
+    if (message.copy === undefined && this.linkRouteOwners.has(nodeId)) {
+      message = { ...message, copy: { incarnation: this.incarnation, seq: ++this.copySeq, attempt: 0 } };
+    }
     const payload = encodeForwarded(message);
     this.metrics.forwardedOut.inc({ peer: nodeId });
     this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
@@ -105,16 +127,34 @@ export class Forwarder {
         // A link agent restarted before acknowledging: dropping the copy would lose it for the link. Its new
         // incarnation restores its link routes at start and takes the copy (at worst queued twice, never lost).
         this.logger.info({ peer: nodeId, topic: message.topic }, 'link agent restarted: forwarded message handed over again');
-        return this.send(nodeId, message, true);
+        const again = message.copy ? { ...message, copy: { ...message.copy, attempt: message.copy.attempt + 1 } } : message;
+        return this.send(nodeId, again, true, sentTo);
       }
       if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
         this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
         this.logger.warn({ peer: nodeId, topic: message.topic, reason: err.code }, 'forwarded message not handed over: the node is gone');
+        if (message.copy !== undefined) return this.handOverToOtherAgents(nodeId, message, sentTo);
         return false;
       }
       throw new Error(`forwarding '${message.topic}' to ${nodeId} failed: ${(err as Error).message}`);
     }
     return true;
+  }
+
+  /**
+   * A link agent is gone with a copy it never acknowledged: the agents that hold a matching link route now (the link
+   * moved to them) and did not get the copy take it, as a first copy of their own. Resolves false when none does.
+   */
+  private async handOverToOtherAgents(gone: string, message: ForwardedMessage, sentTo: readonly string[]): Promise<boolean> {
+    const agents = new Set(this.routes.matchRoutes(message.topic)
+      .filter((route) => route.routeId.startsWith(LINK_ROUTE_PREFIX) && route.owner !== gone && route.owner !== this.selfId && !sentTo.includes(route.owner))
+      .map((route) => route.owner));
+    if (agents.size === 0) return false;
+    const { copy: _old, ...fresh } = message;
+    this.logger.info({ gone, agents: [...agents], topic: message.topic }, 'link agent gone: forwarded message handed over to the agents now holding the link');
+    const next = [...sentTo, ...agents];
+    const results = await Promise.all([...agents].map((nodeId) => this.send(nodeId, fresh, false, next)));
+    return results.some(Boolean);
   }
 
   private holdsLinkRoute(nodeId: string, topic: string): boolean {

@@ -491,8 +491,7 @@ export class LinkAgent {
   }
 
   private dropSlot(name: string): void {
-    const slot = this.slots.get(name);
-    if (slot?.role === 'active') this.sidecarRegion?.releaseControl(name);
+    this.sidecarRegion?.releaseControl(name);
     this.slots.delete(name);
   }
 
@@ -598,7 +597,7 @@ export class LinkAgent {
       if (!slot.gateOpen && link.queue.depth > 0) {
         this.logger.info({ link: name, depth: link.queue.depth }, 'standby link drains its queue to the remote');
         this.openGate(slot);
-      } else if (slot.gateOpen && link.queue.depth === 0 && Date.now() - slot.lastEnqueueAt > DRAIN_QUIET_MS) {
+      } else if (slot.gateOpen && !slot.inRegion && link.queue.depth === 0 && Date.now() - slot.lastEnqueueAt > DRAIN_QUIET_MS) {
         this.applying = this.applying.then(() => this.recycle(name, link));
       }
     }

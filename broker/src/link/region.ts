@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { RouteTable, type RouteSink } from '../routing/route-table.js';
 
 /** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
@@ -36,6 +37,30 @@ export interface SidecarRegion extends RegionRoutes {
   readonly tableReady: Promise<void>;
   /** Sends a copy to every node with a matching route; resolves when all acknowledged it (QoS ≥ 1). */
   publish(message: RegionMessage, linked: boolean): Promise<void>;
+  /** The region's live link agents (node ids, sorted), this one included. */
+  liveAgents(): string[];
+  /** Calls `listener` when an agent connects or disconnects; returns the function that stops it. */
+  onAgentsChanged(listener: () => void): () => void;
+  /** Routes the `$LINK` control messages of `remote`'s agents to this agent / stops doing so. */
+  claimControl(remote: string): void;
+  releaseControl(remote: string): void;
+}
+
+/**
+ * Which agent serves link `link`: rendezvous hashing of (link, agent) over the live agents — every agent computes
+ * the same answer from the same member list, and an agent leaving or joining moves only the links it wins or won.
+ */
+export function activeAgentFor(link: string, agents: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1n;
+  for (const agent of agents) {
+    const score = createHash('sha256').update(link).update('\u0000').update(agent).digest().readBigUInt64BE(0);
+    if (score > bestScore || (score === bestScore && best !== undefined && agent < best)) {
+      best = agent;
+      bestScore = score;
+    }
+  }
+  return best;
 }
 
 /** Route id of the remote routes of link `name` in the regional table: never exported to any link (no loops). */

@@ -30,11 +30,14 @@ export interface LinkSidecarOptions {
   metrics: BrokerMetrics;
 }
 
-/** A cluster-forwarded copy reaching the agent; resolves when it may be acknowledged. */
-export type SidecarIntake = (message: ForwardedMessage) => Promise<void>;
+/** A cluster-forwarded copy reaching the agent from node `from`; resolves when it may be acknowledged. */
+export type SidecarIntake = (message: ForwardedMessage, from: string) => Promise<void>;
 
-/** Remote agents publish their control messages on any node of the region; these routes bring them here. */
-const CONTROL_FILTERS = ['$LINK/cluster/route/+/+', '$LINK/cluster/msg/+/+'];
+/**
+ * Remote agents publish their control messages on any node of the region; these routes bring those of one remote
+ * cluster to the agent that is active for the link to it.
+ */
+const controlFilters = (remote: string): string[] => [`$LINK/cluster/route/${remote}/+`, `$LINK/cluster/msg/${remote}/+`];
 const CONTROL_ROUTE_ID = linkRouteId('$control');
 /** Send failures that mean the destination node is gone: its routes are being withdrawn, nothing to retry. */
 const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
@@ -68,6 +71,8 @@ export class LinkSidecar implements SidecarRegion {
   private resolveTableReady!: () => void;
   private ready = false;
   private readyTimers: NodeJS.Timeout[] = [];
+  private readonly agentWatchers = new Set<() => void>();
+  private readonly claimed = new Set<string>();
 
   private constructor(
     private readonly options: LinkSidecarOptions,
@@ -110,7 +115,6 @@ export class LinkSidecar implements SidecarRegion {
       onEvent: (event) => sidecar.onRouteSyncEvent(event),
     }), routes);
     sidecar.wire();
-    for (const filter of CONTROL_FILTERS) sidecar.driver.subscribe(filter, CONTROL_ROUTE_ID);
     return sidecar;
   }
 
@@ -162,6 +166,30 @@ export class LinkSidecar implements SidecarRegion {
     return () => this.watchers.delete(listener);
   }
 
+  /** The link agents of the region that are alive as far as this one sees: itself and its connected `agent` peers. */
+  liveAgents(): string[] {
+    const peers = this.membership.list().filter((m) => m.role === 'agent' && m.connected).map((m) => m.nodeId);
+    return [this.nodeId, ...peers].sort();
+  }
+
+  /** `listener` runs whenever an agent peer connects or disconnects. */
+  onAgentsChanged(listener: () => void): () => void {
+    this.agentWatchers.add(listener);
+    return () => this.agentWatchers.delete(listener);
+  }
+
+  /** Routes the control messages of `remote`'s agents to this agent (it is active for the link). */
+  claimControl(remote: string): void {
+    if (this.claimed.has(remote)) return;
+    this.claimed.add(remote);
+    for (const filter of controlFilters(remote)) this.driver.subscribe(filter, CONTROL_ROUTE_ID);
+  }
+
+  releaseControl(remote: string): void {
+    if (!this.claimed.delete(remote)) return;
+    for (const filter of controlFilters(remote)) this.driver.unsubscribe(filter, CONTROL_ROUTE_ID);
+  }
+
   addRoute(filter: string, routeId: string): void {
     this.driver.subscribe(filter, routeId);
   }
@@ -189,7 +217,7 @@ export class LinkSidecar implements SidecarRegion {
   /** Routes and upstream for `/api/v1/links`-style introspection and tests. */
   describe(): object {
     return {
-      nodeId: this.nodeId, upstreamCore: this.upstream ?? null,
+      nodeId: this.nodeId, upstreamCore: this.upstream ?? null, liveAgents: this.liveAgents(),
       members: this.membership.list().map((m) => ({ nodeId: m.nodeId, role: m.role, connected: m.connected })),
       lanes: this.sync.lanes().map((l) => ({ actor: l.actor, incarnation: l.incarnation, version: l.version, routes: l.routes })),
     };
@@ -245,7 +273,7 @@ export class LinkSidecar implements SidecarRegion {
       return;
     }
     const intake = this.intake;
-    const handled = intake && this.ready ? intake(message) : Promise.all([this.attached, this.tableReady]).then(([later]) => later(message));
+    const handled = intake && this.ready ? intake(message, fromNode) : Promise.all([this.attached, this.tableReady]).then(([later]) => later(message, fromNode));
     // The transport acknowledges a copy whose handling failed as well: say so, the message is lost for the link.
     delivery.defer(handled.catch((err: Error) => {
       this.logger.error({ peer: fromNode, topic: message.topic, err: err.message }, 'message not taken by the link agent (acknowledged to the cluster anyway)');
@@ -254,12 +282,14 @@ export class LinkSidecar implements SidecarRegion {
 
   private onPeerUp(peer: ConnectedPeer): void {
     this.membership.up(peer);
+    if (peer.role === 'agent') this.agentWatchers.forEach((watcher) => watcher());
     this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address }, 'cluster peer connected');
     if (peer.role === 'core' && this.upstream === undefined) this.chooseUpstream();
   }
 
   private onPeerDown(nodeId: string, reason: string): void {
     this.membership.down(nodeId);
+    if (this.membership.get(nodeId)?.role === 'agent') this.agentWatchers.forEach((watcher) => watcher());
     this.driver.disconnect(nodeId);
     this.logger.info({ peer: nodeId, reason }, 'cluster peer disconnected');
     if (nodeId === this.upstream) {
