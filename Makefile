@@ -15,9 +15,10 @@ bench: build
 	bash e2e/bench/single-node.sh
 	bash e2e/bench/memory.sh
 
+## Three regions on this machine (e2e/harness), live sample, Ctrl-C stops; DEMO_FLAGS e.g. --ports 11883,12883,13883.
 demo:
 	bash scripts/setup.sh --broker-only
-	node dist/broker/src/cli/main.js broker
+	node dist/e2e/demo.js $(DEMO_FLAGS)
 
 clean:
 	rm -rf dist .cache

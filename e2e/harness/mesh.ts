@@ -114,9 +114,14 @@ function hookSignals(): void {
   signalsHooked = true;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      void Promise.allSettled([...liveMeshes].map((m) => m.stop())).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+      void stopAllMeshes().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
+}
+
+/** Stops every mesh of this process, also one still starting (its start then rejects). */
+export async function stopAllMeshes(): Promise<void> {
+  await Promise.allSettled([...liveMeshes].map((m) => m.stop()));
 }
 
 export class Mesh {
@@ -178,8 +183,8 @@ export class Mesh {
   stop(force = false): Promise<void> {
     this.stopping ??= (async () => {
       const regions = [...this.regionMap.values()];
-      await Promise.allSettled(regions.map((r) => (force ? r.killAll() : r.stop())));
-      await Promise.allSettled(regions.map((r) => r.killAll()));
+      await Promise.allSettled(regions.map((r) => r.close(force)));
+      await Promise.allSettled(regions.map((r) => r.close(true)));
       await Promise.allSettled([...this.directed.values()].flatMap((d) => d.proxies.map((p) => p.close())));
       if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
       liveMeshes.delete(this);
@@ -204,6 +209,7 @@ export class Mesh {
     const usernames = new Set<string>(['admin']);
     for (const m of this.manifests.values()) for (const u of m.users) usernames.add(u.username);
     for (const name of names) {
+      if (this.stopping) throw new Error('harness: mesh stopped during start');
       const servers = new Map(names.filter((n) => n !== name).map((n) => [this.manifests.get(n)!.cluster.spec.clusterName, this.directed.get(`${name}>${n}`)!.addresses]));
       const region = new Region({
         name, manifest: this.manifests.get(name)!, dir: path.join(this.dir, name), ports: ports.get(name)!, servers,
@@ -213,6 +219,7 @@ export class Mesh {
       this.regionMap.set(name, region);
       await region.writeFiles();
     }
+    if (this.stopping) throw new Error('harness: mesh stopped during start');
     await Promise.all([...this.regionMap.values()].map((r) => r.start()));
     log(`waiting for the links of ${names.join(', ')} to connect`);
     await Promise.all([...this.regionMap.values()].map((r) => r.linksConnected(30000)));

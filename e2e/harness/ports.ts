@@ -1,7 +1,25 @@
 import net, { type AddressInfo } from 'node:net';
 
-/** A port the OS reports free on 127.0.0.1 right now. */
+/**
+ * Ports handed out are below Linux's default ephemeral range (32768–60999): a port the OS picks for an outgoing
+ * connection or a `listen(0)` can then never take a node's port between allocation and (re)start.
+ */
+const RANGE = { low: 20000, high: 32767 };
+const handedOut = new Set<number>();
+
+/** A port free on 127.0.0.1 right now, outside the ephemeral range, not handed out before by this process. */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = RANGE.low + Math.floor(Math.random() * (RANGE.high - RANGE.low + 1));
+    if (handedOut.has(port) || !(await portIsFree(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`harness: no free port found in ${RANGE.low}-${RANGE.high} after 200 attempts`);
+}
+
+/** A port the OS picks (ephemeral range), free right now. */
+export async function ephemeralPort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

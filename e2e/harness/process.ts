@@ -46,6 +46,8 @@ export class HarnessProcess implements NodeHandle {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private readonly lines: string[] = [];
+  /** Set by close(): the harness is stopping, no start any more. */
+  private closed = false;
 
   constructor(private readonly spec: ProcessSpec) {}
 
@@ -64,6 +66,7 @@ export class HarnessProcess implements NodeHandle {
   }
 
   async start(): Promise<void> {
+    if (this.closed) throw new Error(`harness: ${this.spec.region}/${this.id} not started: the harness is stopping`);
     if (this.running) throw new Error(`harness: ${this.spec.region}/${this.id} is already running (pid ${this.pid})`);
     const child = spawn(process.execPath, [meridianBin(), ...this.spec.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
@@ -72,6 +75,12 @@ export class HarnessProcess implements NodeHandle {
     this.exited = new Promise((resolve) => child.once('exit', () => { liveChildren.delete(child); resolve(); }));
     this.note(`--- start pid ${child.pid ?? '?'}: meridian ${this.spec.args.join(' ')}`);
     await this.ready(child);
+  }
+
+  /** Kills it (signal, SIGKILL after the grace period) and refuses any later start. */
+  async close(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.closed = true;
+    await this.kill(signal);
   }
 
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

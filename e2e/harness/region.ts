@@ -54,6 +54,8 @@ export class Region {
   readonly adminUrl: string;
   readonly nodes: readonly HarnessProcess[];
   readonly agents: readonly HarnessProcess[];
+  /** http://127.0.0.1:<port> of each agent's admin API (/api/v1/links, /api/v1/link-agent, /metrics). */
+  readonly agentAdminUrls: readonly string[];
   private readonly agentAdminPorts: number[];
 
   constructor(private readonly setup: RegionSetup) {
@@ -64,6 +66,7 @@ export class Region {
     this.nodes = (['core-0', 'core-1', 'replicant-0'] as const).map((id) => this.node_(id, seeds));
     this.agents = setup.ports.agents.map((ports, i) => this.agent_(i, ports));
     this.agentAdminPorts = setup.ports.agents.map((p) => p.admin);
+    this.agentAdminUrls = this.agentAdminPorts.map((p) => `http://127.0.0.1:${p}`);
   }
 
   private get clusterName(): string { return this.setup.manifest.cluster.spec.clusterName; }
@@ -120,9 +123,12 @@ export class Region {
     await Promise.all([this.nodes[0]!.kill('SIGTERM'), this.nodes[1]!.kill('SIGTERM')]);
   }
 
-  /** Last resort (harness failure): SIGKILL of everything still running. */
-  async killAll(): Promise<void> {
-    await Promise.all([...this.agents, ...this.nodes].map((p) => p.kill('SIGKILL')));
+  /** For good (mesh stop): like stop(), SIGKILL when `force`, and no process of the region starts again. */
+  async close(force: boolean): Promise<void> {
+    const signal = force ? 'SIGKILL' : 'SIGTERM';
+    await Promise.all(this.agents.map((a) => a.close(signal)));
+    await this.nodes[2]!.close(signal);
+    await Promise.all([this.nodes[0]!.close(signal), this.nodes[1]!.close(signal)]);
   }
 
   /** Every PID any process of this region ever had. */
