@@ -1,0 +1,83 @@
+import { rmSync } from 'node:fs';
+import type { MqttClient } from 'mqtt';
+import { scrapeMetric } from '../../harness/metrics.js';
+import type { TcpProxy } from '../../harness/tcp-proxy.js';
+import { linkedRegions, sleep, waitFor, type LinkInfo, type Region } from './regions.js';
+
+interface LostQueueReport { kind: string; agent: string; oldEpoch: string | null; newEpoch: string; oldMark: number | null; knownIncarnation: number | null }
+type EpochLinkInfo = LinkInfo & { originResets: number; lostQueueReports: LostQueueReport[] };
+
+describe('link agent store epoch: a data directory deleted on the sending side', () => {
+  let A: Region;
+  let B: Region;
+  let toB: TcpProxy;
+  let toA: TcpProxy;
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    ({ A, B, toB, toA } = await linkedRegions('us', 'eu'));
+    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await A?.dispose();
+    await B?.dispose();
+    await toB?.close();
+    await toA?.close();
+  });
+
+  const linkOf = async (region: Region, name: string): Promise<EpochLinkInfo> => (await region.link(name)) as EpochLinkInfo;
+
+  /** kill -9 of B's node, optionally without its data directory, and a restart; A's agent is pointed at the new port. */
+  async function restartB(deleteData: boolean): Promise<void> {
+    await B.broker.kill9();
+    if (deleteData) rmSync(B.dataDir, { recursive: true, force: true });
+    await B.boot();
+    toB.setTarget(B.mqttPort);
+    await waitFor(async () => (await B.link('us')).state === 'connected' && (await B.link('us')).routesReceived >= 1, 'B linked again with A\'s route', 20000);
+  }
+
+  async function publishFromB(prefix: string, count: number): Promise<void> {
+    const pub = await B.client({ clientId: `b-${prefix}` });
+    for (let i = 0; i < count; i++) await pub.publishAsync(`epoch/${prefix}`, `${prefix}-${i}`, { qos: 1 });
+    await pub.endAsync();
+  }
+
+  test('new messages of the agent with a new store are delivered (not dropped as duplicates) and the lost queue is reported on both sides', async () => {
+    const sub = await A.client({ clientId: 'a-epoch' });
+    clients.push(sub);
+    const seen: string[] = [];
+    sub.on('message', (_topic, payload) => seen.push(payload.toString()));
+    await sub.subscribeAsync('epoch/#', { qos: 1 });
+    await waitFor(async () => (await B.link('us')).routesReceived >= 1, 'A\'s route in B');
+
+    await publishFromB('first', 30);
+    await waitFor(() => seen.length >= 30, 'the first 30 messages in A');
+
+    // A plain restart keeps the store: same epoch, sequences continue, nothing reported.
+    await restartB(false);
+    await publishFromB('second', 10);
+    await waitFor(() => seen.length >= 40, 'the next 10 messages in A');
+    expect((await linkOf(A, 'eu')).originResets).toBe(0);
+
+    // The data directory is gone: B's agent starts its sequences at 1 again, under a new epoch.
+    await restartB(true);
+    await publishFromB('third', 20);
+    await waitFor(() => seen.length >= 60, 'the 20 messages of the new store in A', 20000);
+    await sleep(300);
+    const expected = [...[...Array(30).keys()].map((i) => `first-${i}`), ...[...Array(10).keys()].map((i) => `second-${i}`), ...[...Array(20).keys()].map((i) => `third-${i}`)];
+    expect(seen).toEqual(expected);
+
+    const receiving = await linkOf(A, 'eu');
+    expect(receiving.originResets).toBe(1);
+    expect(receiving.lostQueueReports).toEqual([expect.objectContaining({ kind: 'remote-agent-reset', agent: 'eu/eu-1', oldMark: 40 })]);
+    expect(receiving.lostQueueReports[0].oldEpoch).not.toBe(receiving.lostQueueReports[0].newEpoch);
+    expect(await scrapeMetric(A.broker, 'meridian_link_origin_resets_total', { link: 'eu' })).toBe(1);
+    expect(A.broker.logs.some((l) => l.includes('remote link agent came back with a new store') && l.includes('"oldMark":40'))).toBe(true);
+
+    // B learns it from the route-sync handshake: A had seen incarnation 2 of B's agent, the new store starts at 1.
+    const sending = await linkOf(B, 'us');
+    expect(sending.lostQueueReports).toEqual([expect.objectContaining({ kind: 'own-store-new', agent: 'eu/eu-1', knownIncarnation: 2 })]);
+    expect(B.broker.logs.some((l) => l.includes('store is new but the remote knew an earlier one'))).toBe(true);
+  });
+});
