@@ -1,4 +1,4 @@
-.PHONY: build test test-unit bench bench-cluster bench-links demo clean crds image e2e-kind
+.PHONY: build test test-unit bench bench-cluster bench-links demo clean crds image e2e-kind e2e
 
 build:
 	npx tsc -p tsconfig.json
@@ -42,3 +42,9 @@ bench-cluster: build
 ## Cluster-link benchmarks (figures into e2e/bench/LINKS.md).
 bench-links: build
 	SKIP_BUILD=1 bash e2e/bench/links.sh
+
+## Three regions end to end: the access-control scenario, the fault drills and the same workload over bridged
+## mosquitto brokers; prints the summary table and writes it into e2e/bench/RESULTS.md (see e2e/scenario/README.md).
+e2e:
+	bash scripts/setup.sh --broker-only
+	node dist/e2e/scenario/run.js

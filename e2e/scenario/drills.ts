@@ -288,6 +288,16 @@ export function linkSelectivityProblems(outcome: DrillOutcome): string[] {
   return problems;
 }
 
+/** The baseline's own expectations: EMEA gets every denial and intrusion with p99 < 500 ms; links are selective. */
+export function baselineProblems(outcome: DrillOutcome): string[] {
+  const emea = outcome.stream.receivers['emea-dashboard'];
+  return [
+    ...receiverProblems(emea),
+    ...(emea.latency.p99 < 500 ? [] : [`EMEA dashboard p99 ${emea.latency.p99} ms ≥ 500 ms`]),
+    ...linkSelectivityProblems(outcome),
+  ];
+}
+
 export function summaryLine(o: DrillOutcome): string {
   const audit = o.stream.receivers['acme-audit'];
   const emea = o.stream.receivers['emea-dashboard'];

@@ -13,33 +13,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DELAYS, Mesh } from '../harness/mesh.js';
 import { SCENARIO_DELAYS, runMosquittoComparison } from './comparison.js';
-import { DEFAULT_TIMING, DRILLS, linkSelectivityProblems, meridianTarget, runBaseline, runDrill, warmUp, type DrillContext, type DrillOutcome, type DrillTiming } from './drills.js';
+import { DEFAULT_TIMING, baselineProblems, meridianTarget, runBaseline, runDrill, warmUp, type DrillContext, type DrillOutcome } from './drills.js';
 import { drillProblems, drillTable, renderSection, writeSection, type E2eReport } from './report.js';
 import { Workload, type WorkloadOptions } from './workload.js';
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
-export function timingFromEnv(defaults: DrillTiming): DrillTiming {
-  const soak = process.env.MERIDIAN_E2E_SOAK_SECONDS ? envNumber('MERIDIAN_E2E_SOAK_SECONDS', 0) : undefined;
-  if (soak !== undefined) return { ...defaults, baselineSeconds: soak, leadMs: defaults.leadMs * 4, tailMs: defaults.tailMs * 4, drainTimeoutMs: defaults.drainTimeoutMs * 2 };
-  return { ...defaults, baselineSeconds: envNumber('MERIDIAN_E2E_BASELINE_SECONDS', defaults.baselineSeconds) };
-}
-
-export function drillsFromEnv(): typeof DRILLS {
-  const raw = process.env.MERIDIAN_E2E_DRILLS;
-  if (raw === undefined) return DRILLS;
-  if (raw.trim() === '' || raw.trim() === 'none') return [];
-  const ids = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = ids.filter((id) => !DRILLS.some((d) => d.id === id));
-  if (unknown.length > 0) throw new Error(`MERIDIAN_E2E_DRILLS: unknown drill(s) ${unknown.join(', ')} (known: ${DRILLS.map((d) => d.id).join(', ')})`);
-  return DRILLS.filter((d) => ids.includes(d.id));
-}
+import { drillsFromEnv, envNumber, timingFromEnv } from './env.js';
 
 function log(line: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -63,12 +40,7 @@ async function main(): Promise<number> {
       const ctx: DrillContext = { mesh, workload, timing, log };
       baseline = await runBaseline(ctx);
       outcomes.push(baseline);
-      const emeaP99 = baseline.stream.receivers['emea-dashboard'].latency.p99;
-      problems.baseline = drillProblems(baseline, [
-        ...linkSelectivityProblems(baseline),
-        ...(emeaP99 < 500 ? [] : [`EMEA dashboard p99 ${emeaP99} ms ≥ 500 ms`]),
-        ...(baseline.stream.receivers['emea-dashboard'].lost > 0 ? [`EMEA dashboard lost ${baseline.stream.receivers['emea-dashboard'].lost}`] : []),
-      ]);
+      problems.baseline = drillProblems(baseline, baselineProblems(baseline));
       for (const drill of drills) {
         const outcome = await runDrill(ctx, drill);
         outcomes.push(outcome);
