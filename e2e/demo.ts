@@ -104,13 +104,24 @@ function connect(port: number, creds: Credentials, clientId: string): Promise<Mq
 
 interface AccessEvent { site: string; door: string; result: string; badge: number; seq: number; sentAt: number }
 
+/** The sample's own events; anything else (a message published by hand) gives undefined. */
+function parseEvent(payload: Buffer): AccessEvent | undefined {
+  try {
+    const value = JSON.parse(payload.toString()) as Partial<AccessEvent>;
+    return typeof value.sentAt === 'number' && typeof value.seq === 'number' ? (value as AccessEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A door controller in US-East publishing acme access events (QoS 2), an officer's dashboard in EMEA printing them. */
 async function startSample(mesh: Mesh, print: (line: string) => void): Promise<() => Promise<void>> {
   const creds = mesh.credentials('acme');
   const dashboard = await connect(mesh.region('emea').clientPort, creds, 'demo-emea-dashboard');
   dashboard.on('message', (topic, payload) => {
-    const event = JSON.parse(payload.toString()) as AccessEvent;
-    print(`emea    ← acme/${topic}  badge ${event.badge}  seq ${event.seq}  latency ${Date.now() - event.sentAt} ms`);
+    const event = parseEvent(payload);
+    if (event) print(`emea    ← acme/${topic}  badge ${event.badge}  seq ${event.seq}  latency ${Date.now() - event.sentAt} ms`);
+    else print(`emea    ← acme/${topic}  '${payload.toString().slice(0, 80)}'  (published by someone else)`);
   });
   await dashboard.subscribeAsync('+/access/#', { qos: 2 });
   const controller = await connect(mesh.region('us-east').clientPort, creds, 'demo-us-east-doors');
@@ -162,6 +173,10 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`meridian demo: ${err.stack ?? err.message}\nstopping every region ...\n`);
+    void stopAllMeshes().then(() => process.exit(1));
+  });
 
   print('meridian demo: starting three regions (us-east, us-west, emea) ...');
   let mesh: Mesh;
