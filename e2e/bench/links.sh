@@ -7,10 +7,13 @@
 #      (`topic # both 1`, mosquitto A dials mosquitto B); QoS 1 publishes, BW_PAYLOADS bytes
 #   2. forwarding A -> B with `meridian bench pub` (publishers on A, subscribers on B), QoS 2: throughput at max
 #      rate without delay and with DELAY_MS one way; latency p50/p99 at LAT_RATE msg/s with DELAY_MS one way
+#   2b. link drain: with A's link cut, DRAIN_COUNT messages queued in A; after the restore, the rate at which B's
+#      subscriber receives them (the link's own forwarding capacity, publishers' QoS 2 flow control excluded)
 #   3. route convergence: CONV_SUBS subscriptions in A until B's /api/v1/links counts them, with DELAY_MS one way
 #
 # Environment: PAYLOAD (256, forwarding cases)  BW_PAYLOADS ("256 1024", bandwidth cases)  ROUNDS (10)  DELAY_MS (40)  LAT_RATE (5000)  LAT_SECONDS (6)  TPUT_SECONDS (6)
-#   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  CONV_SUBS (10000)
+#   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  CONV_SUBS (10000)  DRAIN_COUNT (30000)
+#   DRAIN_QOS (2)  CASES ("bandwidth forwarding drain convergence": the parts to run)
 #   MERIDIAN_FLAGS (extra `meridian broker` flags, e.g. '--durability relaxed')  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
 #   PROFILE=1  V8 CPU profile of both Meridian regions during the no-delay throughput case, taken in-process by
 #              lib/cluster-node-hook.ts (SIGUSR2); prints their top self-time functions
@@ -28,6 +31,10 @@ LAT_LOW_RATE=${LAT_LOW_RATE:-500}
 LAT_SECONDS=${LAT_SECONDS:-6}
 TPUT_SECONDS=${TPUT_SECONDS:-6}
 CONV_SUBS=${CONV_SUBS:-10000}
+DRAIN_COUNT=${DRAIN_COUNT:-30000}
+DRAIN_QOS=${DRAIN_QOS:-2}
+CASES=${CASES:-bandwidth forwarding drain convergence}
+wants_case() { [[ " $CASES " == *" $1 "* ]]; }
 # shellcheck source=lib/brokers.sh
 source "$REPO_ROOT/e2e/bench/lib/brokers.sh"
 
@@ -103,6 +110,7 @@ start_mosquitto "$MA_PORT" "max_queued_messages 0" "connection to-b" "address 12
 log "mosquitto A (:$MA_PORT) bridged to mosquitto B (:$MB_PORT) through proxy :$TO_MB"
 
 started=$SECONDS
+wants_case bandwidth || BW_PAYLOADS=""
 for size in $BW_PAYLOADS; do
   log "1. bandwidth, Meridian link, $size B payloads (load $(load_average))"
   "${LOAD[@]}" bandwidth --label "meridian-$size" --pub-port "$A_PORT" --sub-port "$B_PORT" --control "$CONTROL" \
@@ -120,22 +128,33 @@ bench_case() {
     --payload-size "$PAYLOAD" --publish-delay 1 --drain-timeout 10 --client-id-prefix "$name-" --json "$@" \
     >"$RESULTS_DIR/pub-$name.json" || die "bench $name failed"
 }
+if wants_case forwarding; then
 if [[ "${PROFILE:-0}" == 1 ]]; then for pid in "${REGION_PIDS[@]}"; do ask_region "$pid" profile-start profile-start.done >/dev/null; done; fi
 bench_case "1-throughput-no-delay" --count 4 --subscribers 4 --rate 0 --inflight 20 --e2e-window 500 --duration "$TPUT_SECONDS"
 if [[ "${PROFILE:-0}" == 1 ]]; then
   mv "$(ask_region "${REGION_PIDS[0]}" profile-stop cpuprofile)" "$RESULTS_DIR/throughput-a.cpuprofile"
   mv "$(ask_region "${REGION_PIDS[1]}" profile-stop cpuprofile)" "$RESULTS_DIR/throughput-b.cpuprofile"
 fi
+fi
+if wants_case drain; then
+log "2b. link drain, $DRAIN_COUNT queued QoS $DRAIN_QOS messages (load $(load_average))"
+"${LOAD[@]}" drain --pub-port "$A_PORT" --sub-port "$B_PORT" --admin "http://127.0.0.1:$A_ADMIN" --link b --control "$CONTROL" \
+  --proxy toB --count "$DRAIN_COUNT" --qos "$DRAIN_QOS" --payload "$PAYLOAD" >"$RESULTS_DIR/drain.json"
+fi
 curl -fsS -X POST "$CONTROL/delay?ms=$DELAY_MS" >/dev/null
+if wants_case forwarding; then
 bench_case "2-throughput-${DELAY_MS}ms" --count 4 --subscribers 4 --rate 0 --inflight 20 --e2e-window 500 --duration "$TPUT_SECONDS"
 bench_case "3-latency-${LAT_LOW_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_LOW_RATE / 5)) \
   --inflight 50 --duration "$LAT_SECONDS"
 bench_case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) --inflight 50 \
   --duration "$LAT_SECONDS"
+fi
 
+if wants_case convergence; then
 log "3. route convergence, $CONV_SUBS subscriptions, ${DELAY_MS} ms one way (load $(load_average))"
 "${LOAD[@]}" convergence --port "$A_PORT" --admin "http://127.0.0.1:$B_ADMIN" --link a --control "$CONTROL" \
   --count "$CONV_SUBS" >"$RESULTS_DIR/convergence.json"
+fi
 log "cases took $((SECONDS - started)) s"
 
 echo "Cluster links: two standalone regions on loopback, ${PAYLOAD} B payloads in the forwarding cases, one-way delay ${DELAY_MS} ms where noted"

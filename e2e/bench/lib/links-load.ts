@@ -5,6 +5,7 @@
  *   wait-link   --admin URL --link NAME         until the link is `connected` (and --routes N received, if given)
  *   bandwidth   --pub-port P --sub-port S --control URL --proxies a,b --label L [--rounds R] [--payload B]
  *   convergence --port P --admin URL --link NAME --control URL [--count N]
+ *   drain       --pub-port P --sub-port S --admin URL --link NAME --control URL --proxy NAME [--count N] [--payload B] [--qos Q]
  *   summarize   --dir RESULTS_DIR               the Markdown table of every JSON result in the directory
  */
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -215,6 +216,76 @@ async function convergence(flags: Flags): Promise<void> {
   }
 }
 
+/**
+ * Forwarding capacity of the link alone: with the link cut, `count` messages are queued in A (publish time not
+ * measured); after the restore, the rate at which B's subscriber receives them, first to last message. Also
+ * checks that each arrived once and in order.
+ */
+async function drain(flags: Flags): Promise<void> {
+  const admin = flag(flags, 'admin');
+  const linkName = flag(flags, 'link');
+  const control = flag(flags, 'control');
+  const proxy = flag(flags, 'proxy');
+  const count = Number(flag(flags, 'count', '30000'));
+  const qos = Number(flag(flags, 'qos', '1')) as 1 | 2;
+  const payload = Buffer.alloc(Number(flag(flags, 'payload', '256')), 0x62);
+  const sub = await connect(Number(flag(flags, 'sub-port')), 'drain-sub');
+  const pub = await connect(Number(flag(flags, 'pub-port')), 'drain-pub');
+  try {
+    const arrivals: number[] = [];
+    let firstAt = 0;
+    let lastAt = 0;
+    sub.on('message', (topic, message) => {
+      if (topic !== 'drain/data') return;
+      if (arrivals.length === 0) firstAt = performance.now();
+      lastAt = performance.now();
+      arrivals.push(message.readUInt32BE(0));
+    });
+    await sub.subscribeAsync('drain/#', { qos });
+    let probes = 0;
+    sub.on('message', (topic) => { if (topic === 'drain/probe') probes++; });
+    await waitUntil(async () => {
+      await pub.publishAsync('drain/probe', Buffer.from('probe'), { qos: 1 });
+      await sleep(200);
+      return probes > 0;
+    }, 'a first message across the link', 20000, 0);
+    const queued = async (): Promise<number> => (await getJson<{ links: Array<{ name: string; queue: { depth: number } }> }>(`${admin}/api/v1/links`)).links.find((l) => l.name === linkName)?.queue.depth ?? -1;
+    await waitUntil(async () => (await queued()) === 0, 'an empty queue before the cut', 20000);
+    await postControl(control, `/cut?name=${proxy}`);
+    const publishStart = performance.now();
+    const pending = new Set<Promise<unknown>>();
+    for (let i = 0; i < count; i++) {
+      const body = Buffer.from(payload);
+      body.writeUInt32BE(i, 0);
+      const p = pub.publishAsync('drain/data', body, { qos }).finally(() => pending.delete(p));
+      pending.add(p);
+      if (pending.size >= 200) await Promise.race(pending);
+    }
+    await Promise.all(pending);
+    const publishMs = performance.now() - publishStart;
+    await waitUntil(async () => (await queued()) >= count, `${count} messages in the link queue`, 30000);
+    const restoredAt = performance.now();
+    await postControl(control, `/restore?name=${proxy}`);
+    await waitUntil(async () => arrivals.length >= count, `${count} messages drained to the subscriber`, 120000, 20);
+    await sleep(500);
+    const inOrder = arrivals.every((v, i) => v === i);
+    const spanMs = lastAt - firstAt;
+    console.log(JSON.stringify({
+      kind: 'drain', messages: count, qos, payloadBytes: payload.length, publishMs, received: arrivals.length,
+      duplicates: arrivals.length - new Set(arrivals).size, inOrder, firstAfterRestoreMs: firstAt - restoredAt, spanMs,
+      ratePerSec: (count - 1) / (spanMs / 1000),
+    }));
+  } finally {
+    await postControl(control, `/restore?name=${proxy}`).catch(() => undefined);
+    await Promise.allSettled([sub.endAsync(), pub.endAsync()]);
+  }
+}
+
+async function postControl(control: string, pathname: string): Promise<void> {
+  const res = await fetch(`${control}${pathname}`, { method: 'POST' });
+  if (!res.ok) throw new Error(`POST ${control}${pathname}: HTTP ${res.status} ${await res.text()}`);
+}
+
 interface BenchReport {
   receive: { ratePerSec: number; received: number; missing: number; duplicates?: number; latencyMs?: Record<string, number> };
   publish?: { ratePerSec?: number };
@@ -255,6 +326,12 @@ function summarize(flags: Flags): void {
     }
     lines.push('');
   }
+  for (const f of files.filter((x) => x.startsWith('drain'))) {
+    const r = read(f) as unknown as { messages: number; qos: number; payloadBytes: number; received: number; duplicates: number; inOrder: boolean; firstAfterRestoreMs: number; spanMs: number; ratePerSec: number };
+    lines.push(`Link drain (forwarding capacity of the link alone): ${r.messages} queued QoS ${r.qos} messages of ${r.payloadBytes} B ` +
+      `drained at **${Math.round(r.ratePerSec)} msg/s** (first to last arrival, ${(r.spanMs / 1000).toFixed(2)} s); ` +
+      `${r.received} received, ${r.duplicates} duplicates, ${r.inOrder ? 'in order' : 'OUT OF ORDER'}.`, '');
+  }
   for (const f of files.filter((x) => x.startsWith('convergence'))) {
     const r = read(f) as unknown as { subscriptions: number; rttMs: number; subscribeMs: number; afterLastSubackMs: number; fromFirstSubscribeMs: number; targetMs: number };
     lines.push(`Route convergence: ${r.subscriptions} subscriptions in A (RTT ${r.rttMs} ms): SUBACKs after ${r.subscribeMs.toFixed(0)} ms; ` +
@@ -265,7 +342,7 @@ function summarize(flags: Flags): void {
 }
 
 const commands: Record<string, (flags: Flags) => Promise<void> | void> = {
-  prepare, 'wait-link': waitLink, bandwidth, convergence, summarize,
+  prepare, 'wait-link': waitLink, bandwidth, convergence, drain, summarize,
 };
 
 async function main(): Promise<void> {

@@ -8,6 +8,8 @@
  *   GET  /stats          {"toB": {"toTarget": n, "fromTarget": n, "connections": n, "delayMs": d}, ...}
  *   POST /reset          zeroes every counter
  *   POST /delay?ms=40    sets the one-way delay of every proxy (change it only while the links are idle)
+ *   POST /cut?name=toB   closes the proxy's connections and refuses new ones (a link outage)
+ *   POST /restore?name=toB  forwards again
  */
 import http from 'node:http';
 import { TcpProxy } from '../../../broker/test/harness/tcp-proxy.js';
@@ -58,6 +60,18 @@ async function main(): Promise<void> {
         return;
       }
       for (const p of proxies.values()) p.delayMs = ms;
+    } else if (req.method === 'POST' && (url.pathname === '/cut' || url.pathname === '/restore')) {
+      const proxy = proxies.get(url.searchParams.get('name') ?? '');
+      if (!proxy) {
+        res.writeHead(400).end(`no proxy named ${JSON.stringify(url.searchParams.get('name'))}; known: ${[...proxies.keys()].join(', ')}\n`);
+        return;
+      }
+      if (url.pathname === '/cut') {
+        proxy.refuse();
+        proxy.cut();
+      } else {
+        proxy.restore();
+      }
     } else if (!(req.method === 'GET' && url.pathname === '/stats')) {
       res.writeHead(404).end();
       return;
