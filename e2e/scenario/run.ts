@@ -7,6 +7,7 @@
  *   MERIDIAN_E2E_MOSQUITTO=0       skip the mosquitto comparison
  *   MERIDIAN_E2E_WRITE=0           do not write RESULTS.md
  *   MERIDIAN_E2E_EVENT_INTERVAL_MS mean interval between two events of one door (default 2000)
+ *   MERIDIAN_E2E_DIR               the mesh's work dir (data, logs), kept after the run
  */
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -32,7 +33,7 @@ async function main(): Promise<number> {
   const problems: Record<string, string[]> = {};
   let baseline: DrillOutcome | undefined;
 
-  const mesh = await Mesh.start({ log });
+  const mesh = await Mesh.start({ log, dir: process.env.MERIDIAN_E2E_DIR || undefined });
   try {
     const workload = await Workload.start(meridianTarget(mesh), workloadOptions);
     try {

@@ -62,6 +62,12 @@ export interface ReceiverStats {
   latencyByRegion: Record<string, LatencySummary>;
   /** A few examples of lost events (door key and sequence), for the report. */
   lostExamples: string[];
+  /** Lost events per origin region. */
+  lostByRegion: Record<string, number>;
+  /** Send times of the lost events, ascending. */
+  lostSentAt: number[];
+  /** Duplicates per origin region. */
+  duplicatedByRegion: Record<string, number>;
 }
 
 export interface LatencySummary {
@@ -88,8 +94,8 @@ export function summarizeLatency(values: readonly number[]): LatencySummary {
  * order, how late. `sent()` is called for every event published; `received()` for every message delivered.
  */
 export class ReceiverTally {
-  /** door key → sequences expected (sent and wanted). */
-  private readonly expected = new Map<string, Set<number>>();
+  /** door key → sequences expected (sent and wanted) → send time. */
+  private readonly expected = new Map<string, Map<number, number>>();
   /** door key → sequence → copies received. */
   private readonly copies = new Map<string, Map<number, number>>();
   private readonly highest = new Map<string, number>();
@@ -97,6 +103,7 @@ export class ReceiverTally {
   private foreign = 0;
   private outOfOrder = 0;
   private duplicated = 0;
+  private readonly duplicatedByRegion: Record<string, number> = {};
 
   constructor(readonly receiver: string, private readonly wants: (event: AccessEvent) => boolean) {}
 
@@ -104,8 +111,8 @@ export class ReceiverTally {
     if (!this.wants(event)) return;
     const key = doorKey(event);
     let seqs = this.expected.get(key);
-    if (!seqs) this.expected.set(key, (seqs = new Set()));
-    seqs.add(event.seq);
+    if (!seqs) this.expected.set(key, (seqs = new Map()));
+    seqs.set(event.seq, event.sentAt);
   }
 
   received(event: AccessEvent, receivedAt: number): void {
@@ -120,6 +127,7 @@ export class ReceiverTally {
     perDoor.set(event.seq, before + 1);
     if (before > 0) {
       this.duplicated++;
+      this.duplicatedByRegion[event.region] = (this.duplicatedByRegion[event.region] ?? 0) + 1;
       return;
     }
     const highest = this.highest.get(key) ?? 0;
@@ -138,7 +146,7 @@ export class ReceiverTally {
     let missing = 0;
     for (const [key, seqs] of this.expected) {
       const got = this.copies.get(key);
-      for (const seq of seqs) if (!got?.has(seq)) missing++;
+      for (const seq of seqs.keys()) if (!got?.has(seq)) missing++;
     }
     return missing;
   }
@@ -147,12 +155,20 @@ export class ReceiverTally {
     let expected = 0;
     let delivered = 0;
     const lostExamples: string[] = [];
+    const lostByRegion: Record<string, number> = {};
+    const lostSentAt: number[] = [];
     for (const [key, seqs] of this.expected) {
       const got = this.copies.get(key);
-      for (const seq of seqs) {
+      const region = key.split(':')[1] as string;
+      for (const [seq, sentAt] of seqs) {
         expected++;
-        if (got?.has(seq)) delivered++;
-        else if (lostExamples.length < 10) lostExamples.push(`${key}#${seq}`);
+        if (got?.has(seq)) {
+          delivered++;
+          continue;
+        }
+        lostByRegion[region] = (lostByRegion[region] ?? 0) + 1;
+        lostSentAt.push(sentAt);
+        if (lostExamples.length < 10) lostExamples.push(`${key}#${seq}`);
       }
     }
     const byRegion = new Map<string, number[]>();
@@ -172,6 +188,9 @@ export class ReceiverTally {
       latency: summarizeLatency(this.latencies.map((l) => l.ms)),
       latencyByRegion: Object.fromEntries([...byRegion].map(([region, list]) => [region, summarizeLatency(list)])),
       lostExamples,
+      lostByRegion,
+      lostSentAt: lostSentAt.sort((a, b) => a - b),
+      duplicatedByRegion: { ...this.duplicatedByRegion },
     };
   }
 }

@@ -205,14 +205,18 @@ export class Workload {
 
   private async connectReceiver(spec: ReceiverSpec): Promise<void> {
     const name = spec.name as ReceiverName;
-    const client = await connect(this.target.port(spec.region), this.clientOptions(spec.tenant, `${this.options.clientIdPrefix}-${spec.name}`, !spec.persistent));
+    const { client, sessionPresent } = await connectWithSession(this.target.port(spec.region), this.clientOptions(spec.tenant, `${this.options.clientIdPrefix}-${spec.name}`, !spec.persistent));
     client.on('message', (_topic, payload) => this.onMessage(name, payload));
     const filters = spec.filters.map((f) => topicFor(this.target, spec.tenant, f));
-    const granted = await client.subscribeAsync(filters, { qos: 2 });
-    const refused = granted.filter((g) => g.qos !== 2);
-    if (refused.length > 0) throw new Error(`${spec.name}: subscription not granted at QoS 2: ${JSON.stringify(refused)}`);
+    // A resumed persistent session keeps its subscriptions: an audit service coming back does not subscribe again.
+    const resumed = spec.persistent && sessionPresent;
+    if (!resumed) {
+      const granted = await client.subscribeAsync(filters, { qos: 2 });
+      const refused = granted.filter((g) => g.qos !== 2);
+      if (refused.length > 0) throw new Error(`${spec.name}: subscription not granted at QoS 2: ${JSON.stringify(refused)}`);
+    }
     this.receivers.set(name, { spec, client });
-    this.log(`${this.target.name}: receiver ${spec.name} connected in ${spec.region} (${filters.join(', ')})`);
+    this.log(`${this.target.name}: receiver ${spec.name} ${resumed ? 'resumed its session' : 'connected'} in ${spec.region} (${filters.join(', ')})`);
   }
 
   private async connectDoors(): Promise<void> {
@@ -360,7 +364,11 @@ export function topicFor(target: WorkloadTarget, tenant: Tenant, topic: string):
 }
 
 /** Connects with MQTT.js (reconnecting after the first CONNACK); rejects on the first connection's failure. */
-function connect(port: number, options: IClientOptions): Promise<MqttClient> {
+async function connect(port: number, options: IClientOptions): Promise<MqttClient> {
+  return (await connectWithSession(port, options)).client;
+}
+
+function connectWithSession(port: number, options: IClientOptions): Promise<{ client: MqttClient; sessionPresent: boolean }> {
   const url = `mqtt://127.0.0.1:${port}`;
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(url, options);
@@ -369,11 +377,11 @@ function connect(port: number, options: IClientOptions): Promise<MqttClient> {
       reject(new Error(`${options.clientId}: could not connect to ${url}: ${err.message}`));
     };
     const timer = setTimeout(() => fail(new Error('no CONNACK within 15 s')), 15000);
-    client.once('connect', () => {
+    client.once('connect', (connack) => {
       clearTimeout(timer);
       client.removeListener('error', fail);
       client.on('error', () => undefined);
-      resolve(client);
+      resolve({ client, sessionPresent: connack.sessionPresent });
     });
     client.once('error', fail);
   });

@@ -11,7 +11,23 @@ import { drillsFromEnv, envNumber, timingFromEnv } from '../scenario/env.js';
 import { drillTable } from '../scenario/report.js';
 import { Workload } from '../scenario/workload.js';
 
-const timing = timingFromEnv(DEFAULT_TIMING);
+const timing = timingFromEnv({ ...DEFAULT_TIMING, drainTimeoutMs: 30000 });
+
+/**
+ * Drills that expose broker bugs, marked `test.failing` (they pass while the bug is there; remove the entry when it
+ * is fixed). Details and counts in e2e/scenario/README.md ("Known failures").
+ */
+const KNOWN_FAILURES: Record<string, string> = {
+  // A region's SIGTERM stop ends its link agent first; carriers ($LINK/cluster/msg) that remote agents keep
+  // publishing to its cores meanwhile are dropped as "forwarded message not handed over: the node is gone" and
+  // still PUBACKed, so the remote agent deletes them from its queue: hundreds of US-East events never reach the
+  // US-West audit services. After the restart, US-West publishes made before the agent's link routes are back in
+  // the regional table are not forwarded to EMEA either.
+  'us-west-down': 'carriers acknowledged after the local link agent stopped; publishes before the link routes are back',
+  // A persistent session resumed on the replicant gets its offline queue interleaved with live messages
+  // (hundreds out of per-door order) and a few local US-West events published while it was offline lost.
+  'audit-offline': 'offline queue of a resumed persistent session delivered interleaved with live messages; a few lost',
+};
 const selected = new Set(drillsFromEnv().map((d) => d.id));
 const lines: string[] = [];
 const log = (line: string): void => { lines.push(`[${new Date().toISOString().slice(11, 19)}] ${line}`); };
@@ -46,7 +62,7 @@ describe('three regions end to end: access-control scenario and fault drills', (
   }, timing.baselineSeconds * 1000 + timing.drainTimeoutMs + 60000);
 
   for (const drill of DRILLS) {
-    const run = selected.has(drill.id) ? test : test.skip;
+    const run = !selected.has(drill.id) ? test.skip : KNOWN_FAILURES[drill.id] ? test.failing : test;
     run(`${drill.id}: ${drill.description} → audit services get every event once, in per-door order`, async () => {
       const outcome = await runDrill(ctx, drill);
       outcomes.push(outcome);
