@@ -24,7 +24,7 @@ function log(line: string): void {
 }
 
 async function main(): Promise<number> {
-  const timing = timingFromEnv({ ...DEFAULT_TIMING, baselineSeconds: 60 });
+  const timing = timingFromEnv({ ...DEFAULT_TIMING, baselineSeconds: 60, drainTimeoutMs: 180000 });
   const drills = drillsFromEnv();
   const workloadOptions: WorkloadOptions = { eventIntervalMs: envNumber('MERIDIAN_E2E_EVENT_INTERVAL_MS', 2000), log };
   const startedAt = new Date();
