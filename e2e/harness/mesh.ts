@@ -127,6 +127,8 @@ export async function stopAllMeshes(): Promise<void> {
 export class Mesh {
   private readonly regionMap = new Map<RegionName, Region>();
   private readonly directed = new Map<string, DirectedProxies>();
+  /** Node MQTT port → the proxies (of every other region) that lead to it. */
+  private readonly proxiesTo = new Map<number, TcpProxy[]>();
   private stopping: Promise<void> | undefined;
 
   private constructor(private readonly dir: string, private readonly ownsDir: boolean, private readonly manifests: Map<RegionName, RegionManifest>) {}
@@ -203,6 +205,7 @@ export class Mesh {
         const delay = { ...DEFAULT_DELAYS[pairKey(from, to)], ...options.delays?.[pairKey(from, to)] };
         const targets = NODE_IDS.map((id) => ports.get(to)!.nodes[id].mqtt);
         const proxies = await Promise.all(targets.map((port) => TcpProxy.start(port, '127.0.0.1', { delayMs: delay.delayMs, jitterMs: delay.jitterMs ?? 0 })));
+        targets.forEach((port, i) => this.proxiesTo.set(port, [...(this.proxiesTo.get(port) ?? []), proxies[i]!]));
         this.directed.set(`${from}>${to}`, new DirectedProxies(from, to, proxies));
       }
     }
@@ -215,6 +218,9 @@ export class Mesh {
         name, manifest: this.manifests.get(name)!, dir: path.join(this.dir, name), ports: ports.get(name)!, servers,
         passwords: new Map([...usernames].map((u) => [u, passwordOf(u)])), linkPassword: passwordOf(`link-${name}`),
         startTimeoutMs: options.startTimeoutMs ?? 30000, stopGraceMs: options.stopGraceMs ?? 10000, log,
+        // A node does not finish a graceful stop while MQTT clients stay connected (its listener's close waits for
+        // them): the remote agents' connections to a stopping node are closed, as they would be when it goes away.
+        onNodeGracefulStop: (port) => { for (const p of this.proxiesTo.get(port) ?? []) p.cut(); },
       });
       this.regionMap.set(name, region);
       await region.writeFiles();

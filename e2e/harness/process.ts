@@ -31,6 +31,8 @@ export interface ProcessSpec {
   mqttPort?: number;
   startTimeoutMs: number;
   stopGraceMs: number;
+  /** Called before a graceful stop signal (not SIGKILL) is sent. */
+  onGracefulStop?: () => void;
 }
 
 const LOG_LINES_KEPT = 5000;
@@ -86,6 +88,7 @@ export class HarnessProcess implements NodeHandle {
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
+    if (signal !== 'SIGKILL') this.spec.onGracefulStop?.();
     child.kill(signal);
     const timer = signal === 'SIGKILL' ? undefined : setTimeout(() => child.kill('SIGKILL'), this.spec.stopGraceMs);
     await this.exited;

@@ -33,6 +33,8 @@ export interface RegionSetup {
   startTimeoutMs: number;
   stopGraceMs: number;
   log: (line: string) => void;
+  /** Before a node with this MQTT port is stopped gracefully (the mesh closes the link connections to it). */
+  onNodeGracefulStop?: (mqttPort: number) => void;
 }
 
 export interface LinkStatus {
@@ -183,7 +185,10 @@ export class Region {
       } catch (err) {
         last = (err as Error).message;
       }
-      if (Date.now() > deadline) throw new Error(`harness: region ${this.name}: links not all connected after ${timeoutMs} ms (${last})`);
+      if (Date.now() > deadline) {
+        const tails = this.agents.map((a) => `${a.id} (pid ${a.pid ?? 'stopped'}):\n${a.logs().slice(-10).join('\n')}`).join('\n');
+        throw new Error(`harness: region ${this.name}: links not all connected after ${timeoutMs} ms (${last}); agents' last log lines:\n${tails}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -208,6 +213,7 @@ export class Region {
     return new HarnessProcess({
       id, region: this.name, mqttPort: p.mqtt, dataDir: path.join(dir, id), logFile: path.join(dir, 'logs', `${id}.log`),
       readyMessage: 'node ready', startTimeoutMs: this.setup.startTimeoutMs, stopGraceMs: this.setup.stopGraceMs,
+      onGracefulStop: () => this.setup.onNodeGracefulStop?.(p.mqtt),
       // The pod's brokerArgs (operator/src/render/pod.ts) with local addresses and seeds instead of DNS discovery.
       args: [
         'broker', `--config=${path.join(dir, `${id}.config.yaml`)}`, `--role=${role}`, `--node-name=${this.clusterName}-${id}`,

@@ -118,9 +118,51 @@ describe('e2e harness: three regions from the rendered manifests, linked through
     await waitUntil(() => received('us-east', 'after-kill/1').length === 1 && received('emea', 'after-kill/1').length === 1, 'us-west traffic after the restart');
   }, 60000);
 
+  it('a core restarted on a wiped data dir (a lost volume) starts afresh and the region still links', async () => {
+    const emea = mesh.region('emea');
+    const core = emea.node('core-1');
+    expect(() => core.wipeData()).toThrow(/is running/);
+    await core.kill('SIGKILL');
+    core.wipeData();
+    await core.start();
+    expect(core.logs().filter((l) => l.includes('"msg":"store opened"')).pop()).toContain('"incarnation":1');
+    await publish('us-east', 'after-wipe/1');
+    await waitUntil(() => received('emea', 'after-wipe/1').length === 1, 'us-east→emea after the wipe');
+    const links = await emea.links();
+    expect(links.map((l) => [l.name, l.state])).toEqual([['us-east', 'connected'], ['us-west', 'connected']]);
+  }, 60000);
+
+  it('a whole region stopped and started: the other pair keeps working meanwhile, then the region links again', async () => {
+    const west = mesh.region('us-west');
+    const pids = west.nodes.map((n) => n.pid!);
+    // Clients leave first: a node with a connected client does not finish a graceful stop (see the README).
+    subscribers.get('us-west')!.end(true);
+    publishers.get('us-west')!.end(true);
+    const stopStarted = Date.now();
+    await west.stop();
+    expect(Date.now() - stopStarted).toBeLessThan(8000); // graceful, not the SIGKILL after the 10 s grace
+    expect(west.nodes.every((n) => !n.running) && west.agents.every((a) => !a.running)).toBe(true);
+    expect(pids.filter(alive)).toEqual([]);
+    await publish('us-east', 'region-down/1');
+    await waitUntil(() => received('emea', 'region-down/1').length === 1, 'us-east→emea while us-west is down');
+    await west.start();
+    await west.linksConnected();
+    // The subscriber's session was clean: subscribe again on the restarted replicant.
+    const sub = await connectClient(west.clientPort, { ...mesh.credentials('acme'), clientId: 'harness-sub-us-west' });
+    sub.on('message', (topic, payload) => {
+      const { sentAt } = JSON.parse(payload.toString()) as { sentAt: number };
+      arrivals.get('us-west')!.push({ topic, latencyMs: Date.now() - sentAt });
+    });
+    await sub.subscribeAsync('#', { qos: 2 });
+    subscribers.set('us-west', sub);
+    publishers.set('us-west', await connectClient(west.clientPort, { ...mesh.credentials('acme'), clientId: 'harness-pub-us-west' }));
+    await routesReady('emea');
+    await routesReady('us-west');
+  }, 90000);
+
   it('stop() ends every process it started, by PID', async () => {
     const pids = mesh.allPids();
-    expect(pids.length).toBeGreaterThanOrEqual(13); // 3 regions × (3 nodes + 1 agent), plus the restarted core
+    expect(pids.length).toBeGreaterThanOrEqual(18); // 3 regions × (3 nodes + 1 agent), plus the restarts
     for (const c of [...subscribers.values(), ...publishers.values()]) c.end(true);
     await mesh.stop();
     expect(pids.filter(alive)).toEqual([]);
