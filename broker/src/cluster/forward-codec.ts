@@ -5,7 +5,7 @@
  *   u8 version | u8 flags | f64 timestamp (ms)
  *   u16 topic length | topic | u16 client id length | client id
  *   [u16 group length | group | u16 filter length | filter] [u8 redirects]
- *   [u64 copy incarnation | u64 copy sequence | u8 copy attempt] | payload (rest)
+ *   [u64 copy incarnation | u64 copy sequence | u8 copy attempt (bit 7: handed over)] | payload (rest)
  *
  * flags: bits 0-1 qos, bit 2 retain, bit 3 share group follows, bit 4 share filter follows (always with bit 3),
  * bit 5 redirect count follows, bit 6 linked (the message arrived from another region over a cluster link; no
@@ -41,6 +41,8 @@ export interface CopyIdentity {
   incarnation: number;
   seq: number;
   attempt: number;
+  /** The copy went to another link agent first, which is gone: this agent took the link over (bit 7 of the attempt byte). */
+  handedOver?: boolean;
 }
 
 const VERSION = 1;
@@ -52,6 +54,7 @@ const REDIRECTS = 32;
 const LINKED = 64;
 const COPY = 128;
 const COPY_BYTES = 8 + 8 + 1;
+const HANDED_OVER = 128;
 const KNOWN_FLAGS = 3 | RETAIN | SHARE_GROUP | SHARE_FILTER | REDIRECTS | LINKED | COPY;
 
 export class ForwardDecodeError extends Error {
@@ -85,7 +88,7 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
   if (copy) {
     at = out.writeBigUInt64BE(BigInt(copy.incarnation), at);
     at = out.writeBigUInt64BE(BigInt(copy.seq), at);
-    at = out.writeUInt8(copy.attempt, at);
+    at = out.writeUInt8(copy.attempt | (copy.handedOver ? HANDED_OVER : 0), at);
   }
   message.payload.copy(out, at);
   return out;
@@ -125,7 +128,9 @@ export function decodeForwarded(buf: Buffer): ForwardedMessage {
   }
   if (flags & COPY) {
     if (at + COPY_BYTES > buf.length) throw new ForwardDecodeError('truncated inside the copy identity');
-    message.copy = { incarnation: readSafeU64(buf, at, 'copy incarnation'), seq: readSafeU64(buf, at + 8, 'copy sequence'), attempt: buf.readUInt8(at + 16) };
+    const attempt = buf.readUInt8(at + 16);
+    message.copy = { incarnation: readSafeU64(buf, at, 'copy incarnation'), seq: readSafeU64(buf, at + 8, 'copy sequence'), attempt: attempt & ~HANDED_OVER };
+    if (attempt & HANDED_OVER) message.copy.handedOver = true;
     at += COPY_BYTES;
   }
   message.payload = buf.subarray(at);
@@ -144,7 +149,7 @@ function checkCopy(copy: CopyIdentity): void {
   for (const [name, value] of [['incarnation', copy.incarnation], ['seq', copy.seq]] as const) {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`copy ${name} ${value} is not a safe non-negative integer`);
   }
-  if (!Number.isInteger(copy.attempt) || copy.attempt < 0 || copy.attempt > 255) throw new RangeError(`copy attempt ${copy.attempt} does not fit a forwarded message`);
+  if (!Number.isInteger(copy.attempt) || copy.attempt < 0 || copy.attempt > 127) throw new RangeError(`copy attempt ${copy.attempt} does not fit a forwarded message`);
 }
 
 function readSafeU64(buf: Buffer, at: number, what: string): number {

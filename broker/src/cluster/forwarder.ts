@@ -146,11 +146,21 @@ export class Forwarder {
    * moved to them) and did not get the copy take it, as a first copy of their own. Resolves false when none does.
    */
   private async handOverToOtherAgents(gone: string, message: ForwardedMessage, sentTo: readonly string[]): Promise<boolean> {
-    const agents = new Set(this.routes.matchRoutes(message.topic)
+    const candidates = (): Set<string> => new Set(this.routes.matchRoutes(message.topic)
       .filter((route) => route.routeId.startsWith(LINK_ROUTE_PREFIX) && route.owner !== gone && route.owner !== this.selfId && !sentTo.includes(route.owner))
       .map((route) => route.owner));
+    let agents = candidates();
+    // The agent taking the link over may not hold the link's routes yet (the remote bootstraps it after the move):
+    // wait a bounded time for them rather than drop the copy. Only copies that went to the gone agent alone wait.
+    const waitUntil = Date.now() + HANDOVER_WAIT_MS;
+    const otherAgentHasIt = sentTo.some((node) => node !== gone && this.linkRouteOwners.has(node));
+    while (agents.size === 0 && !otherAgentHasIt && Date.now() < waitUntil) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      agents = candidates();
+    }
     if (agents.size === 0) return false;
-    const { copy: _old, ...fresh } = message;
+    const { copy: _old, ...rest } = message;
+    const fresh: ForwardedMessage = { ...rest, copy: { incarnation: this.incarnation, seq: ++this.copySeq, attempt: 0, handedOver: true } };
     this.logger.info({ gone, agents: [...agents], topic: message.topic }, 'link agent gone: forwarded message handed over to the agents now holding the link');
     const next = [...sentTo, ...agents];
     const results = await Promise.all([...agents].map((nodeId) => this.send(nodeId, fresh, false, next)));
@@ -161,6 +171,9 @@ export class Forwarder {
     return this.routes.matchRoutes(topic).some((route) => route.owner === nodeId && route.routeId.startsWith(LINK_ROUTE_PREFIX));
   }
 }
+
+/** How long a copy of a gone link agent waits for another agent to hold a matching link route. */
+const HANDOVER_WAIT_MS = 10_000;
 
 /** Route ids of a link agent's remote routes (`link/region.ts`): the owner queues what matches them durably. */
 const LINK_ROUTE_PREFIX = '$link/';

@@ -14,6 +14,7 @@ import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
 import { activeAgentFor, isLinkRouteId, linkRouteId, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
 import type { CopyIdentity } from '../cluster/forward-codec.js';
 
@@ -85,9 +86,14 @@ interface LinkSlot {
 }
 
 /** Agents must look gone this long before the links they served move (a blip of a connection moves nothing). */
-const AGENT_CHANGE_SETTLE_MS = 1000;
-/** An agent that stopped being active keeps the control routes this long after the new one claimed them. */
-const CONTROL_RELEASE_DELAY_MS = 1500;
+const AGENT_CHANGE_SETTLE_MS = 500;
+/**
+ * An agent that stopped being active keeps its routes until the new active agent's control route is in its copy of
+ * the regional table, plus this margin for the other nodes to learn it too; at most CONTROL_RELEASE_MAX_MS.
+ */
+const CONTROL_RELEASE_MARGIN_MS = 250;
+const CONTROL_RELEASE_MAX_MS = 3000;
+const CONTROL_ROUTE_ID = linkRouteId('$control');
 /** How often a standby link's queue is checked (drained to the remote, then the connection closed). */
 const DRAIN_CHECK_MS = 500;
 const DRAIN_QUIET_MS = 2000;
@@ -130,11 +136,15 @@ export class LinkAgent {
   private readonly exported = new Map<string, number>();
   private unwatchRegion?: () => void;
   private readonly dedup: DedupWindow;
+  /** The window as carriers use it: remembers what was delivered, for carriers handed over after a link moved. */
+  private readonly takeover: TakeoverDedup;
   private readonly metrics: LinkMetrics;
   private readonly linked = linkedPackets;
   private readonly remoteAgents = new Map<Client, RemoteAgent>();
   private readonly logger: Logger;
   private readonly slots = new Map<string, LinkSlot>();
+  /** Links being restarted closed (drained standby): copies for them wait instead of being missed. */
+  private readonly restarting = new Map<string, Promise<void>>();
   /** Set for a sidecar: roles are assigned among the region's live agents. */
   private sidecarRegion?: SidecarRegion;
   private rolesAssigned = false;
@@ -151,6 +161,7 @@ export class LinkAgent {
   ) {
     this.logger = host.logger.child({ component: 'link' });
     this.dedup = new DedupWindow(host.store.area('link-dedup'));
+    this.takeover = new TakeoverDedup(this.dedup, host.store.area('link-dedup'));
     this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus & { role: LinkRole } => 'queue' in s));
     this.localRoutes = new LocalRoutes((op, filter) => this.exportChanged(op, filter));
   }
@@ -210,9 +221,11 @@ export class LinkAgent {
    * its publisher.
    */
   async forwarded(message: RegionMessage & { linked?: boolean; copy?: CopyIdentity }, from?: string): Promise<void> {
-    if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload);
+    if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload, undefined, message.copy?.handedOver === true);
     const { linked, timestamp, copy, ...fields } = message;
     if (linked) return;
+    // A standby link being restarted closed must not miss a copy (the cluster acknowledges it anyway).
+    if (this.restarting.size > 0) await Promise.all(this.restarting.values());
     const origin = copy && from !== undefined ? { node: from, ...copy } : undefined;
     const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() }, origin);
     if (queued !== null && message.qos > 0) await queued;
@@ -300,12 +313,14 @@ export class LinkAgent {
   }
 
   /** A `$LINK/...` publish of a remote agent; rejects when it must not be acknowledged. */
-  private handleControl(topicName: string, payload: Buffer, client?: Client): Promise<void> {
+  private handleControl(topicName: string, payload: Buffer, client?: Client, handedOver = false): Promise<void> {
     const topic = parseControlTopic(topicName);
     if (topic === null || topic.kind === 'resp') {
       this.logger.warn({ topic: topicName }, 'ignored a $LINK message: not a control topic');
       return Promise.resolve();
     }
+    const restarting = this.restarting.get(topic.cluster);
+    if (restarting && !this.links.has(topic.cluster)) return restarting.then(() => this.handleControl(topicName, payload, client, handedOver));
     const link = this.links.get(topic.cluster);
     if (!link) {
       // Not acknowledged: the remote keeps the message queued until this side has a link to it.
@@ -319,7 +334,7 @@ export class LinkAgent {
       this.onRoutes(link, topic, payload);
       return Promise.resolve();
     }
-    return this.onMessage(link, topic, payload);
+    return this.onMessage(link, topic, payload, handedOver);
   }
 
   private onRoutes(link: Link, topic: ControlTopic, payload: Buffer): void {
@@ -333,8 +348,9 @@ export class LinkAgent {
   }
 
   /** A carrier of forwarded messages (the link decodes, de-duplicates and publishes them here as linked). */
-  private onMessage(link: Link, topic: ControlTopic, payload: Buffer): Promise<void> {
-    return link.receiveMessages(topic.actor, payload, this.dedup, (message) => this.local.publish(message, true));
+  private onMessage(link: Link, topic: ControlTopic, payload: Buffer, handedOver: boolean): Promise<void> {
+    const dedup = handedOver ? this.takeover.handedOver : this.takeover;
+    return link.receiveMessages(topic.actor, payload, dedup, (message) => this.local.publish(message, true));
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -344,9 +360,22 @@ export class LinkAgent {
    * message that came over a link is never forwarded to another one, so exporting them would only cost traffic.
    */
   private trackRegionRoutes(region: RegionRoutes): void {
-    this.unwatchRegion = region.watchRoutes((op, filter, _owner, routeId) => {
+    this.unwatchRegion = region.watchRoutes((op, filter, owner, routeId) => {
       if (!isLinkRouteId(routeId)) this.exportChanged(op, filter);
+      else if (routeId === CONTROL_ROUTE_ID) this.controlRouteChanged(op, filter, owner);
     });
+  }
+
+  /** Who holds the control routes of each remote cluster in the region (`$LINK/cluster/msg/<remote>/+`). */
+  private readonly controlOwners = new Map<string, Set<string>>();
+
+  private controlRouteChanged(op: 'add' | 'delete', filter: string, owner: string): void {
+    const match = /^\$LINK\/cluster\/msg\/([^/]+)\/\+$/.exec(filter);
+    if (!match) return;
+    const owners = this.controlOwners.get(match[1]) ?? new Set<string>();
+    if (op === 'add') owners.add(owner);
+    else owners.delete(owner);
+    this.controlOwners.set(match[1], owners);
   }
 
   private exportChanged(op: 'add' | 'delete', filter: string): void {
@@ -578,12 +607,23 @@ export class LinkAgent {
   private deactivate(region: SidecarRegion, name: string, slot: LinkSlot): void {
     slot.role = 'standby';
     this.storeRole(name, 'standby');
-    setTimeout(() => {
-      if (this.slots.get(name) !== slot || slot.role !== 'standby') return;
-      region.releaseControl(name);
-      if (slot.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
-      slot.inRegion = false;
-    }, CONTROL_RELEASE_DELAY_MS).unref();
+    const since = Date.now();
+    const release = (): void => {
+      if (this.slots.get(name) !== slot || slot.role !== 'standby' || this.stopped) return;
+      const taken = [...this.controlOwners.get(name) ?? []].some((owner) => owner !== this.host.nodeName);
+      if (!taken && Date.now() - since < CONTROL_RELEASE_MAX_MS) {
+        setTimeout(release, 50).unref();
+        return;
+      }
+      setTimeout(() => {
+        if (this.slots.get(name) !== slot || slot.role !== 'standby') return;
+        region.releaseControl(name);
+        if (slot.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
+        slot.inRegion = false;
+        this.logger.info({ link: name, takenOver: taken }, 'link routes released to the active agent');
+      }, CONTROL_RELEASE_MARGIN_MS).unref();
+    };
+    release();
   }
 
   /**
@@ -607,15 +647,20 @@ export class LinkAgent {
   private async recycle(name: string, link: Link): Promise<void> {
     const slot = this.slots.get(name);
     if (this.stopped || this.links.get(name) !== link || !slot || slot.role !== 'standby' || link.queue.depth > 0) return;
-    this.links.delete(name);
-    await link.stop();
-    try {
-      this.links.set(name, await this.startLink(link.config));
-      this.logger.info({ link: name }, 'standby link drained: connection to the remote closed');
-    } catch (err) {
-      this.logger.error({ link: name, err: (err as Error).message }, 'link could not restart');
-      this.issues.push({ index: -1, name, path: `links.${name}`, reason: `could not start: ${(err as Error).message}` });
-    }
+    const restart = (async (): Promise<void> => {
+      this.links.delete(name);
+      await link.stop();
+      try {
+        this.links.set(name, await this.startLink(link.config));
+        this.logger.info({ link: name }, 'standby link drained: connection to the remote closed');
+      } catch (err) {
+        this.logger.error({ link: name, err: (err as Error).message }, 'link could not restart');
+        this.issues.push({ index: -1, name, path: `links.${name}`, reason: `could not start: ${(err as Error).message}` });
+      }
+    })();
+    this.restarting.set(name, restart);
+    await restart;
+    this.restarting.delete(name);
   }
 
   private describe(): object {

@@ -12,6 +12,9 @@ import { SidecarProcess } from './sidecar-process.js';
 
 const LINK_PASSWORD = 'link-secret';
 
+/** A link's status as an agent reports it: `role` says whether this agent serves the link. */
+export type AgentLinkInfo = LinkInfo & { role?: 'active' | 'standby'; server: string | null };
+
 /**
  * A region that is a regional cluster: one core and optionally one replicant; the link agent is embedded in the
  * core (`--links`) or runs as a sidecar (`meridian link-agent`) joined to the cluster. Processes are stopped by PID
@@ -20,9 +23,11 @@ const LINK_PASSWORD = 'link-secret';
 export class ClusterRegion {
   core!: BrokerProcess;
   replicant?: BrokerProcess;
-  sidecar?: SidecarProcess;
-  private sidecarArgs: string[] = [];
+  /** The sidecar agents (`meridian link-agent`), each with its own node name, data directory and cluster port. */
+  readonly sidecars: SidecarProcess[] = [];
+  private readonly sidecarArgs: string[][] = [];
   readonly dir: string;
+  private nodeExtra: string[] = [];
 
   constructor(readonly name: string) {
     this.dir = mkdtempSync(path.join(tmpdir(), `meridian-link-cluster-${name}-`));
@@ -30,9 +35,18 @@ export class ClusterRegion {
 
   get linksFile(): string { return path.join(this.dir, 'links', 'links.yaml'); }
   get coreName(): string { return `${this.name}-core`; }
+  get sidecar(): SidecarProcess | undefined { return this.sidecars[0]; }
 
-  /** Writes the links file (every link's password is the shared test one), then starts the nodes. */
-  async start(links: LinkEntry[], options: { replicant: boolean; sidecar?: boolean }): Promise<void> {
+  /** Node name of sidecar `i`: `<region>-agent`, then `<region>-agent-1`, ... */
+  agentName(i: number): string { return i === 0 ? `${this.name}-agent` : `${this.name}-agent-${i}`; }
+
+  /**
+   * Writes the links file (every link's password is the shared test one), then starts the nodes. `sidecars` agents
+   * (default 1 with `sidecar`) share the links file; `routeTtl` (seconds) goes to every node and agent.
+   */
+  async start(links: LinkEntry[], options: { replicant: boolean; sidecar?: boolean; sidecars?: number; routeTtl?: number }): Promise<void> {
+    const ttl = options.routeTtl === undefined ? [] : ['--route-ttl', String(options.routeTtl)];
+    this.nodeExtra = ttl;
     const users = path.join(this.dir, 'users.yaml');
     writeFileSync(users, `users:\n  - { username: ${LINK_USER}, superuser: true, passwordHash: "${await hashPassword(LINK_PASSWORD, { N: 1024, r: 8, p: 1 })}" }\n`);
     writeFileSync(path.join(this.dir, 'link-password'), `${LINK_PASSWORD}\n`);
@@ -40,34 +54,51 @@ export class ClusterRegion {
     mkdirSync(path.dirname(this.linksFile), { recursive: true });
     writeFileSync(this.linksFile, this.linksYaml(links));
     const corePort = await freePort();
-    this.core = await this.startNode(this.coreName, 'core', corePort, [`127.0.0.1:${corePort}`], options.sidecar ? [] : ['--links', this.linksFile]);
+    this.core = await this.startNode(this.coreName, 'core', corePort, [`127.0.0.1:${corePort}`], options.sidecar || (options.sidecars ?? 0) > 0 ? [] : ['--links', this.linksFile]);
     if (options.replicant) this.replicant = await this.startNode(`${this.name}-replicant`, 'replicant', await freePort(), [`127.0.0.1:${corePort}`], []);
-    if (options.sidecar) {
-      this.sidecarArgs = [
+    const count = options.sidecars ?? (options.sidecar ? 1 : 0);
+    for (let i = 0; i < count; i++) {
+      this.sidecarArgs.push([
         '--links', this.linksFile, '--cluster-name', this.name, '--seeds', `127.0.0.1:${corePort}`,
-        '--cluster-secret-file', path.join(this.dir, 'secret'), '--data-dir', path.join(this.dir, 'agent'), '--node-name', `${this.name}-agent`,
-        '--cluster-host', '127.0.0.1', '--cluster-port', String(await freePort()),
-      ];
-      this.sidecar = await SidecarProcess.start(this.sidecarArgs);
+        '--cluster-secret-file', path.join(this.dir, 'secret'), '--data-dir', path.join(this.dir, i === 0 ? 'agent' : `agent-${i}`),
+        '--node-name', this.agentName(i), '--cluster-host', '127.0.0.1', '--cluster-port', String(await freePort()), ...ttl,
+      ]);
     }
+    this.sidecars.push(...await Promise.all(this.sidecarArgs.map((args) => SidecarProcess.start(args))));
   }
 
-  /** `kill -9` of the sidecar agent. */
-  async killSidecar(): Promise<void> {
-    await this.sidecar?.stop('SIGKILL');
+  /** `kill -9` of sidecar agent `i`. */
+  async killSidecar(i = 0): Promise<void> {
+    await this.sidecars[i]?.stop('SIGKILL');
   }
 
-  /** Starts the sidecar again on the same data directory, node name and cluster address. */
-  async restartSidecar(): Promise<void> {
-    await this.sidecar?.stop('SIGTERM');
-    this.sidecar = await SidecarProcess.start(this.sidecarArgs);
+  /** Starts sidecar `i` again on the same data directory, node name and cluster address. */
+  async restartSidecar(i = 0): Promise<void> {
+    await this.sidecars[i]?.stop('SIGTERM');
+    this.sidecars[i] = await SidecarProcess.start(this.sidecarArgs[i]);
   }
 
-  async link(name: string): Promise<LinkInfo> {
-    const body = this.sidecar ? await this.sidecar.getJson<{ links: LinkInfo[] }>('/api/v1/links') : (await this.core.getJson<{ links: LinkInfo[] }>('/api/v1/links')).body;
+  /** The link's status: with several sidecars, from the one that is active for it (else the first that answers). */
+  async link(name: string): Promise<AgentLinkInfo> {
+    if (this.sidecars.length > 1) {
+      const all = (await this.linkOnAgents(name)).filter((l): l is AgentLinkInfo => l !== null);
+      const found = all.find((l) => l.role === 'active') ?? all[0];
+      if (!found) throw new Error(`region ${this.name}: no agent answers for link ${name}`);
+      return found;
+    }
+    const body = this.sidecar ? await this.sidecar.getJson<{ links: AgentLinkInfo[] }>('/api/v1/links') : (await this.core.getJson<{ links: AgentLinkInfo[] }>('/api/v1/links')).body;
     const found = body.links.find((l) => l.name === name);
     if (!found) throw new Error(`region ${this.name} has no link ${name}; logs:\n${(this.sidecar ?? this.core).logs.slice(-30).join('\n')}`);
     return found;
+  }
+
+  /** The link's status on every sidecar, in sidecar order (null for one that is down). */
+  linkOnAgents(name: string): Promise<Array<AgentLinkInfo | null>> {
+    return Promise.all(this.sidecars.map(async (sidecar) => {
+      if (sidecar.child.exitCode !== null || sidecar.child.signalCode !== null) return null;
+      const body = await sidecar.getJson<{ links: AgentLinkInfo[] }>('/api/v1/links').catch(() => null);
+      return body?.links.find((l) => l.name === name) ?? null;
+    }));
   }
 
   /** A client of the replicant (the core when there is none). */
@@ -76,7 +107,7 @@ export class ClusterRegion {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.core?.dispose(), this.replicant?.dispose(), this.sidecar?.stop('SIGKILL')]);
+    await Promise.all([this.core?.dispose(), this.replicant?.dispose(), ...this.sidecars.map((s) => s.stop('SIGKILL'))]);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -86,7 +117,7 @@ export class ClusterRegion {
       args: [
         '--cluster-name', this.name, '--role', role, '--cluster-host', '127.0.0.1', '--cluster-port', String(clusterPort),
         '--seeds', seeds.join(','), '--cluster-secret-file', path.join(this.dir, 'secret'),
-        '--users-file', path.join(this.dir, 'users.yaml'), ...extra,
+        '--users-file', path.join(this.dir, 'users.yaml'), ...this.nodeExtra, ...extra,
       ],
     });
   }
