@@ -129,3 +129,11 @@ export class KubeFixture {
     return args.slice(1).map((a) => a.replace('$(POD_NAMESPACE)', RELEASE_NS));
   }
 }
+
+/** The links ConfigMap and credentials Secret of RegionalCluster `cluster`, as the kubelet mounts them. */
+export async function readLinkMounts(kube: KubeFixture, cluster: string): Promise<{ linksYaml: string | undefined; credentials: Record<string, string> } | undefined> {
+  const configMap = await kube.get<{ data?: Record<string, string> }>(kube.corePath('configmaps', `${cluster}-links`));
+  if (!configMap) return undefined;
+  const secret = await kube.get<{ data?: Record<string, string> }>(kube.corePath('secrets', `${cluster}-link-credentials`));
+  return { linksYaml: configMap.data?.['links.yaml'], credentials: secret?.data ?? {} };
+}

@@ -26,6 +26,7 @@ export interface AgentLinkInfo {
   name: string;
   state: string;
   lastError: string | null;
+  role?: 'active' | 'standby';
   routesSent: number;
   routesReceived: number;
   queue?: { depth: number; bytes: number; oldestAgeMs: number };
@@ -57,26 +58,39 @@ export interface MountedLinks {
   credentials: Record<string, string>;
 }
 
-export class AgentRegion {
-  core!: BrokerProcess;
+/** One core pod of the local region: its broker and its link-agent sidecar (admin API on `ip`:adminPort). */
+export interface CorePod {
+  name: string;
+  ip: string;
+  core: BrokerProcess;
   sidecar?: SidecarProcess;
+  sidecarArgs: string[];
+}
+
+export class AgentRegion {
+  readonly pods: CorePod[] = [];
   readonly dir: string;
-  private sidecarArgs: string[] = [];
   private lastSynced = '';
 
-  private constructor(readonly clusterName: string, readonly podName: string, readonly adminPort: number) {
+  private constructor(readonly clusterName: string, readonly adminPort: number) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), `meridian-operator-${clusterName}-`));
   }
 
+  get core(): BrokerProcess { return this.pod().core; }
   get linksFile(): string { return path.join(this.dir, 'links', 'links.yaml'); }
   get credentialsDir(): string { return path.join(this.dir, 'link-credentials'); }
+  /** What `/var/lib/meridian/link-agent` maps to in the links file (queue.dir only, which the agents do not use). */
   get agentDataDir(): string { return path.join(this.dir, 'link-agent'); }
 
-  /** Starts the core and its sidecar (admin API on 127.0.0.1:`adminPort`), with an empty links file. */
-  static async start(clusterName: string, podName: string, adminPort: number): Promise<AgentRegion> {
-    const region = new AgentRegion(clusterName, podName, adminPort);
+  /**
+   * Starts one core and its sidecar per pod, all in one regional cluster (the first core seeds the others), every
+   * sidecar reading the same links file (empty at first) and serving its admin API on its pod's IP (a loopback
+   * address: 127.0.0.1, 127.0.0.2, …) and `adminPort`.
+   */
+  static async start(clusterName: string, pods: readonly { name: string; ip: string }[], adminPort: number): Promise<AgentRegion> {
+    const region = new AgentRegion(clusterName, adminPort);
     try {
-      await region.boot();
+      await region.boot(pods);
     } catch (err) {
       await region.dispose();
       throw err;
@@ -84,36 +98,51 @@ export class AgentRegion {
     return region;
   }
 
-  private async boot(): Promise<void> {
+  private async boot(pods: readonly { name: string; ip: string }[]): Promise<void> {
     const users = await writeUsers(this.dir);
     const secret = path.join(this.dir, 'cluster-secret');
     writeFileSync(secret, randomBytes(32).toString('base64'));
     mkdirSync(path.dirname(this.linksFile), { recursive: true });
     mkdirSync(this.credentialsDir, { recursive: true });
     writeFileSync(this.linksFile, 'links: []\n');
-    const clusterPort = await freePort();
-    this.core = await BrokerProcess.start({
-      nodeName: this.podName,
-      dataDir: path.join(this.dir, 'node'),
-      args: ['--cluster-name', this.clusterName, '--role', 'core', '--cluster-host', '127.0.0.1', '--cluster-port', String(clusterPort),
-        '--seeds', `127.0.0.1:${clusterPort}`, '--cluster-secret-file', secret, '--users-file', users],
-    });
-    this.sidecarArgs = [
-      '--links', this.linksFile, '--cluster-name', this.clusterName, '--seeds', `127.0.0.1:${clusterPort}`, '--cluster-secret-file', secret,
-      '--data-dir', this.agentDataDir, '--node-name', `${this.podName}-link`, '--cluster-host', '127.0.0.1', '--cluster-port', String(await freePort()),
-      '--admin-host', '127.0.0.1', '--admin-port', String(this.adminPort),
-    ];
-    this.sidecar = await SidecarProcess.start(this.sidecarArgs);
+    let seed: number | undefined;
+    for (const { name, ip } of pods) {
+      const clusterPort = await freePort();
+      seed ??= clusterPort;
+      const core = await BrokerProcess.start({
+        nodeName: name,
+        dataDir: path.join(this.dir, name),
+        args: ['--cluster-name', this.clusterName, '--role', 'core', '--cluster-host', '127.0.0.1', '--cluster-port', String(clusterPort),
+          '--seeds', `127.0.0.1:${seed}`, '--cluster-secret-file', secret, '--users-file', users],
+      });
+      const pod: CorePod = { name, ip, core, sidecarArgs: [] };
+      this.pods.push(pod);
+      // As rendered: the agent seeds its own pod's broker and is a cluster member of its own.
+      pod.sidecarArgs = [
+        '--links', this.linksFile, '--cluster-name', this.clusterName, '--seeds', `127.0.0.1:${clusterPort}`, '--cluster-secret-file', secret,
+        '--data-dir', path.join(this.dir, `${name}-agent`), '--node-name', `${name}-link`, '--cluster-host', '127.0.0.1', '--cluster-port', String(await freePort()),
+        '--admin-host', ip, '--admin-port', String(this.adminPort),
+      ];
+      pod.sidecar = await SidecarProcess.start(pod.sidecarArgs);
+    }
   }
 
-  /** Stops the sidecar (its admin API goes away); `startSidecar` brings it back on the same port and data. */
-  async stopSidecar(): Promise<void> {
-    await this.sidecar?.stop('SIGTERM');
-    this.sidecar = undefined;
+  pod(name?: string): CorePod {
+    const found = name === undefined ? this.pods[0] : this.pods.find((p) => p.name === name);
+    if (!found) throw new Error(`region ${this.clusterName} has no pod ${name}`);
+    return found;
   }
 
-  async startSidecar(): Promise<void> {
-    this.sidecar = await SidecarProcess.start(this.sidecarArgs);
+  /** Stops a pod's sidecar (its admin API goes away); `startSidecar` brings it back on the same address and data. */
+  async stopSidecar(podName?: string): Promise<void> {
+    const pod = this.pod(podName);
+    await pod.sidecar?.stop('SIGTERM');
+    pod.sidecar = undefined;
+  }
+
+  async startSidecar(podName?: string): Promise<void> {
+    const pod = this.pod(podName);
+    pod.sidecar = await SidecarProcess.start(pod.sidecarArgs);
   }
 
   /**
@@ -136,22 +165,21 @@ export class AgentRegion {
     return existsSync(this.linksFile) ? readFileSync(this.linksFile, 'utf8') : '';
   }
 
-  /** The sidecar's own report (undefined while it does not run). */
-  async agentLinks(): Promise<AgentLinkInfo[] | undefined> {
-    if (!this.sidecar) return undefined;
-    return (await this.sidecar.getJson<{ links: AgentLinkInfo[] }>('/api/v1/links')).links;
+  /** A pod's sidecar's own report (undefined while it does not run). */
+  async agentLinks(podName?: string): Promise<AgentLinkInfo[] | undefined> {
+    const sidecar = this.pod(podName).sidecar;
+    if (!sidecar) return undefined;
+    const res = await fetch(`http://${this.pod(podName).ip}:${this.adminPort}/api/v1/links`);
+    return ((await res.json()) as { links: AgentLinkInfo[] }).links;
   }
 
+  /** A client of the first core. */
   client(options: IClientOptions = {}): Promise<MqttClient> {
     return connectClient(this.core.mqttPort, options);
   }
 
-  logs(): string {
-    return [...(this.sidecar?.logs.slice(-30) ?? []), ...this.core.logs.slice(-15)].join('\n');
-  }
-
   async dispose(): Promise<void> {
-    await Promise.all([this.sidecar?.stop('SIGKILL'), this.core?.dispose()]);
+    await Promise.all(this.pods.flatMap((p) => [p.sidecar?.stop('SIGKILL'), p.core.dispose()]));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -192,5 +220,40 @@ export class RemoteRegion {
   async dispose(): Promise<void> {
     await this.broker?.dispose();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The kubelet's part for the links volumes: every 250 ms, `read` the links ConfigMap and credentials Secret and
+ * mount them into `region` (until `stop()`; nothing while `paused`).
+ */
+export class MountSync {
+  paused = false;
+  /** Rounds that changed the mounted files. */
+  syncs = 0;
+  private running = true;
+  private readonly loop: Promise<void>;
+
+  constructor(private readonly region: AgentRegion, private readonly read: () => Promise<MountedLinks | undefined>) {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      if (!this.paused) {
+        try {
+          const mounted = await this.read();
+          if (mounted && this.region.mount(mounted)) this.syncs++;
+        } catch {
+          // The API server may be restarting or busy: the next round retries.
+        }
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
   }
 }
