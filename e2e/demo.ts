@@ -181,7 +181,10 @@ async function main(): Promise<number> {
   print('meridian demo: starting three regions (us-east, us-west, emea) ...');
   let mesh: Mesh;
   try {
-    mesh = await Mesh.start({ clientPorts: byRegion(options.ports), adminPorts: byRegion(options.adminPorts), handleSignals: false, log: (l) => print(`  ${l}`) });
+    // The data is throwaway: a node still up 6 s after SIGTERM (its drain is 5 s) is killed.
+    mesh = await Mesh.start({
+      clientPorts: byRegion(options.ports), adminPorts: byRegion(options.adminPorts), handleSignals: false, stopGraceMs: 6000, log: (l) => print(`  ${l}`),
+    });
   } catch (err) {
     if (exiting) return new Promise<number>(() => undefined); // shutdown() exits
     if (err instanceof PortInUseError) {
