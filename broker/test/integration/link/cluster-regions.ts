@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -120,6 +120,13 @@ export class ClusterRegion {
         '--users-file', path.join(this.dir, 'users.yaml'), ...this.nodeExtra, ...extra,
       ],
     });
+  }
+
+  /** Replaces the links file atomically (write + rename), as a ConfigMap update does; running agents reload it. */
+  writeLinks(links: LinkEntry[]): void {
+    const tmp = `${this.linksFile}.tmp`;
+    writeFileSync(tmp, this.linksYaml(links));
+    renameSync(tmp, this.linksFile);
   }
 
   private linksYaml(links: LinkEntry[]): string {
