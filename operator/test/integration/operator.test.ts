@@ -14,17 +14,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { loadAll } from 'js-yaml';
 import type { ClusterLink, Condition, RegionalCluster } from '../../src/api/types.js';
 import { CONFIG_HASH_ANNOTATION } from '../../src/render/index.js';
-import { freePort, k8sBinDir, runCommand, startApiServer, type ApiServer } from '../harness/apiserver.js';
+import { freePort, startApiServer, type ApiServer } from '../harness/apiserver.js';
+import { CHART, eventually, KubeFixture, REPO, RELEASE_NS, SA_GROUPS, SA_USER, sleep } from '../harness/kube-fixture.js';
 import { startOperatorProcess, type OperatorProcess } from '../harness/operator.js';
 
-const REPO = path.resolve(import.meta.dirname, '../../..');
-const CHART = path.join(REPO, 'charts/meridian-operator');
-const RELEASE_NS = 'meridian-system';
 const NS = 'meridian';
-const SA_USER = `system:serviceaccount:${RELEASE_NS}:meridian-operator`;
 const LEASE = { durationS: 12, renewS: 9, retryS: 1 };
 const RC_PATH = `/apis/meridian.dev/v1alpha1/namespaces/${NS}/regionalclusters`;
 const CL_PATH = `/apis/meridian.dev/v1alpha1/namespaces/${NS}/clusterlinks`;
@@ -51,6 +47,7 @@ interface K8sObject {
 }
 
 let api: ApiServer;
+let kube: KubeFixture;
 let workDir: string;
 let operatorArgs: string[];
 const operators: OperatorProcess[] = [];
@@ -58,42 +55,10 @@ let fakeAgent: http.Server;
 /** The links the fake agent lists (as a real agent would until its links file drops them). */
 const fakeAgentLinks = new Set(['us-west', 'emea']);
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const result = await api.kubectl(args, { input });
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  return result.stdout;
-}
-
-async function get<T>(apiPath: string): Promise<T | undefined> {
-  const res = await api.request('GET', apiPath);
-  if (res.status === 404) return undefined;
-  if (res.status !== 200) throw new Error(`GET ${apiPath}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body as T;
-}
-
 const MERGE = 'application/merge-patch+json';
-
-async function mergePatch(apiPath: string, patch: unknown): Promise<void> {
-  const result = await api.request('PATCH', apiPath, patch, 'admin', MERGE);
-  if (result.status !== 200) throw new Error(`PATCH ${apiPath}: ${result.status} ${JSON.stringify(result.body)}`);
-}
+const kubectl = (args: string[], input?: string): Promise<string> => kube.kubectl(args, input);
+const get = <T>(apiPath: string): Promise<T | undefined> => kube.get<T>(apiPath);
+const mergePatch = (apiPath: string, patch: unknown): Promise<void> => kube.mergePatch(apiPath, patch);
 
 const cluster = (name: string): Promise<RegionalCluster | undefined> => get<RegionalCluster>(`${RC_PATH}/${name}`);
 const link = (name: string): Promise<ClusterLink | undefined> => get<ClusterLink>(`${CL_PATH}/${name}`);
@@ -132,25 +97,6 @@ function startOperator(identity: string): OperatorProcess {
   return op;
 }
 
-async function helm(args: string[]): Promise<string> {
-  const result = await runCommand(path.join(k8sBinDir(), 'helm'), args);
-  if (result.code !== 0) throw new Error(`helm ${args.join(' ')} failed: ${result.stderr}`);
-  return result.stdout;
-}
-
-/** The chart's objects for this test: its RBAC and ServiceAccount are applied; its Deployment gives the flags. */
-async function installChartRbac(): Promise<string[]> {
-  const sets = [`watchNamespaces={${NS}}`, `leaderElection.leaseDurationSeconds=${LEASE.durationS}`, `leaderElection.renewDeadlineSeconds=${LEASE.renewS}`, `leaderElection.retryPeriodSeconds=${LEASE.retryS}`, 'logLevel=debug'];
-  const rendered = await helm(['template', 'meridian-operator', CHART, '-n', RELEASE_NS, ...sets.flatMap((s) => ['--set', s])]);
-  const objects = (loadAll(rendered) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
-  const deployment = objects.find((o) => o.kind === 'Deployment');
-  const args = deployment?.spec?.template?.spec?.containers?.[0]?.args;
-  if (!args || args[0] !== 'operator') throw new Error('the chart\'s Deployment does not run `operator`');
-  const rest = objects.filter((o) => o.kind !== 'Deployment');
-  await kubectl(['apply', '-f', '-'], rest.map((o) => JSON.stringify(o)).join('\n'));
-  return args.slice(1).map((a) => a.replace('$(POD_NAMESPACE)', RELEASE_NS));
-}
-
 const agentLink = (name: string, state: string, lastError: string | null, routesSent: number, routesReceived: number) => ({
   name, state, lastError, server: null, actor: `${name}-actor`, incarnation: 1, routeSync: 'live', routesSent, routesReceived, routesRestored: 0,
   remoteAgents: 1, bootstraps: 1, lastBootstrapAt: null, queue: { depth: 0, bytes: 0, maxBytes: 1024, oldestAgeMs: 0, whenFull: 'block' },
@@ -174,11 +120,18 @@ async function startFakeAgent(port: number): Promise<http.Server> {
 
 beforeAll(async () => {
   workDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-operator-test-'));
-  api = await startApiServer({ users: [{ name: SA_USER, groups: ['system:serviceaccounts', `system:serviceaccounts:${RELEASE_NS}`] }] });
+  api = await startApiServer({ users: [{ name: SA_USER, groups: SA_GROUPS }] });
+  kube = new KubeFixture(api, NS);
   await kubectl(['create', 'namespace', RELEASE_NS]);
   await kubectl(['create', 'namespace', NS]);
   await kubectl(['apply', '--validate=false', '-f', path.join(CHART, 'crds')]);
-  const chartArgs = await installChartRbac();
+  const chartArgs = await kube.installChartRbac([
+    `watchNamespaces={${NS}}`,
+    `leaderElection.leaseDurationSeconds=${LEASE.durationS}`,
+    `leaderElection.renewDeadlineSeconds=${LEASE.renewS}`,
+    `leaderElection.retryPeriodSeconds=${LEASE.retryS}`,
+    'logLevel=debug',
+  ]);
   fakeAgent = await startFakeAgent(await freePort());
   const agentPort = (fakeAgent.address() as AddressInfo).port;
   operatorArgs = [...chartArgs, `--link-agent-admin-port=${agentPort}`, '--link-status-interval=2s'];
