@@ -40,6 +40,8 @@ export interface RegionSetup {
 export interface LinkStatus {
   name: string;
   state: string;
+  /** With several agents per region: the reporting agent's role for the link. */
+  role?: string;
   queue: { depth: number };
   forwarded: number;
   received: number;
@@ -139,24 +141,31 @@ export class Region {
   }
 
   /**
-   * Links as the running agents report them; with several agents, per link the counters are summed and the state
-   * is `connected` only when every agent's link is.
+   * Links as the running agents report them. With several agents per region (roles `active`/`standby`), a link's
+   * state is its active agent's (a standby's when no agent is active) and the counters are summed over the agents.
    */
   async links(): Promise<LinkStatus[]> {
-    const reports = await Promise.all(this.agents.map(async (agent, i) => (agent.running ? this.agentLinks(i) : undefined)));
+    const reports = await this.runningAgentReports();
     const merged = new Map<string, LinkStatus>();
-    for (const report of reports) {
-      for (const l of report?.links ?? []) {
+    for (const { report } of reports) {
+      for (const l of report.links) {
         const seen = merged.get(l.name);
-        const own: LinkStatus = { name: l.name, state: l.state, queue: { depth: l.queue.depth }, forwarded: l.forwarded, received: l.received, deduplicated: l.deduplicated };
-        merged.set(l.name, seen ? {
-          name: l.name,
-          state: seen.state === 'connected' ? own.state : seen.state,
+        const own: LinkStatus = {
+          name: l.name, state: l.state, ...(l.role === undefined ? {} : { role: l.role }), queue: { depth: l.queue.depth },
+          forwarded: l.forwarded, received: l.received, deduplicated: l.deduplicated,
+        };
+        if (!seen) {
+          merged.set(l.name, own);
+          continue;
+        }
+        const lead = seen.role === 'active' || own.role !== 'active' ? seen : own;
+        merged.set(l.name, {
+          ...lead,
           queue: { depth: seen.queue.depth + own.queue.depth },
           forwarded: seen.forwarded + own.forwarded,
           received: seen.received + own.received,
           deduplicated: seen.deduplicated + own.deduplicated,
-        } : own);
+        });
       }
     }
     return [...merged.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -170,18 +179,26 @@ export class Region {
     return (await res.json()) as AgentLinks;
   }
 
-  /** Waits until every link of every agent of this region reports `connected`. */
+  private async runningAgentReports(): Promise<Array<{ id: string; report: AgentLinks }>> {
+    const running = this.agents.map((agent, i) => ({ agent, i })).filter(({ agent }) => agent.running);
+    return Promise.all(running.map(async ({ agent, i }) => ({ id: agent.id, report: await this.agentLinks(i) })));
+  }
+
+  /**
+   * Waits until every link of this region is `connected` on the agent that serves it: the only agent, or with
+   * several, the `active` one (standby agents do not dial). Stopped agents are skipped; with none running it fails.
+   */
   async linksConnected(timeoutMs = 30000): Promise<void> {
-    const expected = this.setup.servers.size;
+    const expected = [...this.setup.servers.keys()];
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
     for (;;) {
       try {
-        const reports = await Promise.all(this.agents.map((_, i) => this.agentLinks(i)));
-        const states = reports.flatMap((r, i) => r.links.map((l) => `agent-${i}:${l.name}=${l.state}`));
-        last = states.join(', ') || 'no links';
-        const allConnected = reports.every((r) => r.links.length === expected && r.links.every((l) => l.state === 'connected'));
-        if (allConnected) return;
+        const reports = await this.runningAgentReports();
+        const entries = reports.flatMap(({ id, report }) => report.links.map((l) => ({ id, ...l })));
+        last = entries.map((l) => `${l.id}:${l.name}=${l.state}${l.role ? `/${l.role}` : ''}`).join(', ') || 'no agent running';
+        const serving = (name: string): boolean => entries.some((l) => l.name === name && l.state === 'connected' && (l.role === undefined || l.role === 'active'));
+        if (reports.length > 0 && expected.every(serving)) return;
       } catch (err) {
         last = (err as Error).message;
       }
