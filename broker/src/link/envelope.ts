@@ -10,8 +10,11 @@ export interface Envelope {
 
 export class EnvelopeError extends Error {}
 
-const VERSION = 1;
-const BATCH_VERSION = 2;
+/** The single-message format. */
+export const LEGACY_VERSION = 1;
+/** Envelope batches; what a receiver announces on the capabilities topic. */
+export const BATCH_VERSION = 2;
+const VERSION = LEGACY_VERSION;
 const FLAG_RETAIN = 0x04;
 const FLAG_DEFLATE = 0x08;
 /** Payloads below this are never worth compressing. */

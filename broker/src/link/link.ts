@@ -6,10 +6,10 @@ import { RouteSync, exportOwnLaneOnly, type RouteSyncEvent } from '../routesync/
 import type { NodeStore } from '../store/index.js';
 import type { LinkConfig } from './config.js';
 import type { DedupWindow, OriginReset } from './dedup.js';
-import { decodeBatch, encodeBatch, EnvelopeError, type EnvelopeBatch } from './envelope.js';
+import { BATCH_VERSION, decodeBatch, encodeBatch, encodeEnvelope, EnvelopeError, LEGACY_VERSION, type EnvelopeBatch } from './envelope.js';
 import { HubDriver } from './hub-driver.js';
 import { LinkQueue, type LinkMessage, type QueueEntry } from './queue.js';
-import { agentActor, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
+import { agentActor, capabilitiesTopic, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
 import type { LinkMetrics } from './metrics.js';
 import { RemoteRoutes } from './region.js';
 import { RemoteRouteMemory } from './route-memory.js';
@@ -57,6 +57,8 @@ export interface LinkStatus {
   deduplicated: number;
   bytesOut: number;
   bytesIn: number;
+  /** Envelope format on the current connection: `batch`, `single` (a remote from before batches), null (not known yet). */
+  envelopes: 'batch' | 'single' | null;
   /** Times a remote agent came back with a new store (its undelivered queue lost); see lostQueueReports. */
   originResets: number;
   /** The last reports of lost queue volume (newest last): a remote agent's store reset, or this agent's own. */
@@ -95,6 +97,16 @@ const MAX_CARRIERS_IN_FLIGHT = 64;
 const BATCH_MAX_MESSAGES = 512;
 const BATCH_MAX_BYTES = 64 * 1024;
 const MAX_LOST_QUEUE_REPORTS = 10;
+/** Carriers in flight with the single-message format (a remote from before batches): its old window. */
+const LEGACY_WINDOW = 256;
+/**
+ * After the route-sync handshake, how long the sender still waits for the remote's capabilities before it takes
+ * the remote for one from before batches (they are sent just before the handshake's answer, so normally they
+ * are already here).
+ */
+const CAPABILITIES_GRACE_MS = 1000;
+/** Route-sync message type code of `init` (first byte of the frame, routesync/codec.ts). */
+const ROUTESYNC_INIT = 1;
 
 /**
  * One cluster link, both halves of it on this node:
@@ -120,6 +132,9 @@ export class Link {
   private inflight = 0;
   private carriersInFlight = 0;
   private pumpScheduled = false;
+  /** Envelope format of the current connection: null until the remote's capabilities (or their absence) are known. */
+  private envelopeVersion: typeof BATCH_VERSION | typeof LEGACY_VERSION | null = null;
+  private capabilitiesTimer?: NodeJS.Timeout;
   private sentUpTo = 0;
   private readonly lostQueueReports: LostQueueReport[] = [];
   private state: LinkState = 'connecting';
@@ -193,6 +208,8 @@ export class Link {
 
   /** A route-sync frame a remote agent published on this node. Throws on a malformed or refused frame. */
   receiveRoutes(peer: string, frame: Buffer): void {
+    // Before the handshake's answer, so that the agent knows it may send envelope batches before it sends anything.
+    if (frame[0] === ROUTESYNC_INIT) this.ctx.respond(capabilitiesTopic(peer), Buffer.from([BATCH_VERSION]));
     this.receiver.receive(peer, frame);
   }
 
@@ -250,6 +267,7 @@ export class Link {
       bootstraps: this.bootstraps,
       lastBootstrapAt: this.lastBootstrapAt?.toISOString() ?? null,
       queue: { depth: this.queue.depth, bytes: this.queue.bytes, maxBytes: this.queue.maxBytes, oldestAgeMs: this.queue.oldestAgeMs(), whenFull: this.config.queue.whenFull },
+      envelopes: !this.connected || this.envelopeVersion === null ? null : this.envelopeVersion === BATCH_VERSION ? 'batch' : 'single',
       ...this.counters,
       lostQueueReports: [...this.lostQueueReports],
     };
@@ -258,6 +276,7 @@ export class Link {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.capabilitiesTimer);
     this.sender.stop();
     this.receiver.stop();
     this.memory.withdraw();
@@ -300,9 +319,9 @@ export class Link {
     this.client = client;
     client.on('connect', () => {
       if (generation !== this.generation) return;
-      client.subscribe(responseTopic(this.actor), { qos: 0 }, (err, granted) => {
+      client.subscribe([responseTopic(this.actor), capabilitiesTopic(this.actor)], { qos: 0 }, (err, granted) => {
         if (generation !== this.generation) return;
-        if (err || granted?.[0]?.qos === 128) {
+        if (err || !granted || granted.some((g) => g.qos === 128)) {
           this.dropConnection(client, generation, `subscription to ${responseTopic(this.actor)} refused (the link user must be a superuser on the remote)`);
           return;
         }
@@ -310,13 +329,17 @@ export class Link {
       });
     });
     client.on('message', (topic, payload) => {
-      if (generation !== this.generation || topic !== responseTopic(this.actor)) return;
+      if (generation !== this.generation) return;
+      if (topic === capabilitiesTopic(this.actor)) return this.onCapabilities(payload);
+      if (topic !== responseTopic(this.actor)) return;
       this.counters.bytesIn += payload.length;
       try {
         this.sender.receive(this.config.name, payload);
       } catch (err) {
         this.dropConnection(client, generation, `route sync from ${server}: ${(err as Error).message}`);
+        return;
       }
+      if (this.envelopeVersion === null && !this.capabilitiesTimer && this.routeSyncReady()) this.awaitCapabilities(generation);
     });
     client.on('error', (err) => {
       if (generation === this.generation) this.lastError = `${server}: ${err.message}`;
@@ -354,7 +377,35 @@ export class Link {
     this.inflight = 0;
     this.carriersInFlight = 0;
     this.sentUpTo = 0;
+    // Nothing is sent before the envelope format is known (the remote's capabilities, or the handshake without them).
+    this.envelopeVersion = null;
+    clearTimeout(this.capabilitiesTimer);
+    this.capabilitiesTimer = undefined;
+  }
+
+  /** The remote accepts envelope batches (it sent its capabilities): they are used on this connection. */
+  private onCapabilities(payload: Buffer): void {
+    const version = payload.length > 0 ? payload[0] : 0;
+    if (version < BATCH_VERSION || this.envelopeVersion === BATCH_VERSION) return;
+    clearTimeout(this.capabilitiesTimer);
+    this.capabilitiesTimer = undefined;
+    this.envelopeVersion = BATCH_VERSION;
     this.pumpMessages();
+  }
+
+  /** The handshake is done without capabilities: after a grace period, the remote is taken for one from before batches. */
+  private awaitCapabilities(generation: number): void {
+    this.capabilitiesTimer = setTimeout(() => {
+      this.capabilitiesTimer = undefined;
+      if (generation !== this.generation || this.envelopeVersion !== null) return;
+      this.envelopeVersion = LEGACY_VERSION;
+      this.logger.warn({ server: this.currentServer() }, 'the remote did not announce envelope batches (an older version): sending one message per carrier, without store epoch');
+      this.pumpMessages();
+    }, CAPABILITIES_GRACE_MS);
+  }
+
+  private routeSyncReady(): boolean {
+    return this.sender.sync.peers().find((p) => p.peer === this.config.name)?.outbound?.state === 'ready';
   }
 
   private dropConnection(client: MqttClient, generation: number, reason: string): void {
@@ -393,10 +444,13 @@ export class Link {
   /** Sends every committed entry not yet sent, as carrier batches, within the window. */
   private pumpMessages(): void {
     const client = this.client;
-    if (!client || !this.connected) return;
-    const window = this.ctx.window ?? DEFAULT_WINDOW;
-    while (this.inflight < window && this.carriersInFlight < MAX_CARRIERS_IN_FLIGHT) {
-      const entries = this.queue.peek(this.sentUpTo, Math.min(BATCH_MAX_MESSAGES, window - this.inflight), BATCH_MAX_BYTES);
+    if (!client || !this.connected || this.envelopeVersion === null) return;
+    const batches = this.envelopeVersion === BATCH_VERSION;
+    const window = this.ctx.window ?? (batches ? DEFAULT_WINDOW : LEGACY_WINDOW);
+    const maxCarriers = batches ? MAX_CARRIERS_IN_FLIGHT : LEGACY_WINDOW;
+    const perCarrier = batches ? BATCH_MAX_MESSAGES : 1;
+    while (this.inflight < window && this.carriersInFlight < maxCarriers) {
+      const entries = this.queue.peek(this.sentUpTo, Math.min(perCarrier, window - this.inflight), BATCH_MAX_BYTES);
       if (entries.length === 0) return;
       this.sendCarrier(client, entries);
     }
@@ -412,7 +466,10 @@ export class Link {
     this.sentUpTo = seqs[seqs.length - 1];
     this.inflight += entries.length;
     this.carriersInFlight++;
-    const frame = encodeBatch({ originCluster: this.ctx.localCluster, epoch: this.ctx.store.epoch, entries }, this.config.compression);
+    const originCluster = this.ctx.localCluster;
+    const frame = this.envelopeVersion === BATCH_VERSION
+      ? encodeBatch({ originCluster, epoch: this.ctx.store.epoch, entries }, this.config.compression)
+      : encodeEnvelope({ originCluster, seq: entries[0].seq, message: entries[0].message }, this.config.compression);
     this.counters.bytesOut += frame.length;
     this.ctx.metrics.bytesOut.inc({ link: this.name }, frame.length);
     client.publish(messageTopic(this.actor), frame, { qos: 1 }, (err) => {

@@ -3,12 +3,16 @@
  * agent, `<cluster>/<node>`:
  * - `$LINK/cluster/route/<actor>`: route-sync messages from the agent (init, ops, snapshot, heartbeat);
  * - `$LINK/cluster/msg/<actor>`: forwarded messages (envelopes);
- * - `$LINK/cluster/resp/<actor>`: route-sync answers to the agent (init_ack, ack), which it subscribes to.
+ * - `$LINK/cluster/resp/<actor>`: route-sync answers to the agent (init_ack, ack), which it subscribes to;
+ * - `$LINK/cluster/caps/<actor>`: the remote's capabilities, sent to the agent (which subscribes to it too) before
+ *   the answer to each route-sync init: one byte, the highest envelope version it accepts. A remote from before
+ *   envelope batches sends nothing there.
  */
 export const LINK_PREFIX = '$LINK/';
 const ROUTE = '$LINK/cluster/route/';
 const MSG = '$LINK/cluster/msg/';
 const RESP = '$LINK/cluster/resp/';
+const CAPS = '$LINK/cluster/caps/';
 
 export type ControlKind = 'route' | 'msg' | 'resp';
 
@@ -22,6 +26,7 @@ export interface ControlTopic {
 export const routeTopic = (actor: string): string => ROUTE + actor;
 export const messageTopic = (actor: string): string => MSG + actor;
 export const responseTopic = (actor: string): string => RESP + actor;
+export const capabilitiesTopic = (actor: string): string => CAPS + actor;
 
 export function agentActor(cluster: string, node: string): string {
   return `${cluster}/${node}`;

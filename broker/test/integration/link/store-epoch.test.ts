@@ -5,7 +5,7 @@ import type { TcpProxy } from '../../harness/tcp-proxy.js';
 import { linkedRegions, sleep, waitFor, type LinkInfo, type Region } from './regions.js';
 
 interface LostQueueReport { kind: string; agent: string; oldEpoch: string | null; newEpoch: string; oldMark: number | null; knownIncarnation: number | null }
-type EpochLinkInfo = LinkInfo & { originResets: number; lostQueueReports: LostQueueReport[] };
+type EpochLinkInfo = LinkInfo & { originResets: number; lostQueueReports: LostQueueReport[]; envelopes: string | null };
 
 describe('link agent store epoch: a data directory deleted on the sending side', () => {
   let A: Region;
@@ -53,6 +53,9 @@ describe('link agent store epoch: a data directory deleted on the sending side',
 
     await publishFromB('first', 30);
     await waitFor(() => seen.length >= 30, 'the first 30 messages in A');
+    // Both agents announced envelope batches to each other (capabilities before the route-sync answer).
+    expect((await linkOf(B, 'us')).envelopes).toBe('batch');
+    expect((await linkOf(A, 'eu')).envelopes).toBe('batch');
 
     // A plain restart keeps the store: same epoch, sequences continue, nothing reported.
     await restartB(false);
