@@ -44,3 +44,56 @@ export function credentialsWithout(secret: V1Secret, remote: string): V1Secret |
   if (Object.keys(kept).length === Object.keys(data).length) return undefined;
   return { apiVersion: 'v1', kind: 'Secret', type: secret.type, metadata: appliedMetadata(secret.metadata), data: kept };
 }
+
+/** What the finalizer of a deleted ClusterLink does now. */
+export type RemovalStep =
+  | { kind: 'remove'; type: 'Normal' | 'Warning'; reason: 'LinkRemoved' | 'LinkRemovalUnconfirmed'; message: string }
+  | { kind: 'wait'; retryInMs: number; /** Set on the first wait only (one Event, not one per retry). */ event?: string };
+
+export interface RemovalInput {
+  remote: string;
+  configMap: string;
+  /** Pods whose agent answered and still lists the link. */
+  listing: readonly string[];
+  /** Why the agents that did not answer did not (one entry each). */
+  unanswered: readonly string[];
+  /** How many agents were asked. */
+  asked: number;
+  /** Since the object's deletionTimestamp. */
+  waitedMs: number;
+  timeoutMs: number;
+  /** Earlier waits for this deletion. */
+  attempt: number;
+}
+
+export const REMOVAL_RETRY_MIN_MS = 500;
+export const REMOVAL_RETRY_MAX_MS = 5000;
+
+/**
+ * The finalizer goes once no agent lists the link (none answering with it, none silent); otherwise the cluster is
+ * requeued with back-off (500 ms doubling to 5 s, never past the deadline) until `timeoutMs` after the deletion,
+ * when it goes anyway with a Warning that names what was not confirmed.
+ */
+export function removalStep(input: RemovalInput): RemovalStep {
+  const { remote, configMap, listing, unanswered } = input;
+  if (!listing.length && !unanswered.length) {
+    const agents = input.asked ? `none of the ${input.asked} link agent(s) lists it any more` : 'no link agent runs';
+    return { kind: 'remove', type: 'Normal', reason: 'LinkRemoved', message: `removed the link to ${remote} from ConfigMap ${configMap}; ${agents}` };
+  }
+  const pending = [...(listing.length ? [`still listed by the agents of ${listing.join(', ')}`] : []), ...unanswered].join('; ');
+  if (!(input.waitedMs < input.timeoutMs)) {
+    const seconds = Math.round(input.timeoutMs / 1000);
+    return {
+      kind: 'remove',
+      type: 'Warning',
+      reason: 'LinkRemovalUnconfirmed',
+      message: `removed the link to ${remote} from ConfigMap ${configMap}, but after ${seconds}s it is ${pending}: finalizer removed anyway`,
+    };
+  }
+  const retryInMs = Math.max(100, Math.min(REMOVAL_RETRY_MAX_MS, REMOVAL_RETRY_MIN_MS * 2 ** input.attempt, input.timeoutMs - input.waitedMs));
+  return {
+    kind: 'wait',
+    retryInMs,
+    ...(input.attempt === 0 ? { event: `removed the link to ${remote} from ConfigMap ${configMap}; waiting until the link agents drop it: ${pending}` } : {}),
+  };
+}

@@ -64,9 +64,17 @@ function configured(placement: LinkPlacement): ConditionInput {
 /** Credentials refused (CONNACK 4/5 as mqtt.js words them), or a link user that may not use the $LINK topics. */
 const AUTH_FAILURE = /bad user ?name or password|not authori[sz]ed|must be a superuser/i;
 
+/**
+ * What the agent says when it marks a link misconfigured (broker/src/link/link.ts); it keeps redialling, so between
+ * two refusals the link is `connecting` with this lastError.
+ */
+const MISCONFIGURED = /belong to another cluster|route sync refused by the remote|cannot prepare the connection/;
+
 /** Why a running link is not connected, from what its agent last saw. */
 export function disconnectReason(lastError: string | null): string {
-  return lastError && AUTH_FAILURE.test(lastError) ? 'AuthFailed' : 'RemoteUnreachable';
+  if (lastError && AUTH_FAILURE.test(lastError)) return 'AuthFailed';
+  if (lastError && MISCONFIGURED.test(lastError)) return 'Misconfigured';
+  return 'RemoteUnreachable';
 }
 
 function fromAgents(runtime: MergedLinkStatus, remote: string): ConditionInput {

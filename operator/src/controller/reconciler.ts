@@ -22,12 +22,10 @@ import { canonicalJson, sha256Hex } from '../render/serialize.js';
 import { mergeAgentPolls, podsListing, type AgentEndpoint, type AgentPoll, type LinkAgents, type MergedAgents } from './link-agents.js';
 import { clusterStatus, type ReconcileOutcome } from './cluster-status.js';
 import { findCondition } from './conditions.js';
-import { credentialsWithout, linkNamesIn, linksConfigMapWithout } from './link-removal.js';
+import { credentialsWithout, linkNamesIn, linksConfigMapWithout, removalStep } from './link-removal.js';
 import { clusterLinkStatus, linkSecretProblems, type LinkPlacement } from './link-status.js';
 
 export const LINK_FINALIZER = 'meridian.dev/link-cleanup';
-const REMOVAL_RETRY_MIN_MS = 500;
-const REMOVAL_RETRY_MAX_MS = 5000;
 
 export interface Cache<T> {
   get(name: string, namespace?: string): T | undefined;
@@ -440,24 +438,22 @@ export class ClusterReconciler {
     const sharedRemote = links.some((l) => l !== link && !l.metadata.deletionTimestamp && l.spec.remote.clusterName === remote);
     if (sharedRemote) return this.removeFinalizer(link, 'Normal', 'LinkRemoved', `another ClusterLink of ${cluster.metadata.name} links to ${remote}: the agents keep that link`);
     if (!rendered) await this.cutLinkFromLiveObjects(cluster, remote);
-    const listing = podsListing(polls, remote);
-    const silent = polls.flatMap((p) => ('error' in p ? [p.error] : []));
-    if (!listing.length && !silent.length) {
-      const asked = polls.length ? `none of the ${polls.length} link agent(s) lists it any more` : 'no link agent runs';
-      return this.removeFinalizer(link, 'Normal', 'LinkRemoved', `removed the link to ${remote} from ConfigMap ${configMap}; ${asked}`);
-    }
     const uid = link.metadata.uid ?? link.metadata.name;
-    const waited = Date.now() - Date.parse(link.metadata.deletionTimestamp ?? '');
-    const pending = [...(listing.length ? [`still listed by the agents of ${listing.join(', ')}`] : []), ...silent];
-    if (!(waited < this.deps.options.linkRemovalTimeoutMs)) {
-      const seconds = Math.round(this.deps.options.linkRemovalTimeoutMs / 1000);
-      return this.removeFinalizer(link, 'Warning', 'LinkRemovalUnconfirmed', `removed the link to ${remote} from ConfigMap ${configMap}, but after ${seconds}s it is ${pending.join('; ')}: finalizer removed anyway`);
-    }
     const attempt = this.removalAttempts.get(uid) ?? 0;
+    const step = removalStep({
+      remote,
+      configMap,
+      listing: podsListing(polls, remote),
+      unanswered: polls.flatMap((p) => ('error' in p ? [p.error] : [])),
+      asked: polls.length,
+      waitedMs: Date.now() - Date.parse(link.metadata.deletionTimestamp ?? ''),
+      timeoutMs: this.deps.options.linkRemovalTimeoutMs,
+      attempt,
+    });
+    if (step.kind === 'remove') return this.removeFinalizer(link, step.type, step.reason, step.message);
     this.removalAttempts.set(uid, attempt + 1);
-    if (attempt === 0) await this.deps.events.record(link, 'Normal', 'AwaitingAgents', `removed the link to ${remote} from ConfigMap ${configMap}; waiting until the link agents drop it: ${pending.join('; ')}`);
-    const remaining = this.deps.options.linkRemovalTimeoutMs - waited;
-    return Math.max(100, Math.min(REMOVAL_RETRY_MAX_MS, REMOVAL_RETRY_MIN_MS * 2 ** attempt, remaining));
+    if (step.event) await this.deps.events.record(link, 'Normal', 'AwaitingAgents', step.event);
+    return step.retryInMs;
   }
 
   private async removeFinalizer(link: ClusterLink, type: 'Normal' | 'Warning', reason: string, message: string): Promise<undefined> {
