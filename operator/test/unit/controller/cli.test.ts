@@ -13,6 +13,9 @@ describe('meridian operator flags', () => {
         'leader-election-lease-duration': '15',
         'leader-election-renew-deadline': '10',
         'leader-election-retry-period': '2',
+        'link-agent-admin-port': '8082',
+        'link-status-interval': '30s',
+        'link-removal-timeout': '60s',
       },
       { POD_NAME: 'meridian-operator-abc' },
     );
@@ -21,6 +24,9 @@ describe('meridian operator flags', () => {
       namespaces: ['team-a', 'team-b'],
       health: { host: '0.0.0.0', port: 8090 },
       leaderElection: { namespace: 'meridian-system', name: 'meridian-operator', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000 },
+      linkAgentAdminPort: 8082,
+      linkStatusIntervalMs: 30_000,
+      linkRemovalTimeoutMs: 60_000,
     });
     expect(config.leaderElection?.identity).toMatch(/^meridian-operator-abc_[0-9a-f]{8}$/);
   });
@@ -37,6 +43,8 @@ describe('meridian operator flags', () => {
     [{ 'watch-namespaces': 'Team_A' }, "--watch-namespaces: 'Team_A' is not a namespace name"],
     [{ 'health-port': '70000' }, "--health-port: '70000' is not an integer in [0, 65535]"],
     [{ 'leader-election-renew-deadline': '20' }, 'retry period < renew deadline < lease duration'],
+    [{ 'link-agent-admin-port': '0' }, "--link-agent-admin-port: '0' is not an integer in [1, 65535]"],
+    [{ 'link-removal-timeout': 'soon' }, "--link-removal-timeout: 'soon' is not a duration"],
   ])('refuses %j', (flags, message) => {
     expect(() => operatorConfigFromFlags(flags, {})).toThrow(UsageError);
     expect(() => operatorConfigFromFlags(flags, {})).toThrow(message);
