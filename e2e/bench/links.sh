@@ -120,6 +120,12 @@ for size in $BW_PAYLOADS; do
     --proxies toMB --rounds "$ROUNDS" --payload "$size" >"$RESULTS_DIR/bandwidth-mosquitto-$size.json"
 done
 
+# scrape_metrics WHEN: /metrics of both regions into $WORK_DIR/metrics-<region>-WHEN.txt
+scrape_metrics() {
+  curl -fsS "http://127.0.0.1:$A_ADMIN/metrics" >"$WORK_DIR/metrics-a-$1.txt"
+  curl -fsS "http://127.0.0.1:$B_ADMIN/metrics" >"$WORK_DIR/metrics-b-$1.txt"
+}
+
 # bench_case NAME ARGS...: publishers on A, subscribers on B, QoS 2.
 bench_case() {
   local name=$1; shift
@@ -146,8 +152,14 @@ if wants_case forwarding; then
 bench_case "2-throughput-${DELAY_MS}ms" --count 4 --subscribers 4 --rate 0 --inflight 20 --e2e-window 500 --duration "$TPUT_SECONDS"
 bench_case "3-latency-${LAT_LOW_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_LOW_RATE / 5)) \
   --inflight 50 --duration "$LAT_SECONDS"
+scrape_metrics before
 bench_case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) --inflight 50 \
   --duration "$LAT_SECONDS"
+scrape_metrics after
+for r in a b; do
+  "${LOAD[@]}" commits --before "$WORK_DIR/metrics-$r-before.txt" --after "$WORK_DIR/metrics-$r-after.txt" --label "$r" \
+    --case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" >"$RESULTS_DIR/commits-$r.json"
+done
 fi
 
 if wants_case convergence; then

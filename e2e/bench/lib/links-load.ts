@@ -6,6 +6,7 @@
  *   bandwidth   --pub-port P --sub-port S --control URL --proxies a,b --label L [--rounds R] [--payload B]
  *   convergence --port P --admin URL --link NAME --control URL [--count N]
  *   drain       --pub-port P --sub-port S --admin URL --link NAME --control URL --proxy NAME [--count N] [--payload B] [--qos Q]
+ *   commits     --before F --after F --label L --case C   store commit latency (meridian_store_write_seconds) between two /metrics scrapes
  *   summarize   --dir RESULTS_DIR               the Markdown table of every JSON result in the directory
  */
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -281,6 +282,35 @@ async function drain(flags: Flags): Promise<void> {
   }
 }
 
+/** Cumulative buckets of `meridian_store_write_seconds` in a /metrics text: upper bound (s) → count. */
+function commitBuckets(text: string): Map<number, number> {
+  const buckets = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    const m = /^meridian_store_write_seconds_bucket\{le="([^"]+)"\} (\d+)/.exec(line);
+    if (m) buckets.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  }
+  if (buckets.size === 0) throw new Error('no meridian_store_write_seconds buckets in the /metrics scrape');
+  return buckets;
+}
+
+/**
+ * Store commits (group commit + fsync in durable mode) between two /metrics scrapes of one region: how many, and
+ * the bucket bound under which 50 / 90 / 99 % of them finished. A forwarded message waits for one on the origin (its
+ * queue append) and its carrier's PUBACK for one on the receiver (the dedup mark).
+ */
+function commits(flags: Flags): void {
+  const before = commitBuckets(readFileSync(flag(flags, 'before'), 'utf8'));
+  const after = commitBuckets(readFileSync(flag(flags, 'after'), 'utf8'));
+  const bounds = [...after.keys()].sort((x, y) => x - y);
+  const delta = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
+  const total = delta[delta.length - 1];
+  const quantile = (q: number): number | null => {
+    const i = delta.findIndex((n) => n >= q * total);
+    return total === 0 || i < 0 ? null : bounds[i] * 1000;
+  };
+  console.log(JSON.stringify({ kind: 'commits', label: flag(flags, 'label'), case: flag(flags, 'case'), commits: total, p50UpToMs: quantile(0.5), p90UpToMs: quantile(0.9), p99UpToMs: quantile(0.99) }));
+}
+
 async function postControl(control: string, pathname: string): Promise<void> {
   const res = await fetch(`${control}${pathname}`, { method: 'POST' });
   if (!res.ok) throw new Error(`POST ${control}${pathname}: HTTP ${res.status} ${await res.text()}`);
@@ -326,6 +356,16 @@ function summarize(flags: Flags): void {
     }
     lines.push('');
   }
+  const commitFiles = files.filter((x) => x.startsWith('commits-'));
+  if (commitFiles.length) {
+    lines.push('Store commits (append + fsync, durable mode) during a case: a forwarded message waits for one in A, its carrier\'s PUBACK for one in B', '',
+      row(['region', 'case', 'commits', 'p50 ≤ ms', 'p90 ≤ ms', 'p99 ≤ ms']), row(['---', '---', '---', '---', '---', '---']));
+    for (const f of commitFiles) {
+      const r = read(f) as unknown as { label: string; case: string; commits: number; p50UpToMs: number | null; p90UpToMs: number | null; p99UpToMs: number | null };
+      lines.push(row([r.label, r.case, r.commits, r.p50UpToMs ?? '-', r.p90UpToMs ?? '-', r.p99UpToMs ?? '-']));
+    }
+    lines.push('');
+  }
   for (const f of files.filter((x) => x.startsWith('drain'))) {
     const r = read(f) as unknown as { messages: number; qos: number; payloadBytes: number; received: number; duplicates: number; inOrder: boolean; firstAfterRestoreMs: number; spanMs: number; ratePerSec: number };
     lines.push(`Link drain (forwarding capacity of the link alone): ${r.messages} queued QoS ${r.qos} messages of ${r.payloadBytes} B ` +
@@ -342,7 +382,7 @@ function summarize(flags: Flags): void {
 }
 
 const commands: Record<string, (flags: Flags) => Promise<void> | void> = {
-  prepare, 'wait-link': waitLink, bandwidth, convergence, drain, summarize,
+  prepare, 'wait-link': waitLink, bandwidth, convergence, drain, commits, summarize,
 };
 
 async function main(): Promise<void> {
