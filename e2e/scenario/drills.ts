@@ -140,8 +140,10 @@ export const DRILLS: readonly DrillSpec[] = [
     async fault(ctx) {
       const east = ctx.mesh.region('us-east');
       const agent = east.node('agent-0');
+      const before = await east.agentLinks(0);
       await agent.kill('SIGKILL');
       agent.wipeData();
+      const depths = before.links.map((l) => `${l.name} ${l.queue.depth}`).join(', ');
       ctx.log('drill: us-east agent-0 killed and its data dir deleted');
       await sleep(1000);
       await agent.start();
@@ -153,7 +155,8 @@ export const DRILLS: readonly DrillSpec[] = [
       const lossAcceptedUntil = Date.now();
       const reports = await lostVolumeReports(ctx.mesh);
       const sides = ['own-store-new', 'remote-agent-reset'].filter((kind) => !reports.some((r) => r.includes(kind)));
-      const observations = reports.length > 0 ? reports : ['nothing in any agent\'s /api/v1/links or log reports the lost queue volume'];
+      const observations = [`queue depth of the agent just before the kill: ${depths}`,
+        ...(reports.length > 0 ? reports : ['nothing in any agent\'s /api/v1/links or log reports the lost queue volume'])];
       return {
         observations,
         problems: sides.length === 0 ? [] : [`the lost queue volume was not reported as ${sides.join(' nor ')}`],
