@@ -1,6 +1,21 @@
-import { Mesh, REGION_NAMES, pairKey, type PairKey, type RegionName } from '../harness/mesh.js';
+import path from 'node:path';
+import { Mesh, REGION_NAMES, pairKey, type MeshOptions, type PairKey, type RegionName } from '../harness/mesh.js';
 import type { ReceiverStats } from './tally.js';
 import { RECEIVERS, Workload, sleep, type ReceiverName, type Stream, type StreamResult, type WorkloadTarget } from './workload.js';
+
+/**
+ * Starts the mesh; once more when a port the harness picked was taken meanwhile by another process on this shared
+ * machine (EADDRINUSE), in a fresh sub-directory when a work dir is given.
+ */
+export async function startMesh(options: MeshOptions, log: (line: string) => void): Promise<Mesh> {
+  try {
+    return await Mesh.start({ ...options, log });
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.includes('EADDRINUSE')) throw err;
+    log(`mesh start hit a port taken meanwhile (${err.message.split('\n')[0]}); starting once more on new ports`);
+    return Mesh.start({ ...options, log, dir: options.dir === undefined ? undefined : path.join(options.dir, 'retry') });
+  }
+}
 
 /** The workload's view of a Meridian mesh: clients connect to each region's replicant as tenant users. */
 export function meridianTarget(mesh: Mesh): WorkloadTarget {

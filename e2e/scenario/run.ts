@@ -12,9 +12,9 @@
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_DELAYS, Mesh } from '../harness/mesh.js';
+import { DEFAULT_DELAYS } from '../harness/mesh.js';
 import { SCENARIO_DELAYS, runMosquittoComparison } from './comparison.js';
-import { DEFAULT_TIMING, baselineProblems, meridianTarget, runBaseline, runDrill, warmUp, type DrillContext, type DrillOutcome } from './drills.js';
+import { DEFAULT_TIMING, startMesh, baselineProblems, meridianTarget, runBaseline, runDrill, warmUp, type DrillContext, type DrillOutcome } from './drills.js';
 import { drillProblems, drillTable, renderSection, writeSection, type E2eReport } from './report.js';
 import { Workload, type WorkloadOptions } from './workload.js';
 import { drillsFromEnv, envNumber, timingFromEnv } from './env.js';
@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   const problems: Record<string, string[]> = {};
   let baseline: DrillOutcome | undefined;
 
-  const mesh = await Mesh.start({ log, dir: process.env.MERIDIAN_E2E_DIR || undefined });
+  const mesh = await startMesh({ dir: process.env.MERIDIAN_E2E_DIR || undefined }, log);
   try {
     const workload = await Workload.start(meridianTarget(mesh), workloadOptions);
     try {

@@ -6,8 +6,8 @@
  * MERIDIAN_E2E_EVENT_INTERVAL_MS (default here 4000: half the issue's rate, so the 2-core machine drains in time),
  * MERIDIAN_E2E_DIR (keep the mesh's data dirs and logs there).
  */
-import { Mesh } from '../harness/mesh.js';
-import { DEFAULT_TIMING, DRILLS, baselineProblems, exactlyOnceProblems, meridianTarget, runBaseline, runDrill, warmUp, type DrillContext, type DrillOutcome } from '../scenario/drills.js';
+import type { Mesh } from '../harness/mesh.js';
+import { DEFAULT_TIMING, DRILLS, startMesh, baselineProblems, exactlyOnceProblems, meridianTarget, runBaseline, runDrill, warmUp, type DrillContext, type DrillOutcome } from '../scenario/drills.js';
 import { drillsFromEnv, envNumber, timingFromEnv } from '../scenario/env.js';
 import { drillTable } from '../scenario/report.js';
 import { Workload } from '../scenario/workload.js';
@@ -42,7 +42,7 @@ describe('three regions end to end: access-control scenario and fault drills', (
   const problems: Record<string, string[]> = {};
 
   beforeAll(async () => {
-    mesh = await Mesh.start({ log, dir: process.env.MERIDIAN_E2E_DIR || undefined });
+    mesh = await startMesh({ dir: process.env.MERIDIAN_E2E_DIR || undefined }, log);
     workload = await Workload.start(meridianTarget(mesh), { eventIntervalMs: envNumber('MERIDIAN_E2E_EVENT_INTERVAL_MS', 4000), log });
     await warmUp(workload, log);
     ctx = { mesh, workload, timing, log };
