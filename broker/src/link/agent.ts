@@ -87,11 +87,12 @@ interface LinkSlot {
 
 /** Agents must look gone this long before the links they served move (a blip of a connection moves nothing). */
 const AGENT_CHANGE_SETTLE_MS = 500;
+const AGENT_JOIN_SETTLE_MS = 50;
 /**
  * An agent that stopped being active keeps its routes until the new active agent's control route is in its copy of
  * the regional table, plus this margin for the other nodes to learn it too; at most CONTROL_RELEASE_MAX_MS.
  */
-const CONTROL_RELEASE_MARGIN_MS = 250;
+const CONTROL_RELEASE_MARGIN_MS = 100;
 const CONTROL_RELEASE_MAX_MS = 3000;
 const CONTROL_ROUTE_ID = linkRouteId('$control');
 /** How often a standby link's queue is checked (drained to the remote, then the connection closed). */
@@ -565,9 +566,15 @@ export class LinkAgent {
       if (this.stopped) return;
       this.rolesAssigned = true;
       this.assignRoles();
+      let known = new Set(region.liveAgents());
       this.unwatchAgents = region.onAgentsChanged(() => {
+        // An agent that joins (or comes back) takes its links at once: the sooner the one holding them releases
+        // them, the shorter the time both hold them. One that leaves moves links only if it stays away a little.
+        const now = region.liveAgents();
+        const joinedOnly = [...known].every((agent) => now.includes(agent));
+        known = new Set(now);
         clearTimeout(this.roleTimer);
-        this.roleTimer = setTimeout(() => this.assignRoles(), AGENT_CHANGE_SETTLE_MS);
+        this.roleTimer = setTimeout(() => this.assignRoles(), joinedOnly ? AGENT_JOIN_SETTLE_MS : AGENT_CHANGE_SETTLE_MS);
       });
       this.drainTimer = setInterval(() => this.checkDraining(), DRAIN_CHECK_MS);
       this.drainTimer.unref();
