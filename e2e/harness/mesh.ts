@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TcpProxy } from '../../broker/test/harness/tcp-proxy.js';
 import { assertPortsFree, freePort } from './ports.js';
+import { watchDir } from './process.js';
 import { Region, type RegionPorts } from './region.js';
 import { loadRegionManifest, REGION_NAMES, type RegionManifest, type RegionName } from './render.js';
 
@@ -134,16 +135,19 @@ export class Mesh {
   private constructor(private readonly dir: string, private readonly ownsDir: boolean, private readonly manifests: Map<RegionName, RegionManifest>) {}
 
   get regions(): ReadonlyMap<RegionName, Region> { return this.regionMap; }
+  /** The work dir (logs in <dir>/<region>/logs/). */
+  get workDir(): string { return this.dir; }
 
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const names = [...new Set(options.regions ?? REGION_NAMES)];
-    for (const n of names) if (!REGION_NAMES.includes(n)) throw new Error(`harness: unknown region '${n}' (regions: ${REGION_NAMES.join(', ')})`);
+    validateOptions(names, options);
     await assertPortsFree(requestedPorts(names, options));
     const manifests = new Map(names.map((n) => [n, loadRegionManifest(n)]));
     const ownsDir = options.dir === undefined;
     const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'meridian-mesh-'));
     mkdirSync(dir, { recursive: true });
     const mesh = new Mesh(dir, ownsDir, manifests);
+    if (ownsDir) watchDir(dir, true);
     liveMeshes.add(mesh);
     if (options.handleSignals !== false) hookSignals();
     try {
@@ -188,7 +192,10 @@ export class Mesh {
       await Promise.allSettled(regions.map((r) => r.close(force)));
       await Promise.allSettled(regions.map((r) => r.close(true)));
       await Promise.allSettled([...this.directed.values()].flatMap((d) => d.proxies.map((p) => p.close())));
-      if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+      if (this.ownsDir) {
+        rmSync(this.dir, { recursive: true, force: true });
+        watchDir(this.dir, false);
+      }
       liveMeshes.delete(this);
     })();
     return this.stopping;
@@ -231,6 +238,30 @@ export class Mesh {
     await Promise.all([...this.regionMap.values()].map((r) => r.linksConnected(30000)));
     log('all links connected');
   }
+}
+
+/** Throws an error naming the first bad option. */
+function validateOptions(names: RegionName[], options: MeshOptions): void {
+  for (const n of names) if (!REGION_NAMES.includes(n)) throw new Error(`harness: unknown region '${n}' (regions: ${REGION_NAMES.join(', ')})`);
+  if (names.length === 0) throw new Error('harness: options.regions is empty');
+  const ports: Array<[string, number | undefined]> = [
+    ...Object.entries(options.clientPorts ?? {}).map(([r, p]): [string, number | undefined] => [`clientPorts.${r}`, p]),
+    ...Object.entries(options.adminPorts ?? {}).map(([r, p]): [string, number | undefined] => [`adminPorts.${r}`, p]),
+  ];
+  for (const [what, port] of ports) {
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new Error(`harness: ${what} must be a port 0-65535 (0 = any free one), got ${port}`);
+  }
+  const fixed = ports.filter(([, p]) => p);
+  for (const [what, port] of fixed) {
+    const other = fixed.find(([w, p]) => p === port && w !== what);
+    if (other) throw new Error(`harness: ${what} and ${other[0]} are both ${port}`);
+  }
+  for (const [pair, delay] of Object.entries(options.delays ?? {})) {
+    if (!(pair in DEFAULT_DELAYS)) throw new Error(`harness: delays.${pair}: unknown pair (pairs: ${Object.keys(DEFAULT_DELAYS).join(', ')})`);
+    if (!(delay.delayMs >= 0) || !((delay.jitterMs ?? 0) >= 0)) throw new Error(`harness: delays.${pair}: delayMs and jitterMs must be ≥ 0, got ${delay.delayMs}/${delay.jitterMs}`);
+  }
+  const agents = options.agentsPerRegion;
+  if (agents !== undefined && agents !== 1 && agents !== 'per-core') throw new Error(`harness: agentsPerRegion must be 1 or 'per-core', got ${String(agents)}`);
 }
 
 function requestedPorts(names: RegionName[], options: MeshOptions): Array<{ port: number; purpose: string }> {

@@ -1,5 +1,6 @@
 /** One harness process (a broker node or a link agent): spawned with fixed args, stopped by PID, restartable. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { appendFileSync, rmSync } from 'node:fs';
 import { meridianBin } from './paths.js';
 
@@ -44,6 +45,56 @@ process.once('exit', () => {
   for (const child of liveChildren) if (child.pid !== undefined) try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
 });
 
+/**
+ * A watchdog process told every child PID over its stdin ("+ pid" / "- pid", work dirs "d+ dir" / "d- dir"): when its
+ * stdin closes because the harness process died, even by SIGKILL, it SIGKILLs the children still listed and removes
+ * the work dirs. Its own process group, so a terminal's Ctrl-C does not reach it.
+ */
+const WATCHDOG_SOURCE = `
+const pids = new Set();
+const dirs = new Set();
+let buffered = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  buffered += chunk;
+  let nl;
+  while ((nl = buffered.indexOf('\\n')) >= 0) {
+    const line = buffered.slice(0, nl);
+    buffered = buffered.slice(nl + 1);
+    const op = line.slice(0, line.indexOf(' '));
+    const arg = line.slice(line.indexOf(' ') + 1);
+    if (op === '+') pids.add(Number(arg));
+    else if (op === '-') pids.delete(Number(arg));
+    else if (op === 'd+') dirs.add(arg);
+    else if (op === 'd-') dirs.delete(arg);
+  }
+});
+process.stdin.on('end', () => {
+  for (const pid of pids) try { process.kill(pid, 'SIGKILL'); } catch {}
+  // Give the killed processes a moment to release their files, then remove the work dirs.
+  setTimeout(() => {
+    for (const dir of dirs) try { require('node:fs').rmSync(dir, { recursive: true, force: true }); } catch {}
+    process.exit(0);
+  }, dirs.size ? 500 : 0);
+});
+`;
+let watchdog: ChildProcess | undefined;
+
+/** Has the watchdog remove `dir` if the harness process dies before it calls `watchDir(dir, false)`. */
+export function watchDir(dir: string, watch: boolean): void {
+  tellWatchdog(`${watch ? 'd+' : 'd-'} ${dir}`);
+}
+
+function tellWatchdog(line: string): void {
+  if (!watchdog) {
+    watchdog = spawn(process.execPath, ['-e', WATCHDOG_SOURCE], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    watchdog.unref();
+    (watchdog.stdin as Socket).unref();
+    watchdog.stdin!.on('error', () => undefined);
+  }
+  watchdog.stdin!.write(`${line}\n`);
+}
+
 export class HarnessProcess implements NodeHandle {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -72,9 +123,16 @@ export class HarnessProcess implements NodeHandle {
     if (this.running) throw new Error(`harness: ${this.spec.region}/${this.id} is already running (pid ${this.pid})`);
     const child = spawn(process.execPath, [meridianBin(), ...this.spec.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
-    if (child.pid !== undefined) this.pids.push(child.pid);
+    if (child.pid !== undefined) {
+      this.pids.push(child.pid);
+      tellWatchdog(`+ ${child.pid}`);
+    }
     liveChildren.add(child);
-    this.exited = new Promise((resolve) => child.once('exit', () => { liveChildren.delete(child); resolve(); }));
+    this.exited = new Promise((resolve) => child.once('exit', () => {
+      liveChildren.delete(child);
+      if (child.pid !== undefined) tellWatchdog(`- ${child.pid}`);
+      resolve();
+    }));
     this.note(`--- start pid ${child.pid ?? '?'}: meridian ${this.spec.args.join(' ')}`);
     await this.ready(child);
   }

@@ -104,10 +104,13 @@ describe('the demo (npm start): three regions, live sample, mosquitto by hand, c
     await sub.exit;
 
     const children = childPids(demo.child.pid!);
-    expect(children.length).toBeGreaterThanOrEqual(12); // 3 regions × (2 cores + replicant + agent)
+    expect(children.length).toBeGreaterThanOrEqual(13); // 3 regions × (2 cores + replicant + agent), the harness watchdog
     demo.child.kill('SIGINT');
     expect(await demo.exit).toBe(0);
     expect(demo.lines).toContain('stopped; no process left.');
+    // The regions are stopped before the demo exits; its watchdog leaves when the demo's end of its stdin closes.
+    const deadline = Date.now() + 3000;
+    while (children.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(children.filter(alive)).toEqual([]);
   }, 90000);
 
