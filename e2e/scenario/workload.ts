@@ -291,14 +291,25 @@ export class Stream {
   }
 
   /**
-   * Stops publishing, waits (bounded) until every publish completed and every receiver has all it should get,
-   * then `graceMs` more so late duplicates are counted.
+   * Stops publishing, waits until every publish completed and every receiver has all it should get (at most
+   * `timeoutMs`, or until nothing arrived for `stallMs`), then `graceMs` more so late duplicates are counted.
    */
-  async drain(timeoutMs: number, graceMs = 1500): Promise<StreamResult> {
+  async drain(timeoutMs: number, graceMs = 1500, stallMs = 30000): Promise<StreamResult> {
     this.stop();
     const deadline = Date.now() + timeoutMs;
-    const complete = (): boolean => this.pending === 0 && [...this.tallies.values()].every((t) => t.missing() === 0);
-    while (!complete() && Date.now() < deadline) await sleep(100);
+    const missing = (): number => [...this.tallies.values()].reduce((n, t) => n + t.missing(), 0);
+    const complete = (): boolean => this.pending === 0 && missing() === 0;
+    // Stop waiting early when nothing has arrived for `stallMs` and every publish completed: the rest is lost.
+    let lastMissing = missing();
+    let lastProgress = Date.now();
+    while (!complete() && Date.now() < deadline) {
+      await sleep(100);
+      const now = missing();
+      if (now !== lastMissing || this.pending > 0) {
+        lastMissing = now;
+        lastProgress = Date.now();
+      } else if (Date.now() - lastProgress > stallMs) break;
+    }
     if (!complete()) this.log(`stream ${this.run}: not complete after ${timeoutMs} ms (${this.pending} publishes pending; missing ${[...this.tallies.entries()].map(([n, t]) => `${n} ${t.missing()}`).join(', ')})`);
     await sleep(graceMs);
     const receivers = Object.fromEntries([...this.tallies].map(([name, tally]) => [name, tally.stats()])) as Record<ReceiverName, ReceiverStats>;
