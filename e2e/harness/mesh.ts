@@ -206,9 +206,28 @@ export class Mesh {
     const agents = options.agentsPerRegion === 'per-core' ? 2 : 1;
     const ports = new Map<RegionName, RegionPorts>();
     for (const n of names) ports.set(n, await allocatePorts(agents, options.clientPorts?.[n], options.adminPorts?.[n]));
+    await this.startProxies(names, ports, options);
+    for (const name of names) {
+      this.throwIfStopping();
+      const region = this.createRegion(name, names, ports.get(name)!, options, log);
+      this.regionMap.set(name, region);
+      await region.writeFiles();
+    }
+    this.throwIfStopping();
+    await Promise.all([...this.regionMap.values()].map((r) => r.start()));
+    log(`waiting for the links of ${names.join(', ')} to connect`);
+    await Promise.all([...this.regionMap.values()].map((r) => r.linksConnected(30000)));
+    log('all links connected');
+  }
+
+  private throwIfStopping(): void {
+    if (this.stopping) throw new Error('harness: mesh stopped during start');
+  }
+
+  /** One proxy per ordered region pair and remote node, with the pair's delay. */
+  private async startProxies(names: RegionName[], ports: Map<RegionName, RegionPorts>, options: MeshOptions): Promise<void> {
     for (const from of names) {
-      for (const to of names) {
-        if (from === to) continue;
+      for (const to of names.filter((n) => n !== from)) {
         const delay = { ...DEFAULT_DELAYS[pairKey(from, to)], ...options.delays?.[pairKey(from, to)] };
         const targets = NODE_IDS.map((id) => ports.get(to)!.nodes[id].mqtt);
         const proxies = await Promise.all(targets.map((port) => TcpProxy.start(port, '127.0.0.1', { delayMs: delay.delayMs, jitterMs: delay.jitterMs ?? 0 })));
@@ -216,27 +235,20 @@ export class Mesh {
         this.directed.set(`${from}>${to}`, new DirectedProxies(from, to, proxies));
       }
     }
+  }
+
+  private createRegion(name: RegionName, names: RegionName[], ports: RegionPorts, options: MeshOptions, log: (line: string) => void): Region {
     const usernames = new Set<string>(['admin']);
     for (const m of this.manifests.values()) for (const u of m.users) usernames.add(u.username);
-    for (const name of names) {
-      if (this.stopping) throw new Error('harness: mesh stopped during start');
-      const servers = new Map(names.filter((n) => n !== name).map((n) => [this.manifests.get(n)!.cluster.spec.clusterName, this.directed.get(`${name}>${n}`)!.addresses]));
-      const region = new Region({
-        name, manifest: this.manifests.get(name)!, dir: path.join(this.dir, name), ports: ports.get(name)!, servers,
-        passwords: new Map([...usernames].map((u) => [u, passwordOf(u)])), linkPassword: passwordOf(`link-${name}`),
-        startTimeoutMs: options.startTimeoutMs ?? 30000, stopGraceMs: options.stopGraceMs ?? 10000, log,
-        // A node does not finish a graceful stop while MQTT clients stay connected (its listener's close waits for
-        // them): the remote agents' connections to a stopping node are closed, as they would be when it goes away.
-        onNodeGracefulStop: (port) => { for (const p of this.proxiesTo.get(port) ?? []) p.cut(); },
-      });
-      this.regionMap.set(name, region);
-      await region.writeFiles();
-    }
-    if (this.stopping) throw new Error('harness: mesh stopped during start');
-    await Promise.all([...this.regionMap.values()].map((r) => r.start()));
-    log(`waiting for the links of ${names.join(', ')} to connect`);
-    await Promise.all([...this.regionMap.values()].map((r) => r.linksConnected(30000)));
-    log('all links connected');
+    const remoteServers = names.filter((n) => n !== name).map((n): [string, string[]] => [this.manifests.get(n)!.cluster.spec.clusterName, this.directed.get(`${name}>${n}`)!.addresses]);
+    return new Region({
+      name, manifest: this.manifests.get(name)!, dir: path.join(this.dir, name), ports, servers: new Map(remoteServers),
+      passwords: new Map([...usernames].map((u) => [u, passwordOf(u)])), linkPassword: passwordOf(`link-${name}`),
+      startTimeoutMs: options.startTimeoutMs ?? 30000, stopGraceMs: options.stopGraceMs ?? 10000, log,
+      // A node does not finish a graceful stop while MQTT clients stay connected (its listener's close waits for
+      // them): the remote agents' connections to a stopping node are closed, as they would be when it goes away.
+      onNodeGracefulStop: (port) => { for (const p of this.proxiesTo.get(port) ?? []) p.cut(); },
+    });
   }
 }
 
