@@ -5,12 +5,15 @@
  *   u8 version | u8 flags | f64 timestamp (ms)
  *   u16 topic length | topic | u16 client id length | client id
  *   [u16 group length | group | u16 filter length | filter] [u8 redirects]
- *   [u64 copy incarnation | u64 copy sequence | u8 copy attempt (bit 7: handed over)] | payload (rest)
+ *   [u64 copy incarnation | u64 copy sequence | u8 copy attempt (bit 7: handed over)]
+ *   [u16 publish id length | publish id (version 2 only)] | payload (rest)
  *
  * flags: bits 0-1 qos, bit 2 retain, bit 3 share group follows, bit 4 share filter follows (always with bit 3),
  * bit 5 redirect count follows, bit 6 linked (the message arrived from another region over a cluster link; no
  * bytes follow), bit 7 copy identity follows (only on copies to a link agent). Bits 4-7 came after the first version of the format: a decoder that predates them refuses such a
  * message as having bad flags instead of misreading the filter as payload (or forwarding a linked message again).
+ * Version 2 is version 1 plus the publish identity; it is used only for a message that has one (a QoS 2 message of a
+ * persistent session): a decoder that predates it refuses such a message (unsupported version) instead of misreading it.
  */
 export interface ForwardedMessage {
   topic: string;
@@ -35,6 +38,11 @@ export interface ForwardedMessage {
    * agent recognise a copy it had already queued before a crash (see link/README.md, "Intake identity").
    */
   copy?: CopyIdentity;
+  /**
+   * The publish identity of a QoS 2 message of a persistent session (see store/README.md, "QoS 2 receive state"):
+   * the receiving node queues a message with an identity it already queued for nobody twice.
+   */
+  publishId?: string;
 }
 
 export interface CopyIdentity {
@@ -46,6 +54,8 @@ export interface CopyIdentity {
 }
 
 const VERSION = 1;
+/** Version 1 plus the publish identity. */
+const VERSION_WITH_PUBLISH_ID = 2;
 const FIXED_BYTES = 1 + 1 + 8;
 const RETAIN = 4;
 const SHARE_GROUP = 8;
@@ -72,9 +82,12 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
   if (!Number.isInteger(redirects) || redirects < 0 || redirects > 255) throw new RangeError(`redirect count ${redirects} does not fit a forwarded message`);
   const copy = message.copy;
   if (copy) checkCopy(copy);
-  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + (copy ? COPY_BYTES : 0) + message.payload.length;
+  const publishId = message.publishId === undefined ? undefined : Buffer.from(message.publishId, 'utf8');
+  if (publishId?.length === 0) throw new RangeError('empty publish id in a forwarded message');
+  const publishIdBytes = publishId ? 2 + publishId.length : 0;
+  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + (copy ? COPY_BYTES : 0) + publishIdBytes + message.payload.length;
   const out = Buffer.allocUnsafe(size);
-  let at = out.writeUInt8(VERSION, 0);
+  let at = out.writeUInt8(publishId ? VERSION_WITH_PUBLISH_ID : VERSION, 0);
   const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0) | (message.linked ? LINKED : 0) | (copy ? COPY : 0);
   at = out.writeUInt8(flags, at);
   at = out.writeDoubleBE(message.timestamp, at);
@@ -90,6 +103,7 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
     at = out.writeBigUInt64BE(BigInt(copy.seq), at);
     at = out.writeUInt8(copy.attempt | (copy.handedOver ? HANDED_OVER : 0), at);
   }
+  if (publishId) at = writeString(out, publishId, at);
   message.payload.copy(out, at);
   return out;
 }
@@ -97,7 +111,7 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
 export function decodeForwarded(buf: Buffer): ForwardedMessage {
   if (buf.length < FIXED_BYTES + 4) throw new ForwardDecodeError(`forwarded message too short (${buf.length} bytes)`);
   const version = buf.readUInt8(0);
-  if (version !== VERSION) throw new ForwardDecodeError(`unsupported forwarded message version ${version}`);
+  if (version !== VERSION && version !== VERSION_WITH_PUBLISH_ID) throw new ForwardDecodeError(`unsupported forwarded message version ${version}`);
   const flags = buf.readUInt8(1);
   const qos = flags & 3;
   if (qos === 3 || (flags & ~KNOWN_FLAGS) !== 0 || ((flags & SHARE_GROUP) !== 0) !== ((flags & SHARE_FILTER) !== 0)) {
@@ -132,6 +146,12 @@ export function decodeForwarded(buf: Buffer): ForwardedMessage {
     message.copy = { incarnation: readSafeU64(buf, at, 'copy incarnation'), seq: readSafeU64(buf, at + 8, 'copy sequence'), attempt: attempt & ~HANDED_OVER };
     if (attempt & HANDED_OVER) message.copy.handedOver = true;
     at += COPY_BYTES;
+  }
+  if (version === VERSION_WITH_PUBLISH_ID) {
+    let publishId: string;
+    [publishId, at] = readString(buf, at, 'publish id');
+    if (publishId.length === 0) throw new ForwardDecodeError('empty publish id');
+    message.publishId = publishId;
   }
   message.payload = buf.subarray(at);
   return message;

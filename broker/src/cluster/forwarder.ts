@@ -79,6 +79,8 @@ export class Forwarder {
       publisherClientId: client?.id ?? '', timestamp: Date.now(),
     };
     if (this.linked.has(packet)) message.linked = true;
+    const publishId = (packet as { publishId?: unknown }).publishId;
+    if (typeof publishId === 'string') message.publishId = publishId;
     const targets = [...owners];
     const sends: Promise<unknown>[] = targets.map((nodeId) => this.send(nodeId, message, false, targets));
     if (shared !== null) sends.push(...this.shares.dispatch(shared, message));
@@ -99,7 +101,11 @@ export class Forwarder {
       delivery.defer(this.shares.receive(message, fromNode));
       return;
     }
-    const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+    const packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; dup: boolean; publishId?: string } = {
+      cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false,
+    };
+    // A copy published again after a crash of the publisher's node is queued here for nobody twice (store README).
+    if (message.publishId !== undefined) packet.publishId = message.publishId;
     this.arrived.add(packet);
     if (message.linked) this.linked.add(packet);
     delivery.defer(new Promise<void>((resolve, reject) => {

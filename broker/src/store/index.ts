@@ -9,6 +9,7 @@ import { EPOCH_KEY, INCARNATION_KEY } from './keys.js';
 import { loadState } from './load.js';
 import { acquireLock, type StoreLock } from './lock.js';
 import { DurablePersistence } from './persistence.js';
+import { DEFAULT_ARRIVAL_LIMITS } from './publish-deliveries.js';
 
 export type { StoreArea, AreaOp } from './area.js';
 export { DurablePersistence } from './persistence.js';
@@ -32,6 +33,12 @@ export interface StoreOptions {
   onWriteLatency?: (seconds: number) => void;
   /** A message not queued for `clientId` (queue full or store full); the caller counts it as a drop. */
   onQueueFull?: (clientId: string, topic: string) => void;
+  /**
+   * Copies of QoS 2 messages forwarded by other nodes are remembered by publish identity this long (ms, default
+   * 1 h) and at most this many (default 200 000), so that a publish repeated after a crash of the publisher's node is not queued twice here.
+   */
+  arrivalWindowMs?: number;
+  maxArrivals?: number;
 }
 
 export interface NodeStore {
@@ -114,6 +121,8 @@ function assemble(
     maxQueuedMessages: opts.maxQueuedMessages,
     hasRoom: () => !size.full,
     onQueueFull: (clientId, topic) => opts.onQueueFull?.(clientId, topic),
+    arrivalLimits: { windowMs: opts.arrivalWindowMs ?? DEFAULT_ARRIVAL_LIMITS.windowMs, maxArrivals: opts.maxArrivals ?? DEFAULT_ARRIVAL_LIMITS.maxArrivals },
+    crashBeforePublishedMark: process.env.MERIDIAN_TEST_CRASH_BEFORE_QOS2_MARK || undefined,
   });
   const areas = new Map<string, StoreArea>();
   let closing: Promise<void> | undefined;

@@ -15,6 +15,7 @@ export const PREFIX = {
   retained: 'r:',
   will: 'w:',
   area: 'a:',
+  publish: 'p:',
 } as const;
 
 export const INCARNATION_KEY = `${PREFIX.meta}incarnation`;
@@ -39,6 +40,7 @@ export const incomingKey = (clientId: string, messageId: number): string =>
   `${PREFIX.incoming}${part(clientId)}${SEP}${messageId.toString(16).padStart(4, '0')}`;
 export const retainedKey = (topic: string): string => `${PREFIX.retained}${part(topic)}`;
 export const willKey = (clientId: string): string => `${PREFIX.will}${part(clientId)}`;
+export const publishKey = (publishId: string): string => `${PREFIX.publish}${part(publishId)}`;
 
 export function areaPrefix(name: string): string {
   if (name.length === 0 || name.includes(SEP)) throw new Error(`invalid store area name ${JSON.stringify(name)}: must be non-empty without U+0000`);

@@ -2,6 +2,7 @@ import { decode } from './codec.js';
 import type { KvEngine } from './engine.js';
 import { PREFIX } from './keys.js';
 import { OutgoingQueue } from './outgoing-queue.js';
+import type { ArrivalValue } from './publish-deliveries.js';
 import {
   emptyState,
   pendingKey,
@@ -33,10 +34,14 @@ export async function loadState(engine: KvEngine): Promise<PersistenceState> {
     state.nextSeq = Math.max(state.nextSeq, seq + 1);
   }
   for (const [, bytes] of await engine.range(PREFIX.incoming)) {
-    const { clientId, packet, pending } = decode<IncomingValue>(bytes);
+    const { clientId, packet, pending, handled } = decode<IncomingValue>(bytes);
     mapFor(state.incoming, clientId).set(packet.messageId as number, packet);
-    if (pending) state.incomingPending.add(pendingKey(clientId, packet.messageId as number));
+    if (!pending) continue;
+    const key = pendingKey(clientId, packet.messageId as number);
+    state.incomingPending.add(key);
+    if (handled) state.incomingHandled.set(key, handled);
   }
+  for (const [, bytes] of await engine.range(PREFIX.publish)) state.arrivals.push(decode<ArrivalValue>(bytes));
   for (const [, bytes] of await engine.range(PREFIX.retained)) {
     const packet = decode<StoredPacket>(bytes);
     state.retained.set(packet.topic as string, packet);

@@ -2,8 +2,9 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { encode } from './codec.js';
 import type { KvOp } from './engine.js';
-import { incomingKey, outgoingKey, retainedKey, sessionKey, subscriptionKey, willKey } from './keys.js';
+import { incomingKey, outgoingKey, publishKey, retainedKey, sessionKey, subscriptionKey, willKey } from './keys.js';
 import { OutgoingQueue } from './outgoing-queue.js';
+import { DEFAULT_ARRIVAL_LIMITS, PublishDeliveries, type ArrivalLimits, type ArrivalValue, type PublishDelivery } from './publish-deliveries.js';
 import { RetainedTrie } from './retained-trie.js';
 
 /** A packet as aedes hands it to the persistence (aedes-packet shape plus whatever MQTT 5 fields it carries). */
@@ -18,6 +19,12 @@ export interface StoredPacket {
   brokerId?: string;
   brokerCounter?: number;
   clientId?: string;
+  /**
+   * Stable identity of an incoming QoS 2 message of a persistent session (`<broker id>:<n>`), given when it is
+   * stored pending and kept on every publish of it, copies to other nodes included: a destination that queued it
+   * once skips it when it is published again (see README, "QoS 2 receive state").
+   */
+  publishId?: string;
   [field: string]: unknown;
 }
 
@@ -69,7 +76,8 @@ export interface QueuedPacket {
 /** Values on disk: each carries its logical identity, so loading never parses keys (which may be hashed). */
 export interface SubscriptionValue { clientId: string; topic: string; record: SubscriptionRecord }
 export interface OutgoingValue { clientId: string; seq: number; packet: StoredPacket }
-export interface IncomingValue { clientId: string; packet: StoredPacket; pending?: true }
+/** `handled`: while pending, the sessions here the message was already queued for (see PublishDeliveries). */
+export interface IncomingValue { clientId: string; packet: StoredPacket; pending?: true; handled?: string[] }
 
 export function pendingKey(clientId: string, messageId: number): string {
   return `${clientId}\u0000${messageId}`;
@@ -92,13 +100,17 @@ export interface PersistenceState {
   incoming: Map<string, Map<number, StoredPacket>>;
   /** Incoming QoS 2 packets stored but not yet published (`<client id>\u0000<message id>`): a crash left them so. */
   incomingPending: Set<string>;
+  /** Per pending key: the sessions here the pending message was already queued for. */
+  incomingHandled: Map<string, string[]>;
+  /** Copies from other nodes queued here recently, by publish identity. */
+  arrivals: ArrivalValue[];
   wills: Map<string, StoredPacket>;
   nextSeq: number;
 }
 
 export function emptyState(): PersistenceState {
   return {
-    retained: new Map(), sessions: new Set(), subscriptions: new Map(), outgoing: new Map(), incoming: new Map(), incomingPending: new Set(),
+    retained: new Map(), sessions: new Set(), subscriptions: new Map(), outgoing: new Map(), incoming: new Map(), incomingPending: new Set(), incomingHandled: new Map(), arrivals: [],
     wills: new Map(), nextSeq: 1,
   };
 }
@@ -110,6 +122,13 @@ export interface PersistenceDeps {
   /** False while the store is over its size limit: new queued messages are then refused like a full queue. */
   hasRoom(): boolean;
   onQueueFull(clientId: string, topic: string): void;
+  /** How long / how many copies from other nodes are remembered by publish identity (default: DEFAULT_ARRIVAL_LIMITS). */
+  arrivalLimits?: ArrivalLimits;
+  /**
+   * Test only (env MERIDIAN_TEST_CRASH_BEFORE_QOS2_MARK): the process kills itself with SIGKILL when about to mark
+   * a QoS 2 message on a topic ending with this (internal topics carry a namespace prefix) published — after its publish committed everywhere, before the mark.
+   */
+  crashBeforePublishedMark?: string;
 }
 
 interface QlobberSub {
@@ -148,6 +167,8 @@ export class DurablePersistence {
   private readonly retainedTrie = new RetainedTrie();
   private readonly refusedUpdates = new Map<string, Set<string>>();
   private readonly refusedInFlight = new Map<string, Set<number>>();
+  private readonly deliveries: PublishDeliveries;
+  private publishCounter = 0;
   private destroyed = false;
 
   constructor(
@@ -158,6 +179,17 @@ export class DurablePersistence {
       for (const [topic, record] of subs) if (record.qos > 0) this.trie.add(topic, { clientId, topic, ...trieFields(record) });
     }
     for (const [topic, packet] of state.retained) this.retainedTrie.set(topic, packet);
+    this.deliveries = new PublishDeliveries(deps.arrivalLimits ?? DEFAULT_ARRIVAL_LIMITS);
+    this.deliveries.loadArrivals(state.arrivals);
+    state.arrivals = [];
+    for (const [clientId, perClient] of state.incoming) {
+      for (const [messageId, packet] of perClient) {
+        const key = pendingKey(clientId, messageId);
+        if (packet.publishId === undefined || !state.incomingPending.has(key)) continue;
+        this.deliveries.addOrigin(packet.publishId, { clientId, messageId }, state.incomingHandled.get(key));
+      }
+    }
+    state.incomingHandled.clear();
   }
 
   /** Told about every stored subscription that can queue messages (QoS > 0): the cluster derives routes from it. */
@@ -295,8 +327,58 @@ export class DurablePersistence {
   /** aedes queues every QoS > 0 publish for all matching persistent sessions, connected ones included. */
   async outgoingEnqueueCombi(subs: SubscriptionTarget[], packet: StoredPacket): Promise<void> {
     const ops: KvOp[] = [];
+    if (typeof packet.publishId === 'string') return this.enqueueOnce(packet.publishId, subs, packet, ops);
     for (const sub of subs) this.enqueueFor(sub.clientId, packet, ops);
     if (ops.length > 0) await this.deps.write(ops);
+  }
+
+  /**
+   * Queues a message with a publish identity for the sessions it was not queued for before, and records them in
+   * the same commit. A session skipped is remembered, so that aedes' live delivery skips it too (`queuedBefore`).
+   */
+  private async enqueueOnce(publishId: string, subs: SubscriptionTarget[], packet: StoredPacket, ops: KvOp[]): Promise<void> {
+    const { delivery, evicted } = this.deliveries.recordOf(publishId);
+    for (const id of evicted) ops.push(del(publishKey(id)));
+    const added: string[] = [];
+    for (const { clientId } of subs) {
+      if (delivery.handled.has(clientId)) {
+        if (packet.brokerId != null) this.deliveries.rememberSkipped(counterKey(packet), clientId);
+        continue;
+      }
+      this.enqueueFor(clientId, packet, ops);
+      delivery.handled.add(clientId);
+      added.push(clientId);
+    }
+    const record = added.length > 0 ? this.deliveryRecord(delivery) : undefined;
+    if (record) ops.push(record);
+    if (ops.length === 0) return;
+    try {
+      await this.deps.write(ops);
+    } catch (err) {
+      // Not queued after all: a later publish of the message must queue it.
+      for (const clientId of added) delivery.handled.delete(clientId);
+      throw err;
+    }
+  }
+
+  /** The durable record of which sessions a message was queued for: the pending `i:` record or an arrival. */
+  private deliveryRecord(delivery: PublishDelivery): KvOp | undefined {
+    const handled = [...delivery.handled];
+    if (delivery.origin === undefined) {
+      return put(publishKey(delivery.publishId), { publishId: delivery.publishId, handled, at: delivery.at } satisfies ArrivalValue);
+    }
+    const { clientId, messageId } = delivery.origin;
+    const stored = this.state.incoming.get(clientId)?.get(messageId);
+    if (!stored || !this.state.incomingPending.has(pendingKey(clientId, messageId))) return undefined;
+    return put(incomingKey(clientId, messageId), { clientId, packet: stored, pending: true, handled } satisfies IncomingValue);
+  }
+
+  /**
+   * Patched aedes asks before a live delivery: the message was published again and this session already had it
+   * queued from the first publish, so it is not sent again.
+   */
+  queuedBefore(clientId: string, packet: StoredPacket): boolean {
+    return packet.brokerId != null && this.deliveries.takeSkipped(counterKey(packet), clientId);
   }
 
   /**
@@ -351,7 +433,8 @@ export class DurablePersistence {
 
   // ---- incoming QoS 2 (received, PUBREL not yet seen) ----
 
-  async incomingStorePacket(client: PersistenceClient, packet: StoredPacket): Promise<void> {
+  /** Resolves with the stored copy, which patched aedes publishes (it carries the publish identity). */
+  async incomingStorePacket(client: PersistenceClient, packet: StoredPacket): Promise<StoredPacket> {
     const messageId = requireMessageId(packet);
     const stored = new Packet(packet);
     stored.messageId = messageId;
@@ -361,9 +444,12 @@ export class DurablePersistence {
       this.state.incoming.set(client.id, perClient);
     }
     perClient.set(messageId, stored);
-    if (endsWithConnection(client)) return;
+    if (endsWithConnection(client)) return stored;
+    stored.publishId = `${this.requireBroker().id}:${++this.publishCounter}`;
+    this.deliveries.addOrigin(stored.publishId, { clientId: client.id, messageId });
     this.state.incomingPending.add(pendingKey(client.id, messageId));
     await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored, pending: true } satisfies IncomingValue)]);
+    return stored;
   }
 
   /**
@@ -371,10 +457,14 @@ export class DurablePersistence {
    * duplicate from now on. Until then a resend after a crash publishes it — see the aedes patch (publish.js).
    */
   async incomingPublished(client: PersistenceClient, packet: StoredPacket): Promise<void> {
+    if (this.deps.crashBeforePublishedMark !== undefined && packet.topic?.endsWith(this.deps.crashBeforePublishedMark)) {
+      process.kill(process.pid, 'SIGKILL');
+    }
     const messageId = packet.messageId;
     if (messageId === undefined || !this.state.incomingPending.delete(pendingKey(client.id, messageId))) return;
     const stored = this.state.incoming.get(client.id)?.get(messageId);
     if (!stored) return;
+    this.deliveries.dropOrigin(stored.publishId);
     await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored } satisfies IncomingValue)]);
   }
 
@@ -395,6 +485,7 @@ export class DurablePersistence {
     if (messageId === undefined || !perClient?.has(messageId)) {
       throw new Error(`no such packet: client ${client.id} has no incoming packet ${messageId}`);
     }
+    this.deliveries.dropOrigin(perClient.get(messageId)?.publishId);
     perClient.delete(messageId);
     if (perClient.size === 0) this.state.incoming.delete(client.id);
     this.state.incomingPending.delete(pendingKey(client.id, messageId));
@@ -406,7 +497,10 @@ export class DurablePersistence {
     const perClient = this.state.incoming.get(client.id);
     if (!perClient) return;
     this.state.incoming.delete(client.id);
-    for (const messageId of perClient.keys()) this.state.incomingPending.delete(pendingKey(client.id, messageId));
+    for (const [messageId, packet] of perClient) {
+      this.state.incomingPending.delete(pendingKey(client.id, messageId));
+      this.deliveries.dropOrigin(packet.publishId);
+    }
     await this.deps.write([...perClient.keys()].map((messageId) => del(incomingKey(client.id, messageId))));
   }
 
@@ -612,7 +706,10 @@ export class DurablePersistence {
     const ops: KvOp[] = [del(sessionKey(clientId))];
     for (const { topic } of detached.subscriptions) ops.push(del(subscriptionKey(clientId, topic)));
     for (const { seq } of detached.outgoing) ops.push(del(outgoingKey(clientId, seq)));
-    for (const packet of detached.incoming) ops.push(del(incomingKey(clientId, packet.messageId as number)));
+    for (const packet of detached.incoming) {
+      ops.push(del(incomingKey(clientId, packet.messageId as number)));
+      this.deliveries.dropOrigin(packet.publishId);
+    }
     if (this.state.wills.delete(clientId)) ops.push(del(willKey(clientId)));
     await this.deps.write(ops);
   }
