@@ -17,6 +17,7 @@ import { activeAgentFor, isLinkRouteId, linkRouteId, type LinkRegion, type Regio
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
 import type { CopyIdentity } from '../cluster/forward-codec.js';
+import { RetainedSync, scanRetained, type RetainedCopy } from './retained-sync.js';
 
 /** What every agent has: its identity in the local cluster, a store, logging, metrics and the admin endpoint. */
 export interface LinkAgentBase {
@@ -153,6 +154,8 @@ export class LinkAgent {
   private drainTimer?: NodeJS.Timeout;
   private unwatchAgents?: () => void;
   private intakeMarks?: IntakeMarks;
+  /** Retained messages across links; embedded agents only (a sidecar has no retained store). */
+  private retainedSync?: RetainedSync;
   private constructor(
     private readonly host: LinkAgentBase,
     private readonly local: LocalSide,
@@ -170,6 +173,14 @@ export class LinkAgent {
   /** The agent embedded in a broker node (`meridian broker --links`). */
   static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
     const agent = new LinkAgent(host, { publish: (message, linked) => publishThroughAedes(host, message, linked), routes: host.region }, options, host);
+    const persistence = host.store.persistence;
+    const retainedCopy = (topic: string): RetainedCopy | undefined => {
+      const packet = persistence.getRetained(topic);
+      if (!packet) return undefined;
+      const payload = packet.payload ?? Buffer.alloc(0);
+      return { topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos: (packet.qos ?? 0) as 0 | 1 | 2 };
+    };
+    agent.retainedSync = await RetainedSync.open(host.store.area('link-retained'), scanRetained(() => persistence.retainedTopics(), retainedCopy), agent.logger);
     if (host.region) agent.trackRegionRoutes(host.region);
     else followNodeSubscriptions(agent.localRoutes, host.aedes, host.store.persistence);
     agent.trackRemoteAgents(host.aedes);
@@ -204,6 +215,7 @@ export class LinkAgent {
     if (client && isLinkTopic(packet.topic)) return this.onControl(packet, client, done);
     const embedded = this.embedded as LinkAgentHost;
     if (this.linked.has(packet) || embedded.region?.isLinked(packet) || isLinkTopic(packet.topic)) return local(done);
+    if (packet.retain) this.retainedSync?.localPublish(packet.topic);
     const message: LinkMessage = {
       topic: packet.topic, payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
       qos: packet.qos, retain: packet.retain, publisherClientId: client?.id ?? '', timestamp: Date.now(),
@@ -351,7 +363,34 @@ export class LinkAgent {
   /** A carrier of forwarded messages (the link decodes, de-duplicates and publishes them here as linked). */
   private onMessage(link: Link, topic: ControlTopic, payload: Buffer, handedOver: boolean): Promise<void> {
     const dedup = handedOver ? this.takeover.handedOver : this.takeover;
-    return link.receiveMessages(topic.actor, payload, dedup, (message) => this.local.publish(message, true));
+    return link.receiveMessages(topic.actor, payload, dedup, (message) => this.publishLinked(link.name, message));
+  }
+
+  /** Publishes a message that came over `link`; a retained one is recorded as linked first (or skipped, see RetainedSync.admit). */
+  private async publishLinked(link: string, message: LinkMessage): Promise<void> {
+    if (message.retain && this.retainedSync && !(await this.retainedSync.admit(link, message))) return;
+    return this.local.publish(message, true);
+  }
+
+  /**
+   * The remote agents of `name` now hold `filter`: the local retained messages it matches are queued for the link
+   * (read and queued in one step, so a later live publish on a topic queues after its synced copy). Only the agent
+   * active for the link sends; after the link's start (a restored filter is reported while the link starts).
+   */
+  private syncRetained(name: string, filter: string): void {
+    const sync = this.retainedSync;
+    if (!sync) return;
+    void this.applying.then(() => {
+      const link = this.links.get(name);
+      if (!link || this.stopped || this.roleOf(name) !== 'active') return;
+      const messages = sync.forNewRoute(filter);
+      for (const message of messages) {
+        link.enqueue(message, message.qos > 0).catch((err: Error) => {
+          this.logger.warn({ link: name, topic: message.topic, err: err.message }, 'retained message not queued for a new remote route');
+        });
+      }
+      if (messages.length > 0) this.logger.info({ link: name, filter, retained: messages.length }, 'retained messages queued for a new remote route');
+    });
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -539,7 +578,10 @@ export class LinkAgent {
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),
-      remoteRoute: region && ((link, op, filter) => this.remoteRouteChanged(region, link, op, filter)),
+      remoteRoute: (link, op, filter) => {
+        if (region) this.remoteRouteChanged(region, link, op, filter);
+        if (op === 'add') this.syncRetained(link, filter);
+      },
     };
   }
 
@@ -673,7 +715,9 @@ export class LinkAgent {
   private describe(): object {
     return {
       cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError,
-      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName], intakeSkipped: this.intakeMarks?.skipped ?? 0, links: this.statuses(),
+      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName], intakeSkipped: this.intakeMarks?.skipped ?? 0,
+      retainedSync: this.retainedSync ? { ...this.retainedSync.counters, linkedTopics: this.retainedSync.linkedTopics } : null,
+      links: this.statuses(),
     };
   }
 }

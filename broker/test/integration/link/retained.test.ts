@@ -1,0 +1,226 @@
+import type { MqttClient } from 'mqtt';
+import { TcpProxy } from '../../harness/tcp-proxy.js';
+import { ClusterRegion, linkedClusterRegions, type LinkedClusterRegions } from './cluster-regions.js';
+import { linkedRegions, sleep, waitFor, type Region } from './regions.js';
+
+interface Seen { topic: string; payload: string; retain: boolean }
+
+interface RetainedSyncInfo { sent: number; skippedLinked: number; suppressed: number; linkedTopics: number }
+
+function record(client: MqttClient): Seen[] {
+  const seen: Seen[] = [];
+  client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
+  return seen;
+}
+
+const key = (m: Seen): string => `${m.topic}=${m.payload}`;
+
+async function retainedSync(broker: { getJson<T>(p: string): Promise<{ body: T }> }): Promise<RetainedSyncInfo> {
+  const { body } = await broker.getJson<{ retainedSync: RetainedSyncInfo | null }>('/api/v1/links');
+  if (!body.retainedSync) throw new Error('no retainedSync in /api/v1/links');
+  return body.retainedSync;
+}
+
+describe('retained messages across two regional clusters (agents embedded in the cores)', () => {
+  let A: ClusterRegion;
+  let B: ClusterRegion;
+  let regions: LinkedClusterRegions | undefined;
+  const clients: MqttClient[] = [];
+  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
+
+  beforeAll(async () => {
+    regions = await linkedClusterRegions('ra', 'rb', true);
+    ({ A, B } = regions);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await regions?.dispose();
+  });
+
+  test('retained messages of B published before A subscribes reach A\'s subscriber once; a second subscriber in A gets A\'s copy once', async () => {
+    const pub = track(await B.client({ clientId: 'rb-retained-pub' }));
+    await pub.publishAsync('ret/1', 'one', { qos: 1, retain: true });
+    await pub.publishAsync('ret/2', 'two', { qos: 0, retain: true });
+    await pub.publishAsync('other/1', 'not wanted', { qos: 1, retain: true });
+
+    const first = track(await A.client({ clientId: 'ra-sub-1' }));
+    const seenFirst = record(first);
+    await first.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seenFirst.length >= 2, 'both retained messages of B at A\'s first subscriber');
+    await sleep(1000);
+    expect(seenFirst.map(key).sort()).toEqual(['ret/1=one', 'ret/2=two']);
+    // They arrive after the SUBACK, as live publishes (MQTT 3.1.1: retain=1 only for the SUBSCRIBE's own copies).
+    expect(seenFirst.every((m) => !m.retain)).toBe(true);
+    expect((await B.link('ra')).forwarded).toBe(2);
+    expect((await retainedSync(B.core)).sent).toBe(2);
+
+    // A now holds B's retained messages: a second subscriber (same filter, the agent's node) gets them from A's store.
+    const second = track(await A.client({ clientId: 'ra-sub-2' }));
+    const seenSecond = record(second);
+    await second.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seenSecond.length >= 2, 'A\'s retained copies at the second subscriber');
+    await sleep(1000);
+    expect(seenSecond.map(key).sort()).toEqual(['ret/1=one', 'ret/2=two']);
+    expect(seenSecond.every((m) => m.retain)).toBe(true);
+    expect(seenFirst).toHaveLength(2);
+    expect((await B.link('ra')).forwarded).toBe(2);
+    expect((await retainedSync(A.core)).linkedTopics).toBe(2);
+  });
+
+  test('an update and a deletion in B reach A\'s subscribers and A\'s retained store', async () => {
+    const sub = track(await A.client({ clientId: 'ra-sub-upd' }));
+    const seen = record(sub);
+    await sub.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seen.length >= 2, 'A\'s retained copies');
+    const pub = track(await B.client({ clientId: 'rb-retained-upd' }));
+    await pub.publishAsync('ret/1', 'one v2', { qos: 1, retain: true });
+    await pub.publishAsync('ret/2', '', { qos: 1, retain: true });
+    await waitFor(() => seen.length >= 4, 'update and deletion at A\'s subscriber');
+    expect(seen.slice(2).map(key)).toEqual(['ret/1=one v2', 'ret/2=']);
+
+    const late = track(await A.client({ clientId: 'ra-sub-late' }));
+    const seenLate = record(late);
+    await late.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seenLate.length >= 1, 'A\'s retained copy at a late subscriber');
+    await sleep(1000);
+    expect(seenLate.map(key)).toEqual(['ret/1=one v2']);
+    expect(seenLate[0].retain).toBe(true);
+    expect((await retainedSync(A.core)).linkedTopics).toBe(1);
+  });
+
+  test('a route from B does not send B\'s own retained messages back (A\'s linked copies stay in A); A\'s own retained messages go', async () => {
+    const aPub = track(await A.client({ clientId: 'ra-retained-pub' }));
+    await aPub.publishAsync('ret/a', 'from a', { qos: 1, retain: true });
+    const forwardedBefore = (await A.link('rb')).forwarded;
+    const skippedBefore = (await retainedSync(A.core)).skippedLinked;
+
+    const bSub = track(await B.client({ clientId: 'rb-sub' }));
+    const seen = record(bSub);
+    await bSub.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seen.some((m) => m.topic === 'ret/a'), 'A\'s retained message at B\'s subscriber');
+    await sleep(1200);
+    // B's own ret/1 from B's store (retain=1), A's ret/a over the link (live); the copy of ret/1 held in A never came back.
+    expect(seen.map(key).sort()).toEqual(['ret/1=one v2', 'ret/a=from a']);
+    expect((await A.link('rb')).forwarded).toBe(forwardedBefore + 1);
+    const sync = await retainedSync(A.core);
+    expect(sync.skippedLinked).toBe(skippedBefore + 1);
+    expect(sync.sent).toBe(1);
+    // B's retained ret/1 is still its own: a fresh subscriber in B gets it once, unchanged.
+    const check = track(await B.client({ clientId: 'rb-check' }));
+    const seenCheck = record(check);
+    await check.subscribeAsync('ret/1', { qos: 1 });
+    await waitFor(() => seenCheck.length >= 1, 'B\'s retained ret/1');
+    await sleep(500);
+    expect(seenCheck.map(key)).toEqual(['ret/1=one v2']);
+    expect((await retainedSync(B.core)).linkedTopics).toBe(1);
+  });
+});
+
+describe('retained messages in a three-region full mesh: no loops', () => {
+  const names = ['m1', 'm2', 'm3'];
+  const regions = new Map<string, ClusterRegion>();
+  const proxies = new Map<string, TcpProxy>();
+  const clients: MqttClient[] = [];
+  const region = (name: string): ClusterRegion => regions.get(name) as ClusterRegion;
+
+  beforeAll(async () => {
+    for (const from of names) for (const to of names) if (from !== to) proxies.set(`${from}>${to}`, await TcpProxy.start(1));
+    for (const name of names) {
+      const r = new ClusterRegion(name);
+      regions.set(name, r);
+      const links = names.filter((n) => n !== name).map((n) => ({ name: n, servers: [(proxies.get(`${name}>${n}`) as TcpProxy).address], topics: ['#'] }));
+      await r.start(links, { replicant: false });
+    }
+    for (const [k, proxy] of proxies) proxy.setTarget(region(k.split('>')[1]).core.mqttPort);
+    await waitFor(async () => {
+      for (const name of names) for (const other of names) if (name !== other && (await region(name).link(other)).state !== 'connected') return false;
+      return true;
+    }, 'all six links connected', 30000);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await Promise.all([...regions.values()].map((r) => r.dispose()));
+    for (const p of proxies.values()) await p.close();
+  });
+
+  test('every subscriber gets each region\'s retained message once; each link carries only its own region\'s', async () => {
+    for (const name of names) {
+      const pub = await region(name).client({ clientId: `${name}-pub` });
+      clients.push(pub);
+      await pub.publishAsync(`mesh/${name}`, `retained of ${name}`, { qos: 1, retain: true });
+    }
+    const seen = new Map<string, Seen[]>();
+    // One after the other: each later subscription finds the earlier regions holding linked copies (not resent).
+    for (const name of names) {
+      const sub = await region(name).client({ clientId: `${name}-sub` });
+      clients.push(sub);
+      seen.set(name, record(sub));
+      await sub.subscribeAsync('mesh/#', { qos: 1 });
+      await waitFor(() => (seen.get(name) as Seen[]).length >= 3, `three retained messages in ${name}`);
+    }
+    await sleep(2000);
+    const expected = names.map((n) => `mesh/${n}=retained of ${n}`).sort();
+    for (const name of names) {
+      expect((seen.get(name) as Seen[]).map(key).sort()).toEqual(expected);
+      for (const other of names) {
+        if (other === name) continue;
+        const link = await region(name).link(other);
+        expect(link.forwarded).toBe(1);
+        expect(link.received).toBe(1);
+        expect(link.queue.depth).toBe(0);
+      }
+    }
+    // m2 and m3 held linked copies when the later routes came: skipped, never sent onwards.
+    expect((await retainedSync(region('m1').core)).skippedLinked).toBeGreaterThanOrEqual(1);
+    expect((await retainedSync(region('m2').core)).skippedLinked).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('retained messages across a restart of the sending agent', () => {
+  let A: Region;
+  let B: Region;
+  let toB: TcpProxy;
+  let toA: TcpProxy;
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    ({ A, B, toB, toA } = await linkedRegions('sa', 'sb'));
+    await waitFor(async () => (await A.link('sb')).state === 'connected' && (await B.link('sa')).state === 'connected', 'both links connected');
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await A?.dispose();
+    await B?.dispose();
+    await toA?.close();
+    await toB?.close();
+  });
+
+  test('kill -9 of B\'s node: its restored remote route resends the retained messages, A publishes none of them again', async () => {
+    const pub = await B.client({ clientId: 'sb-pub' });
+    for (let i = 0; i < 5; i++) await pub.publishAsync(`keep/${i}`, `v${i}`, { qos: 1, retain: true });
+    pub.end(true);
+    const sub = await A.client({ clientId: 'sa-sub', clean: false });
+    clients.push(sub);
+    const seen = record(sub);
+    await sub.subscribeAsync('keep/#', { qos: 1 });
+    await waitFor(() => seen.length >= 5, 'five retained messages of B at A');
+    expect((await B.link('sa')).forwarded).toBe(5);
+
+    await B.broker.kill9();
+    await B.boot();
+    toB.setTarget(B.mqttPort);
+    await waitFor(async () => (await B.link('sa')).forwarded >= 5, 'B resends its retained messages after the restart', 20000);
+    await waitFor(async () => (await retainedSync(A.broker)).suppressed >= 5, 'A recognises the resent copies', 10000);
+    await sleep(1000);
+    expect(seen.map(key).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `keep/${i}=v${i}`));
+    expect((await B.link('sa')).forwarded).toBe(5);
+    expect((await retainedSync(A.broker)).suppressed).toBe(5);
+
+    // Live updates still cross after the restart and are delivered.
+    const pub2 = await B.client({ clientId: 'sb-pub-2' });
+    clients.push(pub2);
+    await pub2.publishAsync('keep/0', 'v0 new', { qos: 1, retain: true });
+    await waitFor(() => seen.length >= 6, 'the update after the restart');
+    expect(key(seen[5])).toBe('keep/0=v0 new');
+  });
+});
