@@ -1,0 +1,88 @@
+import { createLogger } from '../../../src/log/logger.js';
+import { RETAINED_SYNC_CLIENT_ID, RetainedSync, scanRetained, type RetainedCopy } from '../../../src/link/retained-sync.js';
+import type { LinkMessage } from '../../../src/link/queue.js';
+import { MemoryArea } from './memory-area.js';
+
+const logger = createLogger('silent');
+
+/** A node's retained store as a plain map (what the agent reads through `scanRetained`). */
+function store(entries: Array<[string, string, 0 | 1 | 2]>): Map<string, RetainedCopy> {
+  return new Map(entries.map(([topic, payload, qos]) => [topic, { topic, payload: Buffer.from(payload), qos }]));
+}
+
+function open(area: MemoryArea, retained?: Map<string, RetainedCopy>): Promise<RetainedSync> {
+  const source = retained && scanRetained(() => [...retained.keys()], (t) => retained.get(t));
+  return RetainedSync.open(area, source, logger);
+}
+
+const linked = (topic: string, payload: string, synced = false, qos: 0 | 1 | 2 = 1): LinkMessage => ({
+  topic, payload: Buffer.from(payload), qos, retain: true, publisherClientId: synced ? RETAINED_SYNC_CLIENT_ID : 'publisher', timestamp: 0,
+});
+
+describe('RetainedSync (retained messages across links)', () => {
+  test('a new route gets the matching local retained messages, retain flag set, marked as synced; $ topics and empty payloads never', async () => {
+    const retained = store([['a/1', 'x', 1], ['a/2', 'y', 0], ['b/1', 'z', 1], ['$SYS/a', 's', 0], ['a/3', '', 0]]);
+    const sync = await open(new MemoryArea(), retained);
+    const out = sync.forNewRoute('+/1');
+    expect(out.map((m) => m.topic).sort()).toEqual(['a/1', 'b/1']);
+    expect(out.every((m) => m.retain && m.publisherClientId === RETAINED_SYNC_CLIENT_ID)).toBe(true);
+    expect(sync.forNewRoute('#').map((m) => `${m.topic}:${m.qos}`).sort()).toEqual(['a/1:1', 'a/2:0', 'b/1:1']);
+    expect(sync.counters.sent).toBe(5);
+  });
+
+  test('a retained message that came over a link is never sent (back or onwards), also after a restart', async () => {
+    const area = new MemoryArea();
+    const retained = store([['a/local', 'mine', 1]]);
+    const sync = await open(area, retained);
+    expect(await sync.admit('eu', linked('a/remote', 'theirs'))).toBe(true);
+    retained.set('a/remote', { topic: 'a/remote', payload: Buffer.from('theirs'), qos: 1 });
+    expect(sync.forNewRoute('a/#').map((m) => m.topic)).toEqual(['a/local']);
+    expect(sync.counters.skippedLinked).toBe(1);
+
+    const restarted = await open(area, retained);
+    expect(restarted.linkedTopics).toBe(1);
+    expect(restarted.forNewRoute('a/#').map((m) => m.topic)).toEqual(['a/local']);
+  });
+
+  test('a local publish or a different payload on the topic makes it local again; an empty linked payload drops the record', async () => {
+    const retained = store([]);
+    const sync = await open(new MemoryArea(), retained);
+    await sync.admit('eu', linked('t/1', 'v1'));
+    await sync.admit('eu', linked('t/2', 'v1'));
+    await sync.admit('eu', linked('t/3', 'v1'));
+    // t/1: a local client published over it (the agent's node saw it); t/2: replaced on another node with other bytes.
+    sync.localPublish('t/1');
+    retained.set('t/1', { topic: 't/1', payload: Buffer.from('v1'), qos: 1 });
+    retained.set('t/2', { topic: 't/2', payload: Buffer.from('local'), qos: 1 });
+    retained.set('t/3', { topic: 't/3', payload: Buffer.from('v1'), qos: 1 });
+    expect(sync.forNewRoute('t/+').map((m) => m.topic).sort()).toEqual(['t/1', 't/2']);
+    expect(await sync.admit('eu', linked('t/3', ''))).toBe(true);
+    expect(sync.linkedTopics).toBe(1);
+  });
+
+  test('a synced copy identical to the retained message held here is not published again; live copies always are', async () => {
+    const area = new MemoryArea();
+    const retained = store([['k', 'same', 1]]);
+    const sync = await open(area, retained);
+    expect(await sync.admit('eu', linked('k', 'same', true))).toBe(false);
+    expect(sync.counters.suppressed).toBe(1);
+    // The copy held here now counts as the link's: not sent back.
+    expect(sync.forNewRoute('k')).toEqual([]);
+    expect(await sync.admit('eu', linked('k', 'same', false))).toBe(true);
+    expect(await sync.admit('eu', linked('k', 'other', true))).toBe(true);
+    expect(await sync.admit('eu', linked('k', 'same', true, 0))).toBe(true);
+  });
+
+  test('without a retained store (sidecar) nothing is sent and nothing suppressed', async () => {
+    const sync = await open(new MemoryArea());
+    expect(sync.forNewRoute('#')).toEqual([]);
+    expect(await sync.admit('eu', linked('k', 'same', true))).toBe(true);
+  });
+
+  test('a failed record write is logged, not thrown: the message is still published', async () => {
+    const area = new MemoryArea();
+    area.failWrites = true;
+    const sync = await open(area, store([]));
+    await expect(sync.admit('eu', linked('k', 'v'))).resolves.toBe(true);
+  });
+});
