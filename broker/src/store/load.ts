@@ -4,6 +4,7 @@ import { PREFIX } from './keys.js';
 import { OutgoingQueue } from './outgoing-queue.js';
 import type { ArrivalValue } from './publish-deliveries.js';
 import {
+  attachPublishId,
   emptyState,
   pendingKey,
   type IncomingValue,
@@ -34,7 +35,8 @@ export async function loadState(engine: KvEngine): Promise<PersistenceState> {
     state.nextSeq = Math.max(state.nextSeq, seq + 1);
   }
   for (const [, bytes] of await engine.range(PREFIX.incoming)) {
-    const { clientId, packet, pending, handled } = decode<IncomingValue>(bytes);
+    const { clientId, packet, pending, publishId, handled } = decode<IncomingValue>(bytes);
+    attachPublishId(packet, publishId);
     mapFor(state.incoming, clientId).set(packet.messageId as number, packet);
     if (!pending) continue;
     const key = pendingKey(clientId, packet.messageId as number);

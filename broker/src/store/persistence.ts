@@ -77,7 +77,15 @@ export interface QueuedPacket {
 export interface SubscriptionValue { clientId: string; topic: string; record: SubscriptionRecord }
 export interface OutgoingValue { clientId: string; seq: number; packet: StoredPacket }
 /** `handled`: while pending, the sessions here the message was already queued for (see PublishDeliveries). */
-export interface IncomingValue { clientId: string; packet: StoredPacket; pending?: true; handled?: string[] }
+export interface IncomingValue { clientId: string; packet: StoredPacket; pending?: true; publishId?: string; handled?: string[] }
+
+/**
+ * Sets the publish identity on a stored incoming packet as a non-enumerable field: aedes publishes the packet with
+ * it, while the packet still compares (and exports) as the one received (aedes-persistence's suite compares them).
+ */
+export function attachPublishId(packet: StoredPacket, publishId: string | undefined): void {
+  if (publishId !== undefined) Object.defineProperty(packet, 'publishId', { value: publishId, enumerable: false, writable: true, configurable: true });
+}
 
 export function pendingKey(clientId: string, messageId: number): string {
   return `${clientId}\u0000${messageId}`;
@@ -370,7 +378,7 @@ export class DurablePersistence {
     const { clientId, messageId } = delivery.origin;
     const stored = this.state.incoming.get(clientId)?.get(messageId);
     if (!stored || !this.state.incomingPending.has(pendingKey(clientId, messageId))) return undefined;
-    return put(incomingKey(clientId, messageId), { clientId, packet: stored, pending: true, handled } satisfies IncomingValue);
+    return put(incomingKey(clientId, messageId), { clientId, packet: stored, pending: true, publishId: delivery.publishId, handled } satisfies IncomingValue);
   }
 
   /**
@@ -445,10 +453,11 @@ export class DurablePersistence {
     }
     perClient.set(messageId, stored);
     if (endsWithConnection(client)) return stored;
-    stored.publishId = `${this.requireBroker().id}:${++this.publishCounter}`;
-    this.deliveries.addOrigin(stored.publishId, { clientId: client.id, messageId });
+    const publishId = `${this.requireBroker().id}:${++this.publishCounter}`;
+    attachPublishId(stored, publishId);
+    this.deliveries.addOrigin(publishId, { clientId: client.id, messageId });
     this.state.incomingPending.add(pendingKey(client.id, messageId));
-    await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored, pending: true } satisfies IncomingValue)]);
+    await this.deps.write([put(incomingKey(client.id, messageId), { clientId: client.id, packet: stored, pending: true, publishId } satisfies IncomingValue)]);
     return stored;
   }
 
