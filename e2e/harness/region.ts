@@ -5,7 +5,7 @@ import path from 'node:path';
 import { dump } from 'js-yaml';
 import { hashPassword } from '../../broker/src/mqtt/auth/password.js';
 import { HarnessProcess, type NodeHandle } from './process.js';
-import { renderLocalLinks, renderLocalNodeConfig, type RegionManifest, type RegionName } from './render.js';
+import { localizeArgs, renderedContainerArgs, renderLocalLinks, renderLocalNodeConfig, type RegionManifest, type RegionName } from './render.js';
 
 /** Cheap scrypt cost: the harness logs in many clients and restarts nodes often. */
 const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -61,9 +61,12 @@ export class Region {
   /** http://127.0.0.1:<port> of each agent's admin API (/api/v1/links, /api/v1/link-agent, /metrics). */
   readonly agentAdminUrls: readonly string[];
   private readonly agentAdminPorts: number[];
+  /** Container args of the rendered pods (operator/src/render/pod.ts), made local per process. */
+  private readonly rendered: { core: string[]; replicant: string[]; agent: string[] };
 
   constructor(private readonly setup: RegionSetup) {
     this.name = setup.name;
+    this.rendered = renderedContainerArgs(setup.manifest.cluster);
     this.clientPort = setup.ports.nodes['replicant-0'].mqtt;
     this.adminUrl = `http://127.0.0.1:${setup.ports.nodes['core-0'].admin}`;
     const seeds = CORE_IDS.map((id) => `127.0.0.1:${setup.ports.nodes[id].cluster}`).join(',');
@@ -231,12 +234,10 @@ export class Region {
       id, region: this.name, mqttPort: p.mqtt, dataDir: path.join(dir, id), logFile: path.join(dir, 'logs', `${id}.log`),
       readyMessage: 'node ready', startTimeoutMs: this.setup.startTimeoutMs, stopGraceMs: this.setup.stopGraceMs,
       onGracefulStop: () => this.setup.onNodeGracefulStop?.(p.mqtt),
-      // The pod's brokerArgs (operator/src/render/pod.ts) with local addresses and seeds instead of DNS discovery.
-      args: [
-        'broker', `--config=${path.join(dir, `${id}.config.yaml`)}`, `--role=${role}`, `--node-name=${this.clusterName}-${id}`,
-        `--cluster-name=${this.clusterName}`, '--cluster-host=127.0.0.1', `--cluster-port=${p.cluster}`,
-        `--cluster-advertise=127.0.0.1:${p.cluster}`, `--seeds=${seeds}`, `--cluster-secret-file=${this.secretFile}`,
-      ],
+      // The rendered pod's broker args, local: paths, addresses, ports, and seeds instead of DNS discovery.
+      args: localizeArgs(role === 'core' ? this.rendered.core : this.rendered.replicant, {
+        podName: `${this.clusterName}-${id}`, configFile: path.join(dir, `${id}.config.yaml`), secretFile: this.secretFile, clusterPort: p.cluster, seeds,
+      }, `${this.name}/${id}`),
     });
   }
 
@@ -247,14 +248,11 @@ export class Region {
     return new HarnessProcess({
       id: `agent-${i}`, region: this.name, dataDir: path.join(agentDir, 'data'), logFile: path.join(dir, 'logs', `agent-${i}.log`),
       readyMessage: 'link agent ready', startTimeoutMs: this.setup.startTimeoutMs, stopGraceMs: this.setup.stopGraceMs,
-      // The pod's linkAgentContainer args, with local ports; its seed is the core it runs beside.
-      args: [
-        'link-agent', `--links=${path.join(agentDir, 'links.yaml')}`, `--node-name=${this.clusterName}-core-${i}-link`,
-        `--cluster-name=${this.clusterName}`, '--cluster-host=127.0.0.1', `--cluster-port=${ports.cluster}`,
-        `--cluster-advertise=127.0.0.1:${ports.cluster}`, `--seeds=127.0.0.1:${core.cluster}`,
-        `--cluster-secret-file=${this.secretFile}`, `--data-dir=${path.join(agentDir, 'data')}`,
-        '--admin-host=127.0.0.1', `--admin-port=${ports.admin}`,
-      ],
+      // The rendered pod's link-agent sidecar args, local; its seed is the core it runs beside.
+      args: localizeArgs(this.rendered.agent, {
+        podName: `${this.clusterName}-core-${i}`, linksFile: path.join(agentDir, 'links.yaml'), secretFile: this.secretFile,
+        dataDir: path.join(agentDir, 'data'), clusterPort: ports.cluster, adminPort: ports.admin, seeds: `127.0.0.1:${core.cluster}`,
+      }, `${this.name}/agent-${i}`),
     });
   }
 }

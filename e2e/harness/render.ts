@@ -9,6 +9,7 @@ import { loadAll } from 'js-yaml';
 import { withRegionalClusterDefaults } from '../../operator/src/api/defaults.js';
 import type { ClusterLink, RegionalCluster } from '../../operator/src/api/types.js';
 import { renderLinks, renderNodeConfig, type LinksFile, type NodeConfigFile } from '../../operator/src/render/index.js';
+import { BROKER_CONTAINER, LINK_AGENT_CONTAINER, podTemplate } from '../../operator/src/render/pod.js';
 import { repoRoot } from './paths.js';
 
 export type RegionName = 'us-east' | 'us-west' | 'emea';
@@ -114,4 +115,70 @@ export function renderLocalLinks(manifest: RegionManifest, input: LinksRenderInp
   }
   const credentials = new Map(Object.entries(rendered.credentials).map(([name, b64]) => [name, Buffer.from(b64, 'base64').toString('utf8')]));
   return { file: rendered.file, credentials };
+}
+
+/** Local values for the pod-specific parts of the rendered container args. */
+export interface LocalProcessArgs {
+  /** Replaces `$(POD_NAME)` (e.g. `us-east-core-0`). */
+  podName: string;
+  configFile?: string;
+  linksFile?: string;
+  secretFile: string;
+  dataDir?: string;
+  clusterPort: number;
+  adminPort?: number;
+  /** `--seeds` instead of the rendered DNS discovery (nodes) or the pod-local core (agents). */
+  seeds: string;
+}
+
+/** Pod paths and addresses a local process must not see: a rendered flag still holding one is an unmapped flag. */
+const POD_ONLY = /\/etc\/meridian|\/var\/lib\/meridian|\$\(POD_/;
+
+/**
+ * The args of a rendered container (operator/src/render/pod.ts podTemplate) made local: pod paths, pod addresses,
+ * ports and DNS discovery replaced; every other flag passed through as rendered, so a flag the operator adds is
+ * exercised here too. A pod path or variable the harness does not know how to map is an error naming the flag.
+ */
+export function localizeArgs(rendered: readonly string[], local: LocalProcessArgs, what: string): string[] {
+  const [command, ...flags] = rendered;
+  const mapped = flags.map((flag) => {
+    const eq = flag.indexOf('=');
+    const name = eq < 0 ? flag : flag.slice(0, eq);
+    const value = eq < 0 ? '' : flag.slice(eq + 1);
+    const replace = (v: string | number | undefined): string => {
+      if (v === undefined) throw new Error(`harness: ${what}: no local value for rendered flag ${flag}`);
+      return `${name}=${v}`;
+    };
+    switch (name) {
+      case '--config': return replace(local.configFile);
+      case '--links': return replace(local.linksFile);
+      case '--cluster-secret-file': return replace(local.secretFile);
+      case '--data-dir': return replace(local.dataDir);
+      case '--node-name': return replace(value.replaceAll('$(POD_NAME)', local.podName));
+      case '--cluster-host':
+      case '--admin-host': return replace('127.0.0.1');
+      case '--cluster-port': return replace(local.clusterPort);
+      case '--cluster-advertise': return replace(`127.0.0.1:${local.clusterPort}`);
+      case '--admin-port': return replace(local.adminPort);
+      case '--discovery':
+      case '--seeds': return `--seeds=${local.seeds}`;
+      default:
+        if (POD_ONLY.test(flag)) throw new Error(`harness: ${what}: rendered flag ${flag} holds a pod path or variable the harness does not map`);
+        return flag;
+    }
+  });
+  if (!command) throw new Error(`harness: ${what}: the rendered container has no args`);
+  return [command, ...mapped];
+}
+
+/** The rendered args of the broker container (role core or replicant) and of the link-agent sidecar (cores). */
+export function renderedContainerArgs(cluster: RegionalCluster): { core: string[]; replicant: string[]; agent: string[] } {
+  const args = (role: 'core' | 'replicant', container: string): string[] => {
+    const settings = (role === 'core' ? cluster.spec.core : cluster.spec.replicant) ?? {};
+    const pod = podTemplate({ cluster, role, settings, configHash: '', options: { clusterDomain: 'cluster.local' } });
+    const found = pod.spec?.containers.find((c) => c.name === container);
+    if (!found?.args) throw new Error(`harness: the rendered ${role} pod of ${cluster.spec.clusterName} has no ${container} container with args`);
+    return found.args;
+  };
+  return { core: args('core', BROKER_CONTAINER), replicant: args('replicant', BROKER_CONTAINER), agent: args('core', LINK_AGENT_CONTAINER) };
 }
