@@ -31,6 +31,8 @@ interface OriginState {
   /** null: none known (a new origin, or a mark stored before epochs existed). */
   epoch: string | null;
   mark: number;
+  /** The last write of this state failed: the next batch writes it even if it changes nothing. */
+  unsaved?: boolean;
 }
 
 /**
@@ -119,8 +121,19 @@ export class DedupWindow {
       changed = true;
       verdict.delivered++;
     }
-    const recorded = changed ? this.area.put(key, encodeState(state)) : Promise.resolve();
+    const recorded = changed || state.unsaved ? this.save(key, state) : Promise.resolve();
     return { verdict, recorded, error };
+  }
+
+  private async save(key: string, state: OriginState): Promise<void> {
+    try {
+      await this.area.put(key, encodeState(state));
+      state.unsaved = false;
+    } catch (err) {
+      // The resend this causes is recognised from memory and would otherwise be acknowledged with nothing stored.
+      state.unsaved = true;
+      throw err;
+    }
   }
 
   private async load(key: string): Promise<OriginState> {

@@ -130,4 +130,17 @@ describe('DedupWindow batches', () => {
     expect(await w.processBatch(origin(E1), [42], async () => undefined, (r) => resets.push(r))).toEqual({ delivered: 1, duplicates: 0 });
     expect(resets).toEqual([]);
   });
+
+  test('a failed mark write rejects the batch; the resend, recognised from memory, writes the mark before it is acknowledged', async () => {
+    const area = new MemoryArea();
+    const w = new DedupWindow(area);
+    area.failWrites = true;
+    await expect(w.processBatch(origin(E1), seqs(1, 3), async () => undefined)).rejects.toThrow('disk full');
+    area.failWrites = false;
+    expect(await w.processBatch(origin(E1), seqs(1, 3), async () => { throw new Error('must not publish'); })).toEqual({ delivered: 0, duplicates: 3 });
+    expect(await new DedupWindow(area).mark('us', 'us/n1')).toBe(3);
+    const writes = area.writes;
+    await w.processBatch(origin(E1), seqs(1, 3), async () => undefined);
+    expect(area.writes).toBe(writes); // nothing new, nothing unsaved: no write
+  });
 });
