@@ -64,9 +64,11 @@ export interface DrillOutcome {
    * purpose (a deleted queue volume), and the loss must be reported instead. Undefined: no loss accepted.
    */
   lossAcceptedUntil?: number;
+  /** With `lossAcceptedUntil`: the most events the audit services together may lose, and why. */
+  lossBound?: { count: number; why: string };
 }
 
-type FaultResult = { observations: string[]; problems: string[]; lossAcceptedUntil?: number };
+type FaultResult = { observations: string[]; problems: string[]; lossAcceptedUntil?: number; lossBound?: { count: number; why: string } };
 
 interface DrillSpec {
   id: string;
@@ -159,6 +161,8 @@ export const DRILLS: readonly DrillSpec[] = [
       await agent.kill('SIGKILL');
       agent.wipeData();
       const depths = before.links.map((l) => `${l.name} ${l.queue.depth}`).join(', ');
+      // What the deleted volume held for US-West (the audits' region): the most the audits may lose.
+      const queuedForAudits = before.links.find((l) => l.name === 'us-west')?.queue.depth ?? 0;
       ctx.log('drill: us-east agent-0 killed and its data dir deleted');
       await sleep(1000);
       await agent.start();
@@ -176,10 +180,14 @@ export const DRILLS: readonly DrillSpec[] = [
         observations,
         problems: sides.length === 0 ? [] : [`the lost queue volume was not reported as ${sides.join(' nor ')}`],
         lossAcceptedUntil,
+        lossBound: { count: queuedForAudits + LOST_VOLUME_MARGIN, why: `the agent's us-west queue held ${queuedForAudits} at the kill (+${LOST_VOLUME_MARGIN} appended before the kill landed)` },
       };
     },
   },
 ];
+
+/** Entries the agent may append between the queue-depth snapshot and the kill landing. */
+const LOST_VOLUME_MARGIN = 20;
 
 /** Every report of a lost queue volume: link status fields (`originResets`, `lostQueueReports`) and agent warnings. */
 export async function lostVolumeReports(mesh: Mesh): Promise<string[]> {
@@ -266,6 +274,15 @@ export async function runDrill(ctx: DrillContext, spec: DrillSpec): Promise<Dril
   if (faultResult.lossAcceptedUntil !== undefined) {
     const lost = Object.values(result.receivers).map((r) => `${r.receiver} ${r.lost}`).join(', ');
     outcome.observations.push(`lost in the accepted window (sent before the agent was back with routes): ${lost}`);
+  }
+  const bound = faultResult.lossBound;
+  const auditLoss = result.receivers['acme-audit'].lost + result.receivers['globex-audit'].lost;
+  if (bound && auditLoss > bound.count) {
+    outcome.problems.push(`the audits lost ${auditLoss} events, more than the deleted volume can explain: ${bound.why}`);
+  }
+  const emea = result.receivers['emea-dashboard'];
+  if (emea.lost > 0 || emea.duplicated > 0 || emea.outOfOrder > 0) {
+    outcome.observations.push(`EMEA dashboard: ${emea.lost} lost (by origin ${JSON.stringify(emea.lostByRegion)}), ${emea.duplicated} duplicated, ${emea.outOfOrder} out of order`);
   }
   ctx.log(`drill ${spec.id}: ${summaryLine(outcome)}`);
   return outcome;

@@ -29,6 +29,11 @@ const KNOWN_FAILURES: Record<string, string> = {
   // The acme audit's persistent session, resumed on the US-West replicant, gets its offline queue interleaved with
   // live messages: 1 400+ first deliveries out of per-door order, and 1 event lost, in one run.
   'audit-offline': 'offline queue of a resumed persistent session delivered interleaved with live messages',
+  // The loss is reported on both sides, but it is far larger than the deleted queue: 448 events lost at the audits
+  // with 7 entries queued for US-West at the kill, in one run. The region's nodes hand the copies held for the
+  // killed agent to its new incarnation ("link agent restarted: forwarded message handed over again", 239 times);
+  // with an empty store it has no remote routes until the remotes bootstrap it, and does not queue them.
+  'lost-volume': 'copies handed to the wiped agent before the remotes re-sent its routes are not queued',
 };
 const selected = new Set(drillsFromEnv().map((d) => d.id));
 const lines: string[] = [];
