@@ -382,13 +382,25 @@ export class RouteSync {
     }
     const existing = this.inbound.get(peer);
     const order = existing?.compareStream(init.incarnation, init.conn) ?? 1;
-    if (order < 0) return; // an init that outlived its connection
+    if (order < 0) {
+      // Same incarnation, lower connection number: either an init that outlived its connection (its sender ignores
+      // an answer for a stream that is not current) or a peer that lost its state and counts again from the same
+      // incarnation, which would otherwise wait for an answer forever.
+      if (existing !== undefined && init.incarnation === existing.incarnation) this.refuseRepeatedIncarnation(peer, init, existing.conn);
+      return;
+    }
     if (order > 0) {
       this.store.observeIncarnation(peer, init.incarnation, now);
       this.inbound.set(peer, new InboundSession(peer, init.incarnation, init.conn, init.role, this.resyncRetryMs));
     }
     this.sendInitAck(peer, init, 'ok');
     if (existing === undefined) this.reevaluateLane(peer);
+  }
+
+  private refuseRepeatedIncarnation(peer: string, init: InitMessage, knownConn: number): void {
+    const detail = `peer runs incarnation ${init.incarnation} connection ${init.conn}, connection ${knownConn} of that incarnation was seen before`;
+    this.emit({ type: 'stream_refused', peer, result: 'stale_incarnation', detail });
+    this.sendInitAck(peer, init, 'stale_incarnation');
   }
 
   private refusalOf(init: InitMessage): InitResult | null {

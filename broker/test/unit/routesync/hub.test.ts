@@ -252,6 +252,26 @@ describe('RouteSync handshake refusals', () => {
     expect(net.events).toContainEqual(expect.objectContaining({ type: 'stream_rejected', at: 'a', result: 'stale_incarnation', knownIncarnation: 5 }));
   });
 
+  it('refuses a restarted peer that counts connections again from an incarnation already seen (lost state)', () => {
+    // As over a cluster link: the receiver is not told when the sender's connection goes, only new inits arrive.
+    const net = new Net();
+    net.add('a', 'core');
+    const b = net.add('b', 'core');
+    net.link('a', 'b');
+    net.advance(20);
+    for (let i = 0; i < 2; i++) {
+      net.hub('a').disconnect('b');
+      net.hub('a').connect('b', net.now);
+      net.advance(20);
+    }
+    net.add('a', 'core'); // restarted with its state lost: incarnation 1 again, connections counted from 1
+    net.hub('a').connect('b', net.now);
+    net.advance(20);
+    expect(net.events).toContainEqual(expect.objectContaining({ type: 'stream_refused', at: 'b', peer: 'a', result: 'stale_incarnation' }));
+    expect(net.events).toContainEqual(expect.objectContaining({ type: 'stream_rejected', at: 'a', result: 'stale_incarnation', knownIncarnation: 1 }));
+    expect(b.peers().find((p) => p.peer === 'a')).toBeDefined();
+  });
+
   it('throws a RouteSyncError, changing nothing, when an init claims another actor', () => {
     const net = new Net();
     const b = net.add('b', 'core');
