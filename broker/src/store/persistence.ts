@@ -386,7 +386,7 @@ export class DurablePersistence {
    * queued from the first publish, so it is not sent again.
    */
   queuedBefore(clientId: string, packet: StoredPacket): boolean {
-    return packet.brokerId != null && this.deliveries.takeSkipped(counterKey(packet), clientId);
+    return this.deliveries.anySkipped && packet.brokerId != null && this.deliveries.takeSkipped(counterKey(packet), clientId);
   }
 
   /**

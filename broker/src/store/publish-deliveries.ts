@@ -91,6 +91,11 @@ export class PublishDeliveries {
     clients.add(clientId);
   }
 
+  /** Cheap test for aedes' per-delivery question: almost always false (nothing was published again). */
+  get anySkipped(): boolean {
+    return this.skipped.size > 0;
+  }
+
   /** Whether the live delivery of this publish to `clientId` is a repeat (asked once per delivery, then forgotten). */
   takeSkipped(identity: string, clientId: string): boolean {
     const clients = this.skipped.get(identity);
