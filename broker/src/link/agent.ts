@@ -269,6 +269,7 @@ export class LinkAgent {
     const queued = Promise.all(targets.map((link) => {
       const slot = this.slots.get(link.name);
       if (slot) slot.lastEnqueueAt = now;
+      if (entry.retain) this.retainedSync?.queued(link.name, entry);
       return link.enqueue(entry, durable).then((seq) => {
         if (origin && marks) marks.recorded(link.name, origin);
         return seq;
@@ -383,7 +384,7 @@ export class LinkAgent {
     void this.applying.then(() => {
       const link = this.links.get(name);
       if (!link || this.stopped || this.roleOf(name) !== 'active') return;
-      const messages = sync.forNewRoute(filter);
+      const messages = sync.forNewRoute(name, filter);
       for (const message of messages) {
         link.enqueue(message, message.qos > 0).catch((err: Error) => {
           this.logger.warn({ link: name, topic: message.topic, err: err.message }, 'retained message not queued for a new remote route');

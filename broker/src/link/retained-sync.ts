@@ -36,12 +36,19 @@ export interface RetainedSyncCounters {
   sent: number;
   /** Retained messages not queued because they came over a link (never sent back or onwards). */
   skippedLinked: number;
+  /** Deletions queued because a remote route appeared: topics sent to the link earlier, no longer retained here. */
+  tombstones: number;
   /** Synced retained messages received that were already held here, identical: not published again. */
   suppressed: number;
+  /** Synced retained messages received but not applied: a local retained message or another link's held the topic. */
+  kept: number;
 }
 
 const digestOf = (payload: Buffer): string => createHash('sha256').update(payload).digest('base64url');
 const keyOf = (topic: string): string => createHash('sha256').update(topic).digest('base64url');
+const ORIGIN_PREFIX = 'o/';
+const SENT_PREFIX = 's/';
+const sentKey = (link: string, topic: string): string => `${SENT_PREFIX}${keyOf(link)}/${keyOf(topic)}`;
 
 /**
  * Retained messages across links (see README.md, "Retained messages across regions"):
@@ -56,24 +63,36 @@ const keyOf = (topic: string): string => createHash('sha256').update(topic).dige
  */
 export class RetainedSync {
   private readonly origins = new Map<string, LinkedOrigin>();
+  /** Per link, the topics whose retained message was sent to it (live or synced) and not deleted since. */
+  private readonly sent = new Map<string, Set<string>>();
   private writes: Promise<void> = Promise.resolve();
-  readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, suppressed: 0 };
+  readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, tombstones: 0, suppressed: 0, kept: 0 };
 
   private constructor(private readonly area: StoreArea, private readonly source: RetainedSource | undefined, private readonly logger: Logger) {}
 
   /** Loads the persisted origins. Without `source` (a sidecar: no retained store) nothing is sent or suppressed. */
   static async open(area: StoreArea, source: RetainedSource | undefined, logger: Logger): Promise<RetainedSync> {
     const sync = new RetainedSync(area, source, logger);
-    for (const [key, value] of await area.range('')) {
+    for (const [key, value] of await area.range(ORIGIN_PREFIX)) {
       const record = parseRecord(value);
       if (record) sync.origins.set(record.topic, { link: record.link, digest: record.digest });
       else logger.warn({ key }, 'unreadable linked-retained record ignored');
+    }
+    for (const [key, value] of await area.range(SENT_PREFIX)) {
+      const record = parseSent(value);
+      if (record) sync.sentTo(record.link).add(record.topic);
+      else logger.warn({ key }, 'unreadable sent-retained record ignored');
     }
     return sync;
   }
 
   get linkedTopics(): number {
     return this.origins.size;
+  }
+
+  /** Resolves when every record issued so far is written (or its failure logged). */
+  flushed(): Promise<void> {
+    return this.writes;
   }
 
   /** The link a retained message held here came over; undefined when it is local. */
@@ -83,22 +102,44 @@ export class RetainedSync {
   }
 
   /**
-   * The messages to queue for a link whose remote agents now hold `filter`: the local retained messages it matches,
-   * with the retain flag, marked as synced (`RETAINED_SYNC_CLIENT_ID`). Those that came over a link are left out.
+   * The messages to queue for `link`, whose remote agents now hold `filter`: the local retained messages it matches,
+   * with the retain flag, marked as synced (`RETAINED_SYNC_CLIENT_ID`) — those that came over a link left out — and
+   * a deletion (empty payload) for every topic under `filter` sent to the link earlier and no longer retained here
+   * (deleted while the remote had no route: its copy would stay otherwise).
    */
-  forNewRoute(filter: string, now = Date.now()): LinkMessage[] {
+  forNewRoute(link: string, filter: string, now = Date.now()): LinkMessage[] {
     if (!this.source) return [];
     const out: LinkMessage[] = [];
+    const synced = (topic: string, payload: Buffer, qos: 0 | 1 | 2): LinkMessage => ({ topic, payload, qos, retain: true, publisherClientId: RETAINED_SYNC_CLIENT_ID, timestamp: now });
     for (const copy of this.source.matching(filter)) {
       if (copy.payload.length === 0) continue;
       if (this.originOf(copy) !== undefined) {
         this.counters.skippedLinked++;
         continue;
       }
-      out.push({ topic: copy.topic, payload: copy.payload, qos: copy.qos, retain: true, publisherClientId: RETAINED_SYNC_CLIENT_ID, timestamp: now });
+      out.push(synced(copy.topic, copy.payload, copy.qos));
+      this.counters.sent++;
     }
-    this.counters.sent += out.length;
+    for (const topic of this.sentTo(link)) {
+      if (!filterMatches(filter, topic) || this.source.get(topic) !== undefined) continue;
+      out.push(synced(topic, Buffer.alloc(0), 1));
+      this.counters.tombstones++;
+    }
+    for (const message of out) this.queued(link, message);
     return out;
+  }
+
+  /** A retained message (or deletion) was queued for `link`: remembered, so a later deletion can follow it. */
+  queued(link: string, message: LinkMessage): void {
+    if (!message.retain || !this.source) return;
+    const topics = this.sentTo(link);
+    const present = topics.has(message.topic);
+    if (message.payload.length > 0 === present) return;
+    if (present) topics.delete(message.topic);
+    else topics.add(message.topic);
+    const key = sentKey(link, message.topic);
+    const value = Buffer.from(JSON.stringify({ link, topic: message.topic }), 'utf8');
+    this.chain(() => (present ? this.area.del(key) : this.area.put(key, value)), message.topic);
   }
 
   /**
@@ -108,10 +149,16 @@ export class RetainedSync {
   async admit(link: string, message: LinkMessage): Promise<boolean> {
     if (message.publisherClientId === RETAINED_SYNC_CLIENT_ID && this.source) {
       const held = this.source.get(message.topic);
-      if (held && held.qos === message.qos && held.payload.equals(message.payload)) {
+      const same = held ? held.qos === message.qos && held.payload.equals(message.payload) : message.payload.length === 0;
+      if (same) {
+        // Not recorded either: if the copy held here is local (published here with the same bytes), it stays local.
         this.counters.suppressed++;
-        // Still recorded: the copy held here is this link's from now on (not sent back).
-        await this.record(message.topic, { link, digest: digestOf(message.payload) });
+        return false;
+      }
+      if (held && this.originOf(held) !== link) {
+        // A synced copy is not a new publish: it replaces only a copy of the same link, never a local retained message
+        // or another region's (which one is newer is not known).
+        this.counters.kept++;
         return false;
       }
     }
@@ -127,12 +174,34 @@ export class RetainedSync {
   private record(topic: string, origin: LinkedOrigin | undefined): Promise<void> {
     if (origin) this.origins.set(topic, origin);
     else this.origins.delete(topic);
-    const key = keyOf(topic);
-    const write = this.writes.then(() => (origin ? this.area.put(key, Buffer.from(JSON.stringify({ topic, ...origin }), 'utf8')) : this.area.del(key)));
-    this.writes = write.catch((err: Error) => {
-      this.logger.warn({ topic, err: err.message }, 'origin of a linked retained message not persisted (after a restart it may be sent back)');
+    const key = ORIGIN_PREFIX + keyOf(topic);
+    return this.chain(() => (origin ? this.area.put(key, Buffer.from(JSON.stringify({ topic, ...origin }), 'utf8')) : this.area.del(key)), topic);
+  }
+
+  private sentTo(link: string): Set<string> {
+    let topics = this.sent.get(link);
+    if (!topics) {
+      topics = new Set();
+      this.sent.set(link, topics);
+    }
+    return topics;
+  }
+
+  /** Writes in issue order; a failure is logged (after a restart a message may be sent back or a deletion missed). */
+  private chain(write: () => Promise<void>, topic: string): Promise<void> {
+    this.writes = this.writes.then(write).catch((err: Error) => {
+      this.logger.warn({ topic, err: err.message }, 'retained-sync record not persisted (after a restart a linked retained message may be sent back, or a deletion not sent)');
     });
     return this.writes;
+  }
+}
+
+function parseSent(value: Buffer): { link: string; topic: string } | null {
+  try {
+    const { link, topic } = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
+    return typeof link === 'string' && typeof topic === 'string' ? { link, topic } : null;
+  } catch {
+    return null;
   }
 }
 

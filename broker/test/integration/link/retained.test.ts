@@ -5,7 +5,7 @@ import { linkedRegions, sleep, waitFor, type Region } from './regions.js';
 
 interface Seen { topic: string; payload: string; retain: boolean }
 
-interface RetainedSyncInfo { sent: number; skippedLinked: number; suppressed: number; linkedTopics: number }
+interface RetainedSyncInfo { sent: number; skippedLinked: number; tombstones: number; suppressed: number; kept: number; linkedTopics: number }
 
 function record(client: MqttClient): Seen[] {
   const seen: Seen[] = [];
@@ -113,6 +113,36 @@ describe('retained messages across two regional clusters (agents embedded in the
     await sleep(500);
     expect(seenCheck.map(key)).toEqual(['ret/1=one v2']);
     expect((await retainedSync(B.core)).linkedTopics).toBe(1);
+  });
+
+  test('a retained message deleted in B while A had no route is deleted in A at A\'s next subscription', async () => {
+    for (const c of clients.filter((c) => /^ra-sub/.test(c.options.clientId ?? ''))) await c.unsubscribeAsync('ret/#');
+    await waitFor(async () => (await B.link('ra')).routesReceived === 0, 'A\'s ret/# route gone from B');
+    const pub = track(await B.client({ clientId: 'rb-retained-del' }));
+    await pub.publishAsync('ret/1', '', { qos: 1, retain: true });
+    await pub.publishAsync('ret/3', 'three', { qos: 1, retain: true });
+    const forwardedBefore = (await B.link('ra')).forwarded;
+
+    const sub = track(await A.client({ clientId: 'ra-resub' }));
+    const seen = record(sub);
+    await sub.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seen.length >= 4, 'A\'s retained copies, then the deletion and the new message from B');
+    await sleep(1000);
+    // On SUBSCRIBE, A's copies (retain=1): the stale ret/1 of B and A's own ret/a; then B's sync (live, retain=0):
+    // ret/3 and the deletion of ret/1.
+    expect(seen.filter((m) => m.retain).map(key).sort()).toEqual(['ret/1=one v2', 'ret/a=from a']);
+    expect(seen.filter((m) => !m.retain).map(key).sort()).toEqual(['ret/1=', 'ret/3=three']);
+    expect(seen).toHaveLength(4);
+    expect((await B.link('ra')).forwarded).toBe(forwardedBefore + 2);
+    expect((await retainedSync(B.core)).tombstones).toBe(1);
+
+    const late = track(await A.client({ clientId: 'ra-after-del' }));
+    const seenLate = record(late);
+    await late.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seenLate.length >= 2, 'A\'s retained copies after the deletion');
+    await sleep(700);
+    expect(seenLate.map(key).sort()).toEqual(['ret/3=three', 'ret/a=from a']);
+    expect(seenLate.every((m) => m.retain)).toBe(true);
   });
 });
 

@@ -23,10 +23,10 @@ describe('RetainedSync (retained messages across links)', () => {
   test('a new route gets the matching local retained messages, retain flag set, marked as synced; $ topics and empty payloads never', async () => {
     const retained = store([['a/1', 'x', 1], ['a/2', 'y', 0], ['b/1', 'z', 1], ['$SYS/a', 's', 0], ['a/3', '', 0]]);
     const sync = await open(new MemoryArea(), retained);
-    const out = sync.forNewRoute('+/1');
+    const out = sync.forNewRoute('eu', '+/1');
     expect(out.map((m) => m.topic).sort()).toEqual(['a/1', 'b/1']);
     expect(out.every((m) => m.retain && m.publisherClientId === RETAINED_SYNC_CLIENT_ID)).toBe(true);
-    expect(sync.forNewRoute('#').map((m) => `${m.topic}:${m.qos}`).sort()).toEqual(['a/1:1', 'a/2:0', 'b/1:1']);
+    expect(sync.forNewRoute('eu', '#').map((m) => `${m.topic}:${m.qos}`).sort()).toEqual(['a/1:1', 'a/2:0', 'b/1:1']);
     expect(sync.counters.sent).toBe(5);
   });
 
@@ -36,12 +36,12 @@ describe('RetainedSync (retained messages across links)', () => {
     const sync = await open(area, retained);
     expect(await sync.admit('eu', linked('a/remote', 'theirs'))).toBe(true);
     retained.set('a/remote', { topic: 'a/remote', payload: Buffer.from('theirs'), qos: 1 });
-    expect(sync.forNewRoute('a/#').map((m) => m.topic)).toEqual(['a/local']);
+    expect(sync.forNewRoute('eu', 'a/#').map((m) => m.topic)).toEqual(['a/local']);
     expect(sync.counters.skippedLinked).toBe(1);
 
     const restarted = await open(area, retained);
     expect(restarted.linkedTopics).toBe(1);
-    expect(restarted.forNewRoute('a/#').map((m) => m.topic)).toEqual(['a/local']);
+    expect(restarted.forNewRoute('eu', 'a/#').map((m) => m.topic)).toEqual(['a/local']);
   });
 
   test('a local publish or a different payload on the topic makes it local again; an empty linked payload drops the record', async () => {
@@ -55,27 +55,62 @@ describe('RetainedSync (retained messages across links)', () => {
     retained.set('t/1', { topic: 't/1', payload: Buffer.from('v1'), qos: 1 });
     retained.set('t/2', { topic: 't/2', payload: Buffer.from('local'), qos: 1 });
     retained.set('t/3', { topic: 't/3', payload: Buffer.from('v1'), qos: 1 });
-    expect(sync.forNewRoute('t/+').map((m) => m.topic).sort()).toEqual(['t/1', 't/2']);
+    expect(sync.forNewRoute('eu', 't/+').map((m) => m.topic).sort()).toEqual(['t/1', 't/2']);
     expect(await sync.admit('eu', linked('t/3', ''))).toBe(true);
     expect(sync.linkedTopics).toBe(1);
   });
 
   test('a synced copy identical to the retained message held here is not published again; live copies always are', async () => {
-    const area = new MemoryArea();
     const retained = store([['k', 'same', 1]]);
-    const sync = await open(area, retained);
+    const sync = await open(new MemoryArea(), retained);
     expect(await sync.admit('eu', linked('k', 'same', true))).toBe(false);
     expect(sync.counters.suppressed).toBe(1);
-    // The copy held here now counts as the link's: not sent back.
-    expect(sync.forNewRoute('k')).toEqual([]);
+    // The identical copy held here is local: it stays local (sent to links), not recorded as the link's.
+    expect(sync.forNewRoute('eu', 'k').map((m) => m.topic)).toEqual(['k']);
     expect(await sync.admit('eu', linked('k', 'same', false))).toBe(true);
-    expect(await sync.admit('eu', linked('k', 'other', true))).toBe(true);
-    expect(await sync.admit('eu', linked('k', 'same', true, 0))).toBe(true);
+    // A synced deletion of a topic not held here is nothing to do.
+    expect(await sync.admit('eu', linked('gone', '', true))).toBe(false);
+    expect(sync.counters.suppressed).toBe(2);
+  });
+
+  test('a synced copy replaces only a copy of the same link: a local retained message or another link\'s is kept', async () => {
+    const retained = store([['local', 'mine', 1]]);
+    const sync = await open(new MemoryArea(), retained);
+    expect(await sync.admit('eu', linked('local', 'theirs', true))).toBe(false);
+    expect(await sync.admit('eu', linked('local', '', true))).toBe(false);
+    expect(await sync.admit('ap', linked('t', 'from ap'))).toBe(true);
+    retained.set('t', { topic: 't', payload: Buffer.from('from ap'), qos: 1 });
+    expect(await sync.admit('eu', linked('t', 'from eu', true))).toBe(false);
+    expect(sync.counters.kept).toBe(3);
+    // A live publish from a link is a publish: it applies.
+    expect(await sync.admit('eu', linked('local', 'live from eu'))).toBe(true);
+    // The same link's older copy is replaced by its synced update.
+    retained.set('local', { topic: 'local', payload: Buffer.from('live from eu'), qos: 1 });
+    expect(await sync.admit('eu', linked('local', 'newer', true))).toBe(true);
+  });
+
+  test('a topic sent to a link and deleted while the remote had no route gets a deletion at the next route; not twice', async () => {
+    const area = new MemoryArea();
+    const retained = store([['s/1', 'a', 1], ['s/2', 'b', 1]]);
+    const sync = await open(area, retained);
+    expect(sync.forNewRoute('eu', 's/#')).toHaveLength(2);
+    retained.delete('s/1');
+    // A live deletion that crossed the link needs no later tombstone.
+    retained.delete('s/2');
+    sync.queued('eu', linked('s/2', ''));
+    await sync.flushed();
+    const restarted = await open(area, retained);
+    const again = restarted.forNewRoute('eu', 's/#');
+    expect(again.map((m) => `${m.topic}=${m.payload.toString()}:${m.retain}`)).toEqual(['s/1=:true']);
+    expect(restarted.counters.tombstones).toBe(1);
+    expect(restarted.forNewRoute('eu', 's/#')).toEqual([]);
+    // Per link: another link never got s/1, so it gets no deletion.
+    expect(restarted.forNewRoute('ap', 's/#')).toEqual([]);
   });
 
   test('without a retained store (sidecar) nothing is sent and nothing suppressed', async () => {
     const sync = await open(new MemoryArea());
-    expect(sync.forNewRoute('#')).toEqual([]);
+    expect(sync.forNewRoute('eu', '#')).toEqual([]);
     expect(await sync.admit('eu', linked('k', 'same', true))).toBe(true);
   });
 
