@@ -67,10 +67,13 @@ export async function startListener(config: ListenerConfig, onConnection: Connec
   return {
     config,
     address: server.address() as AddressInfo,
-    close: () => new Promise<void>((resolve) => {
+    // Stops accepting at once. Open connections are not waited for: the node drains and closes its clients after
+    // this, and server.close()'s callback would wait for every client to go first.
+    close: () => {
       wss?.close();
-      server.close(() => resolve());
-    }),
+      server.close();
+      return Promise.resolve();
+    },
   };
 }
 

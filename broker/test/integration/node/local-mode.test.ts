@@ -1,4 +1,5 @@
 import { BrokerProcess } from '../../harness/broker-process.js';
+import { connectClient } from '../../harness/mqtt-client.js';
 import { ensureMosquittoClients, mosquittoPub, mosquittoSub } from '../../harness/mosquitto-clients.js';
 
 describe('meridian broker with no configuration (local-only mode)', () => {
@@ -34,6 +35,20 @@ describe('meridian broker with no configuration (local-only mode)', () => {
       expect(other.logs.join('\n')).toContain('node stopped');
     } finally {
       await other.dispose();
+    }
+  });
+
+  test('SIGTERM with clients connected: the node drains, disconnects them and exits 0 well before a SIGKILL', async () => {
+    const busy = await BrokerProcess.start({ nodeName: 'sigterm-busy-node' });
+    const clients = await Promise.all([0, 1, 2].map((i) => connectClient(busy.mqttPort, { clientId: `stay-${i}`, reconnectPeriod: 0 })));
+    try {
+      const started = Date.now();
+      expect(await busy.stop('SIGTERM', 20000)).toBe(0);
+      expect(Date.now() - started).toBeLessThan(10000);
+      expect(busy.logs.join('\n')).toContain('node stopped');
+    } finally {
+      for (const c of clients) c.end(true);
+      await busy.dispose();
     }
   });
 });
