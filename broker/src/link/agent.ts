@@ -6,7 +6,7 @@ import type { BrokerMetrics } from '../admin/metrics.js';
 import { followNodeSubscriptions, LocalRoutes } from '../cluster/local-routes.js';
 import type { Logger } from '../log/logger.js';
 import type { Security } from '../mqtt/security.js';
-import type { NodeStore } from '../store/index.js';
+import type { NodeStore, StoredPacket } from '../store/index.js';
 import { linkFingerprint, LinksFileError, parseLinksFile, type LinkConfig, type LinkConfigIssue } from './config.js';
 import { DedupWindow } from './dedup.js';
 import { Link, type LinkContext, type LinkStatus } from './link.js';
@@ -17,7 +17,7 @@ import { activeAgentFor, isLinkRouteId, linkRouteId, type LinkRegion, type Regio
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
 import type { CopyIdentity } from '../cluster/forward-codec.js';
-import { RetainedSync, scanRetained, type RetainedCopy } from './retained-sync.js';
+import { RetainedSync, type RetainedCopy } from './retained-sync.js';
 
 /** What every agent has: its identity in the local cluster, a store, logging, metrics and the admin endpoint. */
 export interface LinkAgentBase {
@@ -174,13 +174,16 @@ export class LinkAgent {
   static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
     const agent = new LinkAgent(host, { publish: (message, linked) => publishThroughAedes(host, message, linked), routes: host.region }, options, host);
     const persistence = host.store.persistence;
-    const retainedCopy = (topic: string): RetainedCopy | undefined => {
-      const packet = persistence.getRetained(topic);
-      if (!packet) return undefined;
+    const copyOf = (packet: StoredPacket | undefined): RetainedCopy | undefined => {
+      if (!packet || typeof packet.topic !== 'string') return undefined;
       const payload = packet.payload ?? Buffer.alloc(0);
-      return { topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos: (packet.qos ?? 0) as 0 | 1 | 2 };
+      return { topic: packet.topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos: (packet.qos ?? 0) as 0 | 1 | 2 };
     };
-    agent.retainedSync = await RetainedSync.open(host.store.area('link-retained'), scanRetained(() => persistence.retainedTopics(), retainedCopy), agent.logger);
+    const retained = {
+      matching: (filter: string) => persistence.matchRetained(filter).map(copyOf).filter((c): c is RetainedCopy => c !== undefined),
+      get: (topic: string) => copyOf(persistence.getRetained(topic)),
+    };
+    agent.retainedSync = await RetainedSync.open(host.store.area('link-retained'), retained, agent.logger);
     if (host.region) agent.trackRegionRoutes(host.region);
     else followNodeSubscriptions(agent.localRoutes, host.aedes, host.store.persistence);
     agent.trackRemoteAgents(host.aedes);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { filterMatches } from '../routing/topic.js';
-import type { StoreArea } from '../store/area.js';
+import type { AreaOp, StoreArea } from '../store/area.js';
 import type { LinkMessage } from './queue.js';
 
 /**
@@ -48,7 +48,7 @@ const digestOf = (payload: Buffer): string => createHash('sha256').update(payloa
 const keyOf = (topic: string): string => createHash('sha256').update(topic).digest('base64url');
 const ORIGIN_PREFIX = 'o/';
 const SENT_PREFIX = 's/';
-const sentKey = (link: string, topic: string): string => `${SENT_PREFIX}${keyOf(link)}/${keyOf(topic)}`;
+const sentKey = (link: string, topic: string): string => SENT_PREFIX + createHash('sha256').update(link).update('\u0000').update(topic).digest('base64url');
 
 /**
  * Retained messages across links (see README.md, "Retained messages across regions"):
@@ -125,21 +125,30 @@ export class RetainedSync {
       out.push(synced(topic, Buffer.alloc(0), 1));
       this.counters.tombstones++;
     }
-    for (const message of out) this.queued(link, message);
+    const ops = out.map((message) => this.noteSent(link, message)).filter((op): op is AreaOp => op !== null);
+    if (ops.length > 0) void this.chain(() => this.area.batch(ops), filter);
     return out;
   }
 
   /** A retained message (or deletion) was queued for `link`: remembered, so a later deletion can follow it. */
   queued(link: string, message: LinkMessage): void {
-    if (!message.retain || !this.source) return;
+    const op = this.noteSent(link, message);
+    if (op) void this.chain(() => this.area.batch([op]), message.topic);
+  }
+
+  /** Updates the topics sent to `link`; the store write to persist that, if any. */
+  private noteSent(link: string, message: LinkMessage): AreaOp | null {
+    if (!message.retain || !this.source) return null;
     const topics = this.sentTo(link);
     const present = topics.has(message.topic);
-    if (message.payload.length > 0 === present) return;
-    if (present) topics.delete(message.topic);
-    else topics.add(message.topic);
+    if (message.payload.length > 0 === present) return null;
     const key = sentKey(link, message.topic);
-    const value = Buffer.from(JSON.stringify({ link, topic: message.topic }), 'utf8');
-    this.chain(() => (present ? this.area.del(key) : this.area.put(key, value)), message.topic);
+    if (present) {
+      topics.delete(message.topic);
+      return { type: 'del', key };
+    }
+    topics.add(message.topic);
+    return { type: 'put', key, value: Buffer.from(JSON.stringify({ link, topic: message.topic }), 'utf8') };
   }
 
   /**
@@ -215,7 +224,7 @@ function parseRecord(value: Buffer): { topic: string; link: string; digest: stri
   }
 }
 
-/** A retained source over a scan of the node's retained topics (`filterMatches` keeps the `$`-topic rule). */
+/** A retained source over a scan of the retained topics (`filterMatches` keeps the `$`-topic rule); for tests and small stores. */
 export function scanRetained(topics: () => string[], get: (topic: string) => RetainedCopy | undefined): RetainedSource {
   return {
     matching: (filter) => topics().filter((topic) => filterMatches(filter, topic)).map(get).filter((c): c is RetainedCopy => c !== undefined),

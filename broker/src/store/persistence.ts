@@ -545,6 +545,11 @@ export class DurablePersistence {
     return this.state.retained.has(topic);
   }
 
+  /** The retained messages `filter` matches, read synchronously from the topic trie (link retained sync). */
+  matchRetained(filter: string): StoredPacket[] {
+    return this.retainedTrie.match(filter);
+  }
+
   getRetained(topic: string): StoredPacket | undefined {
     return this.state.retained.get(topic);
   }
