@@ -144,6 +144,9 @@ describe('cluster link between two regions (embedded agents, standalone nodes)',
     await sleep(500);
     expect(seen.map((s) => Number(s.payload))).toEqual([...Array(total).keys()]);
     expect((await A.link('eu')).deduplicated - dedupBefore).toBe(total);
+    // A's agent redials B with a back-off of up to 5 s; the next test counts B's routes from A, so wait for them.
+    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).routesReceived === (await A.link('eu')).routesSent,
+      'A\'s routes back in B after its restart', 20000);
   });
 
   test('kill -9 of the publishing region while its queue holds messages (link down): all delivered once after restart', async () => {
