@@ -45,8 +45,13 @@ describe('retained messages across two regional clusters (agents embedded in the
 
     const first = track(await A.client({ clientId: 'ra-sub-1' }));
     const seenFirst = record(first);
+    const arrivals: number[] = [];
+    first.on('message', () => arrivals.push(Date.now()));
     await first.subscribeAsync('ret/#', { qos: 1 });
+    const subackAt = Date.now();
     await waitFor(() => seenFirst.length >= 2, 'both retained messages of B at A\'s first subscriber');
+    // Figure for the README: the route crosses to B, B queues its retained messages, they come back over the link.
+    console.log(`retained sync: SUBACK → B's retained messages at A's subscriber ${arrivals[0] - subackAt}–${arrivals[1] - subackAt} ms`);
     await sleep(1000);
     expect(seenFirst.map(key).sort()).toEqual(['ret/1=one', 'ret/2=two']);
     // They arrive after the SUBACK, as live publishes (MQTT 3.1.1: retain=1 only for the SUBSCRIBE's own copies).
