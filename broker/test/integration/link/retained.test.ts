@@ -259,3 +259,59 @@ describe('retained messages across a restart of the sending agent', () => {
     expect(key(seen[5])).toBe('keep/0=v0 new');
   });
 });
+
+describe('retained messages with a sidecar agent (receiving side only, as documented)', () => {
+  let A: ClusterRegion;
+  let B: ClusterRegion;
+  const proxies: TcpProxy[] = [];
+  const clients: MqttClient[] = [];
+  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
+
+  beforeAll(async () => {
+    const toB = await TcpProxy.start(1);
+    const toA = await TcpProxy.start(1);
+    proxies.push(toA, toB);
+    // A: core + replicant + sidecar agent; B: core with the embedded agent + replicant.
+    A = new ClusterRegion('xa');
+    B = new ClusterRegion('xb');
+    await A.start([{ name: 'xb', servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
+    await B.start([{ name: 'xa', servers: [toA.address], topics: ['#'] }], { replicant: true });
+    toB.setTarget(B.core.mqttPort);
+    toA.setTarget((A.replicant ?? A.core).mqttPort);
+    await waitFor(async () => (await A.link('xb')).state === 'connected' && (await B.link('xa')).state === 'connected', 'both links connected', 30000);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await A?.dispose();
+    await B?.dispose();
+    for (const p of proxies) await p.close();
+  });
+
+  test('B\'s (embedded) retained messages reach a subscriber in the sidecar region once; the sidecar sends none of A\'s', async () => {
+    const bPub = track(await B.client({ clientId: 'xb-pub' }));
+    await bPub.publishAsync('side/b', 'from b', { qos: 1, retain: true });
+    const aPub = track(await A.client({ clientId: 'xa-pub' }));
+    await aPub.publishAsync('side/a', 'from a', { qos: 1, retain: true });
+
+    const sub = track(await A.client({ clientId: 'xa-sub' }));
+    const seen = record(sub);
+    await sub.subscribeAsync('side/#', { qos: 1 });
+    await waitFor(() => seen.some((m) => m.topic === 'side/b'), 'B\'s retained message in the sidecar region');
+    await sleep(1000);
+    expect(seen.map(key).sort()).toEqual(['side/a=from a', 'side/b=from b']);
+    expect(seen.find((m) => m.topic === 'side/b')?.retain).toBe(false);
+    const sidecarStatus = await (A.sidecar as NonNullable<typeof A.sidecar>).getJson<{ retainedSync: RetainedSyncInfo | null }>('/api/v1/links');
+    expect(sidecarStatus.retainedSync).toBeNull();
+
+    // The sidecar does not sync: a subscriber in B gets A's retained message only if it is published again.
+    const bSub = track(await B.client({ clientId: 'xb-sub' }));
+    const seenB = record(bSub);
+    await bSub.subscribeAsync('side/#', { qos: 1 });
+    await waitFor(async () => (await A.link('xb')).routesReceived === 1, 'B\'s route at A\'s sidecar');
+    await sleep(1500);
+    expect(seenB.map(key)).toEqual(['side/b=from b']);
+    await aPub.publishAsync('side/a', 'from a again', { qos: 1, retain: true });
+    await waitFor(() => seenB.length >= 2, 'A\'s live retained publish in B');
+    expect(key(seenB[1])).toBe('side/a=from a again');
+  });
+});
