@@ -394,7 +394,7 @@ export class LinkAgent {
         });
       }
       if (messages.length > 0) this.logger.info({ link: name, filter, retained: messages.length }, 'retained messages queued for a new remote route');
-    });
+    }).catch((err: Error) => this.logger.error({ link: name, filter, err: err.message }, 'retained messages for a new remote route not queued'));
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────
