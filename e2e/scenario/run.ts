@@ -8,6 +8,7 @@
  *   MERIDIAN_E2E_WRITE=0           do not write RESULTS.md
  *   MERIDIAN_E2E_EVENT_INTERVAL_MS mean interval between two events of one door (default 2000)
  *   MERIDIAN_E2E_DIR               the mesh's work dir (data, logs), kept after the run
+ *   MERIDIAN_E2E_COMMAND           the command named in the report (default 'make e2e')
  */
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -56,7 +57,7 @@ async function main(): Promise<number> {
 
   const comparison = process.env.MERIDIAN_E2E_MOSQUITTO === '0' ? undefined : await runMosquittoComparison(timing.baselineSeconds, workloadOptions);
   const report: E2eReport = {
-    command: 'make e2e',
+    command: process.env.MERIDIAN_E2E_COMMAND ?? 'make e2e',
     startedAt,
     loadAverage,
     delays: Object.fromEntries(Object.entries(DEFAULT_DELAYS).map(([k, v]) => [k, v.delayMs])),
