@@ -100,6 +100,7 @@ const CONTROL_ROUTE_ID = linkRouteId('$control');
 const DRAIN_CHECK_MS = 500;
 const DRAIN_QUIET_MS = 2000;
 const ROLE_AREA = 'link-roles';
+const ROUTES_KNOWN_POLL_MS = 50;
 
 /** Publishes through the node's aedes; a linked packet is marked so that neither the agent nor cluster forwarding sends it to a link again. */
 function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked: boolean): Promise<void> {
@@ -156,6 +157,8 @@ export class LinkAgent {
   private intakeMarks?: IntakeMarks;
   /** Retained messages across links; embedded agents only (a sidecar has no retained store). */
   private retainedSync?: RetainedSync;
+  /** Copies that waited for a link's remote routes (sidecar after a wiped store or an empty restore). */
+  private heldForRoutes = 0;
   private constructor(
     private readonly host: LinkAgentBase,
     private readonly local: LocalSide,
@@ -242,9 +245,26 @@ export class LinkAgent {
     if (linked) return;
     // A standby link being restarted closed must not miss a copy (the cluster acknowledges it anyway).
     if (this.restarting.size > 0) await Promise.all(this.restarting.values());
+    await this.untilRemoteRoutesKnown(message.topic);
+    if (this.stopped) throw new Error(`'${message.topic}' not queued: the link agent is stopping`);
     const origin = copy && from !== undefined ? { node: from, ...copy } : undefined;
     const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() }, origin);
     if (queued !== null && message.qos > 0) await queued;
+  }
+
+  /**
+   * A copy reaches a sidecar only through a `$link/<name>` route of it in the regional table: some remote wanted it.
+   * While an active link does not know its remote's routes yet (a wiped store or an empty restore: nothing
+   * restored, no remote agent's lane since the start), `wants()` would drop it, so the copy waits (unacknowledged)
+   * until the remote's routes are here, at most one route TTL after the link's start (`Link.awaitingRemoteRoutes`).
+   */
+  private async untilRemoteRoutesKnown(topic: string): Promise<void> {
+    const pending = (): Link[] => [...this.links.values()].filter((link) =>
+      (!this.rolesAssigned || this.roleOf(link.name) === 'active') && link.awaitingRemoteRoutes && !link.wants(topic));
+    if (this.stopped || pending().length === 0) return;
+    this.heldForRoutes++;
+    if (this.heldForRoutes === 1) this.logger.info({ topic, links: pending().map((l) => l.name) }, 'copies wait for the remote routes (none restored, none received yet)');
+    while (!this.stopped && pending().length > 0) await new Promise((resolve) => setTimeout(resolve, ROUTES_KNOWN_POLL_MS));
   }
 
   /**
@@ -256,6 +276,11 @@ export class LinkAgent {
   private enqueue(message: LinkMessage, origin?: CopyOrigin): Promise<unknown> | null {
     let targets = [...this.links.values()].filter((link) => link.wants(message.topic));
     if (targets.length === 0) return null;
+    const sync = this.retainedSync;
+    if (message.retain && sync) {
+      targets = targets.filter((link) => !sync.isSyncedTwin(link.name, message));
+      if (targets.length === 0) return null;
+    }
     const marks = this.intakeMarks;
     if (origin && marks) {
       const fresh = targets.filter((link) => !marks.seenBefore(link.name, origin));
@@ -287,6 +312,7 @@ export class LinkAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.sidecarRegion?.beginStop();
     this.unwatchRegion?.();
     this.unwatchAgents?.();
     clearTimeout(this.roleTimer);
@@ -719,7 +745,7 @@ export class LinkAgent {
   private describe(): object {
     return {
       cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError,
-      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName], intakeSkipped: this.intakeMarks?.skipped ?? 0,
+      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName], intakeSkipped: this.intakeMarks?.skipped ?? 0, heldForRoutes: this.heldForRoutes,
       retainedSync: this.retainedSync ? { ...this.retainedSync.counters, linkedTopics: this.retainedSync.linkedTopics } : null,
       links: this.statuses(),
     };

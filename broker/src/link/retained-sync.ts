@@ -40,12 +40,20 @@ export interface RetainedSyncCounters {
   tombstones: number;
   /** Synced retained messages received that were already held here, identical: not published again. */
   suppressed: number;
+  /** Live retained publishes not queued for a link because the sync had just queued the same message. */
+  twins: number;
   /** Synced retained messages received but not applied: a local retained message or another link's held the topic. */
   kept: number;
 }
 
 const digestOf = (payload: Buffer): string => createHash('sha256').update(payload).digest('base64url');
 const keyOf = (topic: string): string => createHash('sha256').update(topic).digest('base64url');
+/**
+ * How long a synced copy stands for a live publish of the same message still on its way to the `published` hook (the
+ * store holds a retained message before aedes runs the hook: a durable write, or replication ahead of the forwarded
+ * copy). Short: an identical republish within it is not sent again.
+ */
+export const SYNC_TWIN_MS = 1000;
 const ORIGIN_PREFIX = 'o/';
 const SENT_PREFIX = 's/';
 const sentKey = (link: string, topic: string): string => SENT_PREFIX + createHash('sha256').update(link).update('\u0000').update(topic).digest('base64url');
@@ -65,8 +73,11 @@ export class RetainedSync {
   private readonly origins = new Map<string, LinkedOrigin>();
   /** Per link, the topics whose retained message was sent to it (live or synced) and not deleted since. */
   private readonly sent = new Map<string, Set<string>>();
+  /** Synced copies just queued, by link and topic → payload digest (see `isSyncedTwin`); cleared SYNC_TWIN_MS after the last sync. */
+  private readonly justSynced = new Map<string, string>();
+  private twinTimer?: NodeJS.Timeout;
   private writes: Promise<void> = Promise.resolve();
-  readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, tombstones: 0, suppressed: 0, kept: 0 };
+  readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, tombstones: 0, suppressed: 0, twins: 0, kept: 0 };
 
   private constructor(private readonly area: StoreArea, private readonly source: RetainedSource | undefined, private readonly logger: Logger) {}
 
@@ -125,9 +136,31 @@ export class RetainedSync {
       out.push(synced(topic, Buffer.alloc(0), 1));
       this.counters.tombstones++;
     }
+    this.rememberSynced(link, out);
     const ops = out.map((message) => this.noteSent(link, message)).filter((op): op is AreaOp => op !== null);
     if (ops.length > 0) void this.chain(() => this.area.batch(ops), filter);
     return out;
+  }
+
+  /**
+   * Is this live retained publish the very message the sync just queued for `link` (read from the store before the
+   * publish reached the `published` hook)? Then it is not queued again: the remote would deliver it twice. Consumed.
+   */
+  isSyncedTwin(link: string, message: LinkMessage): boolean {
+    if (this.justSynced.size === 0 || !message.retain) return false;
+    const key = `${link}\u0000${message.topic}`;
+    if (this.justSynced.get(key) !== digestOf(message.payload)) return false;
+    this.justSynced.delete(key);
+    this.counters.twins++;
+    return true;
+  }
+
+  private rememberSynced(link: string, messages: LinkMessage[]): void {
+    if (messages.length === 0) return;
+    for (const message of messages) this.justSynced.set(`${link}\u0000${message.topic}`, digestOf(message.payload));
+    clearTimeout(this.twinTimer);
+    this.twinTimer = setTimeout(() => this.justSynced.clear(), SYNC_TWIN_MS);
+    this.twinTimer.unref();
   }
 
   /** A retained message (or deletion) was queued for `link`: remembered, so a later deletion can follow it. */

@@ -1,5 +1,5 @@
 import { createLogger } from '../../../src/log/logger.js';
-import { RETAINED_SYNC_CLIENT_ID, RetainedSync, scanRetained, type RetainedCopy } from '../../../src/link/retained-sync.js';
+import { RETAINED_SYNC_CLIENT_ID, RetainedSync, scanRetained, SYNC_TWIN_MS, type RetainedCopy } from '../../../src/link/retained-sync.js';
 import type { LinkMessage } from '../../../src/link/queue.js';
 import { MemoryArea } from './memory-area.js';
 
@@ -106,6 +106,20 @@ describe('RetainedSync (retained messages across links)', () => {
     expect(restarted.forNewRoute('eu', 's/#')).toEqual([]);
     // Per link: another link never got s/1, so it gets no deletion.
     expect(restarted.forNewRoute('ap', 's/#')).toEqual([]);
+  });
+
+  test('a live publish of the message the sync just queued is its twin: not queued again for that link, once, only for a while', async () => {
+    const retained = store([['tw/1', 'v', 1], ['tw/2', 'w', 1]]);
+    const sync = await open(new MemoryArea(), retained);
+    sync.forNewRoute('eu', 'tw/#');
+    expect(sync.isSyncedTwin('eu', linked('tw/1', 'v'))).toBe(true);
+    expect(sync.isSyncedTwin('eu', linked('tw/1', 'v'))).toBe(false);
+    expect(sync.isSyncedTwin('ap', linked('tw/2', 'w'))).toBe(false);
+    expect(sync.isSyncedTwin('eu', linked('tw/2', 'newer'))).toBe(false);
+    expect(sync.isSyncedTwin('eu', { ...linked('tw/2', 'w'), retain: false })).toBe(false);
+    expect(sync.counters.twins).toBe(1);
+    await new Promise((r) => setTimeout(r, SYNC_TWIN_MS + 100));
+    expect(sync.isSyncedTwin('eu', linked('tw/2', 'w'))).toBe(false);
   });
 
   test('without a retained store (sidecar) nothing is sent and nothing suppressed', async () => {
