@@ -291,6 +291,25 @@ describe('retained messages across a restart of the sending agent', () => {
     await waitFor(() => seen.length >= 6, 'the update after the restart');
     expect(key(seen[5])).toBe('keep/0=v0 new');
   });
+
+  test('kill -9 of A\'s node: the origin records survive, a route from B afterwards sends none of B\'s copies back', async () => {
+    await A.broker.kill9();
+    await A.boot();
+    toA.setTarget(A.mqttPort);
+    await waitFor(async () => (await A.link('sb')).state === 'connected' && (await B.link('sa')).state === 'connected', 'both links connected after the restart', 20000);
+    expect((await retainedSync(A.broker)).linkedTopics).toBe(5);
+    const bSub = await B.client({ clientId: 'sb-sub' });
+    clients.push(bSub);
+    const seen = record(bSub);
+    await bSub.subscribeAsync('keep/#', { qos: 1 });
+    await waitFor(async () => (await A.link('sb')).routesReceived === 1, 'B\'s route at A');
+    await sleep(1500);
+    // B's own five from its store, once each (retain=1); A sent none of its copies back.
+    expect(seen.map(key).sort()).toEqual(['keep/0=v0 new', 'keep/1=v1', 'keep/2=v2', 'keep/3=v3', 'keep/4=v4']);
+    expect(seen.every((m) => m.retain)).toBe(true);
+    expect((await A.link('sb')).forwarded).toBe(0);
+    expect((await retainedSync(A.broker)).skippedLinked).toBe(5);
+  });
 });
 
 describe('retained messages with a sidecar agent (receiving side only, as documented)', () => {
