@@ -61,10 +61,13 @@ const sentKey = (link: string, topic: string): string => SENT_PREFIX + createHas
 /**
  * Retained messages across links (see README.md, "Retained messages across regions"):
  * - sending: when a link's remote agents hold a new filter, the local retained messages it matches are queued for
- *   that link (`forNewRoute`) — those that came over a link excepted, so nothing goes back or onwards;
+ *   that link (`forNewRoute`) — those that came over a link excepted, so nothing goes back or onwards — with a
+ *   deletion for each topic sent to the link before and no longer retained; a live publish the sync had already
+ *   read is not queued again (`isSyncedTwin`);
  * - receiving: each linked retained message is recorded as linked (topic → link, payload digest, persisted) before
- *   it is published here, and a synced copy identical to the retained message already held here is not published
- *   again (`admit`), so a subscriber that got the local copy on SUBSCRIBE does not get it twice.
+ *   it is published here; a synced copy identical to the retained message already held here is not published
+ *   again (so a subscriber that got the local copy on SUBSCRIBE does not get it twice), and one that would replace
+ *   a local or another link's copy is dropped (`admit`).
  *
  * A retained message counts as linked while the store holds the very payload recorded for its topic; a local
  * publish on the topic (`localPublish`) or a different payload makes it local again.
