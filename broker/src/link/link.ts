@@ -141,6 +141,7 @@ export class Link {
   private lastError: string | null = null;
   private bootstraps = 0;
   private lastBootstrapAt: Date | null = null;
+  private readonly startedAt = Date.now();
   /** Local routes (filter → subscriber count) as the agent sees them, before intersection. */
   private readonly localFilters = new Map<string, number>();
   readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0, originResets: 0 };
@@ -194,6 +195,14 @@ export class Link {
       if (op === 'add') this.sender.subscribe(part);
       else this.sender.unsubscribe(part);
     }
+  }
+
+  /**
+   * The remote's routes are not known yet: none restored, no remote agent's lane received since this start, and
+   * the start was less than one route TTL ago (after that, what is known decides).
+   */
+  get awaitingRemoteRoutes(): boolean {
+    return this.bootstraps === 0 && this.memory.restoredCount === 0 && Date.now() - this.startedAt < this.config.routeTtlSeconds * 1000;
   }
 
   /** Does a remote agent hold a route matching `topic`? */

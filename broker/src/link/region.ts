@@ -44,6 +44,8 @@ export interface SidecarRegion extends RegionRoutes {
   /** Routes the `$LINK` control messages of `remote`'s agents to this agent / stops doing so. */
   claimControl(remote: string): void;
   releaseControl(remote: string): void;
+  /** The agent begins to stop: copies it cannot hand over or take from now on are not acknowledged. */
+  beginStop(): void;
 }
 
 /**

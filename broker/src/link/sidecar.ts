@@ -39,8 +39,14 @@ export type SidecarIntake = (message: ForwardedMessage, from: string) => Promise
  */
 const controlFilters = (remote: string): string[] => [`$LINK/cluster/route/${remote}/+`, `$LINK/cluster/msg/${remote}/+`];
 const CONTROL_ROUTE_ID = linkRouteId('$control');
-/** Send failures that mean the destination node is gone: its routes are being withdrawn, nothing to retry. */
-const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
+/**
+ * Send failures that mean the copy did not reach the destination node: it restarted (`peer-restarted`,
+ * `peer-session-lost`), its link was closed (its lane expired, or this agent's transport shuts down) or there is
+ * no link to it (`unknown-peer`). Whether that is final is decided by the regional table (`send`).
+ */
+const NOT_HANDED_OVER = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
+/** Pause between two attempts to hand a copy to a node that still holds matching routes (restarting, reconnecting). */
+const RESEND_PAUSE_MS = 250;
 /** Rpc notifications every member gets that concern nodes with clients only. */
 const IGNORED_NOTIFICATIONS = ['retained', 'session.claims'];
 
@@ -73,6 +79,8 @@ export class LinkSidecar implements SidecarRegion {
   private readyTimers: NodeJS.Timeout[] = [];
   private readonly agentWatchers = new Set<() => void>();
   private readonly claimed = new Set<string>();
+  /** Set when the agent begins to stop: copies not handed over / not taken from now on are never acknowledged. */
+  private stopping = false;
 
   private constructor(
     private readonly options: LinkSidecarOptions,
@@ -223,7 +231,13 @@ export class LinkSidecar implements SidecarRegion {
     };
   }
 
+  /** The agent is stopping: a copy it cannot hand over or take from now on fails and is not acknowledged. */
+  beginStop(): void {
+    this.stopping = true;
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const timer of this.readyTimers) clearTimeout(timer);
     this.discovery?.stop();
     this.driver.stop();
@@ -231,18 +245,33 @@ export class LinkSidecar implements SidecarRegion {
     await this.transport.close();
   }
 
+  /**
+   * Hands a copy to `nodeId`; resolves once the node acknowledged it (published it locally). A copy that did not
+   * reach the node is final only when the node no longer holds a route matching the topic in the regional table
+   * (it left: its lane expired, its clean sessions are gone). While it still holds one it is restarting or
+   * reconnecting (its persistent sessions come back with it): the copy is sent again. When this agent stops, the
+   * copy fails: the carrier that brought it is then not acknowledged and the remote resends it.
+   */
   private async send(nodeId: string, payload: Buffer, topic: string): Promise<void> {
-    this.metrics.forwardedOut.inc({ peer: nodeId });
-    this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
-    try {
-      await this.transport.send(nodeId, Channel.Forward, payload);
-    } catch (err) {
-      if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
-        this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
-        this.logger.warn({ peer: nodeId, topic, reason: err.code }, 'message not handed over: the node is gone');
+    for (;;) {
+      this.metrics.forwardedOut.inc({ peer: nodeId });
+      this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
+      try {
+        await this.transport.send(nodeId, Channel.Forward, payload);
         return;
+      } catch (err) {
+        if (!(err instanceof SendFailure && NOT_HANDED_OVER.has(err.code))) {
+          throw new Error(`publishing '${topic}' to ${nodeId} failed: ${(err as Error).message}`);
+        }
+        if (this.stopping) throw new Error(`publishing '${topic}' to ${nodeId} failed: the link agent is stopping (${err.code}: ${err.message})`);
+        if (!this.routes.table.match(topic).has(nodeId)) {
+          this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
+          this.logger.warn({ peer: nodeId, topic, reason: err.code }, 'message not handed over: the node left the cluster (no route of it matches any more)');
+          return;
+        }
+        this.logger.info({ peer: nodeId, topic, reason: err.code }, 'message not handed over: the node still holds matching routes (restarting), sending again');
+        if (err.code !== 'peer-restarted' && err.code !== 'peer-session-lost') await new Promise((resolve) => setTimeout(resolve, RESEND_PAUSE_MS));
       }
-      throw new Error(`publishing '${topic}' to ${nodeId} failed: ${(err as Error).message}`);
     }
   }
 
@@ -274,9 +303,16 @@ export class LinkSidecar implements SidecarRegion {
     }
     const intake = this.intake;
     const handled = intake && this.ready ? intake(message, fromNode) : Promise.all([this.attached, this.tableReady]).then(([later]) => later(message, fromNode));
-    // The transport acknowledges a copy whose handling failed as well: say so, the message is lost for the link.
     delivery.defer(handled.catch((err: Error) => {
+      if (this.stopping) {
+        // Never acknowledged: the sending node gets a failure when this transport closes and hands the copy to the
+        // next incarnation, or (a carrier) does not acknowledge it to the remote agent, which resends it.
+        this.logger.warn({ peer: fromNode, topic: message.topic, err: err.message }, 'message not taken by the stopping link agent: left unacknowledged');
+        return new Promise<void>(() => undefined);
+      }
+      // The transport acknowledges a copy whose handling failed as well: say so, the message is lost for the link.
       this.logger.error({ peer: fromNode, topic: message.topic, err: err.message }, 'message not taken by the link agent (acknowledged to the cluster anyway)');
+      return undefined;
     }));
   }
 
