@@ -82,7 +82,7 @@ export class Forwarder {
     const publishId = (packet as { publishId?: unknown }).publishId;
     if (typeof publishId === 'string') message.publishId = publishId;
     const targets = [...owners];
-    const sends: Promise<unknown>[] = targets.map((nodeId) => this.send(nodeId, message, false, targets));
+    const sends: Promise<unknown>[] = targets.map((nodeId) => this.sendRouted(nodeId, message, targets));
     if (shared !== null) sends.push(...this.shares.dispatch(shared, message));
     const handedOver = Promise.all(sends);
     if (packet.qos === 0) {
@@ -114,6 +114,20 @@ export class Forwarder {
   }
 
   /**
+   * `send` for a published message. A node that is gone (false) is final for an ordinary node (it left: its routes
+   * are withdrawn). For a link agent it is not: nobody queued the copy for the link (nor took a carrier from a
+   * remote agent), so the publish fails and is not acknowledged — the publisher (a client, or a remote agent for
+   * its carrier) sends it again, until the agent is back or its routes left the table.
+   */
+  private async sendRouted(nodeId: string, message: ForwardedMessage, targets: readonly string[]): Promise<void> {
+    const linkAgent = this.linkRouteOwners.has(nodeId);
+    const handedOver = await this.send(nodeId, message, false, targets);
+    if (!handedOver && linkAgent) {
+      throw new Error(`'${message.topic}' not handed over to link agent ${nodeId} (gone) nor to another agent: not acknowledged, the publisher resends it`);
+    }
+  }
+
+  /**
    * Hands `message` to another node; resolves false when that node is gone (nothing to retry there). A copy to a
    * link agent gets a copy identity (kept when it is resent to the agent's next incarnation); when a link agent is
    * gone for good, the copy goes to the other agents that now hold a matching link route and were not among
@@ -129,9 +143,10 @@ export class Forwarder {
     try {
       await this.transport.send(nodeId, Channel.Forward, payload);
     } catch (err) {
-      if (err instanceof SendFailure && err.code === 'peer-restarted' && !resent && this.holdsLinkRoute(nodeId, message.topic)) {
+      if (err instanceof SendFailure && AGENT_RESTARTED.has(err.code) && !resent && this.holdsLinkRoute(nodeId, message.topic)) {
         // A link agent restarted before acknowledging: dropping the copy would lose it for the link. Its new
         // incarnation restores its link routes at start and takes the copy (at worst queued twice, never lost).
+        // `peer-session-lost`: it restarted with a new store (a wiped volume starts at the same incarnation 1).
         this.logger.info({ peer: nodeId, topic: message.topic }, 'link agent restarted: forwarded message handed over again');
         const again = message.copy ? { ...message, copy: { ...message.copy, attempt: message.copy.attempt + 1 } } : message;
         return this.send(nodeId, again, true, sentTo);
@@ -177,6 +192,9 @@ export class Forwarder {
     return this.routes.matchRoutes(topic).some((route) => route.owner === nodeId && route.routeId.startsWith(LINK_ROUTE_PREFIX));
   }
 }
+
+/** Send failures after which a link agent's next incarnation is there to take the copy again. */
+const AGENT_RESTARTED = new Set(['peer-restarted', 'peer-session-lost']);
 
 /** How long a copy of a gone link agent waits for another agent to hold a matching link route. */
 const HANDOVER_WAIT_MS = 10_000;
