@@ -172,8 +172,15 @@ export const DRILLS: readonly DrillSpec[] = [
       // before then may be gone with the volume (or found no link route); everything after must arrive once.
       await sleep(2000);
       const lossAcceptedUntil = Date.now();
-      const reports = await lostVolumeReports(ctx.mesh);
-      const sides = ['own-store-new', 'remote-agent-reset'].filter((kind) => !reports.some((r) => r.includes(kind)));
+      // A receiver reports the reset when the first message of the new store epoch arrives: poll for both sides.
+      const kinds = ['own-store-new', 'remote-agent-reset'];
+      const deadline = Date.now() + 15000;
+      let reports = await lostVolumeReports(ctx.mesh);
+      while (!kinds.every((kind) => reports.some((r) => r.includes(kind))) && Date.now() < deadline) {
+        await sleep(500);
+        reports = await lostVolumeReports(ctx.mesh);
+      }
+      const sides = kinds.filter((kind) => !reports.some((r) => r.includes(kind)));
       const observations = [`queue depth of the agent just before the kill: ${depths}`,
         ...(reports.length > 0 ? reports : ['nothing in any agent\'s /api/v1/links or log reports the lost queue volume'])];
       return {
