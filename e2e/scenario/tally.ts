@@ -115,6 +115,11 @@ export class ReceiverTally {
     seqs.set(event.seq, event.sentAt);
   }
 
+  /** The publisher gave up on the event (its client reported an error): no longer expected. */
+  unsent(event: AccessEvent): void {
+    this.expected.get(doorKey(event))?.delete(event.seq);
+  }
+
   received(event: AccessEvent, receivedAt: number): void {
     if (!this.wants(event)) {
       this.foreign++;

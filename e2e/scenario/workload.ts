@@ -84,7 +84,10 @@ export interface StreamResult {
   sent: number;
   /** Publishes whose QoS 2 handshake had not completed (or failed) when the drain ended. */
   unacknowledged: number;
+  /** First publish errors (client id, sequence, error), at most 20. */
   publishErrors: string[];
+  /** Publishes the client reported failed (not acknowledged by the broker): not expected at any receiver. */
+  failedPublishes: number;
   receivers: Record<ReceiverName, ReceiverStats>;
   /** Events of this stream per tenant, origin region and kind (`acme:us-east:denied`). */
   sentByKind: Record<string, number>;
@@ -258,6 +261,7 @@ export class Stream {
   private sent = 0;
   private pending = 0;
   private readonly publishErrors: string[] = [];
+  private failedPublishes = 0;
 
   constructor(
     readonly run: string,
@@ -320,6 +324,7 @@ export class Stream {
       sentByKind: { ...this.sentByKind },
       unacknowledged: this.pending,
       publishErrors: [...this.publishErrors],
+      failedPublishes: this.failedPublishes,
       receivers,
       durationMs: (this.stoppedAt ?? Date.now()) - this.startedAt,
     };
@@ -357,7 +362,12 @@ export class Stream {
     const topic = topicFor(this.target, door.tenant, `${site}/access/${doorName}/${kind}`);
     client.publish(topic, encodeEvent(event), { qos: 2 }, (err) => {
       this.pending--;
-      if (err && this.publishErrors.length < 20) this.publishErrors.push(`${door.clientId} seq ${event.seq}: ${err.message}`);
+      if (!err) return;
+      // Not acknowledged by the broker (MQTT.js drops a publish queued while it replays its store and the connection
+      // closes again): the broker owes nothing for it, so it leaves the expectations and is reported separately.
+      this.failedPublishes++;
+      for (const tally of this.tallies.values()) tally.unsent(event);
+      if (this.publishErrors.length < 20) this.publishErrors.push(`${door.clientId} seq ${event.seq}: ${err.message}`);
     });
   }
 

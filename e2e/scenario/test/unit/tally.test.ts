@@ -20,6 +20,15 @@ describe('ReceiverTally', () => {
     expect(tally.missing()).toBe(2);
   });
 
+  test('an event its publisher gave up on is no longer expected', () => {
+    const tally = new ReceiverTally('audit', wantsAcme);
+    tally.sent(event(1));
+    tally.sent(event(2));
+    tally.unsent(event(2));
+    tally.received(event(1), 1010);
+    expect(tally.stats()).toMatchObject({ expected: 1, delivered: 1, lost: 0 });
+  });
+
   test('an event the receiver must not get is foreign, not delivered', () => {
     const tally = new ReceiverTally('audit', wantsAcme);
     tally.sent(event(1, { tenant: 'globex' }));
