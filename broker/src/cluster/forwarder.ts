@@ -82,7 +82,8 @@ export class Forwarder {
     const publishId = (packet as { publishId?: unknown }).publishId;
     if (typeof publishId === 'string') message.publishId = publishId;
     const targets = [...owners];
-    const sends: Promise<unknown>[] = targets.map((nodeId) => this.sendRouted(nodeId, message, targets));
+    const agents = new Set(targets.filter((nodeId) => this.linkRouteOwners.has(nodeId)));
+    const sends: Promise<unknown>[] = [this.sendRouted(message, targets, agents)];
     if (shared !== null) sends.push(...this.shares.dispatch(shared, message));
     const handedOver = Promise.all(sends);
     if (packet.qos === 0) {
@@ -114,17 +115,16 @@ export class Forwarder {
   }
 
   /**
-   * `send` for a published message. A node that is gone (false) is final for an ordinary node (it left: its routes
-   * are withdrawn). For a link agent it is not: nobody queued the copy for the link (nor took a carrier from a
-   * remote agent), so the publish fails and is not acknowledged — the publisher (a client, or a remote agent for
-   * its carrier) sends it again, until the agent is back or its routes left the table.
+   * `send` to every target. A node that is gone (false) is final for an ordinary node (it left: its routes are
+   * withdrawn). When the copies were meant for link agents (`agents`) and none of them took one (gone, and no other
+   * agent took it over), nobody queued the message for the link (nor took a carrier from a remote agent): the publish
+   * fails and is not acknowledged — the publisher (a client, or a remote agent for its carrier) sends it again, until
+   * an agent is back or the gone one's routes left the table.
    */
-  private async sendRouted(nodeId: string, message: ForwardedMessage, targets: readonly string[]): Promise<void> {
-    const linkAgent = this.linkRouteOwners.has(nodeId);
-    const handedOver = await this.send(nodeId, message, false, targets);
-    if (!handedOver && linkAgent) {
-      throw new Error(`'${message.topic}' not handed over to link agent ${nodeId} (gone) nor to another agent: not acknowledged, the publisher resends it`);
-    }
+  private async sendRouted(message: ForwardedMessage, targets: readonly string[], agents: ReadonlySet<string>): Promise<void> {
+    const handedOver = await Promise.all(targets.map((nodeId) => this.send(nodeId, message, false, targets)));
+    if (agents.size === 0 || targets.some((nodeId, i) => agents.has(nodeId) && handedOver[i])) return;
+    throw new Error(`'${message.topic}' not handed over to link agent(s) ${[...agents].join(', ')} (gone) nor to another agent: not acknowledged, the publisher resends it`);
   }
 
   /**
