@@ -253,7 +253,7 @@ export class LinkSidecar implements SidecarRegion {
    * copy fails: the carrier that brought it is then not acknowledged and the remote resends it.
    */
   private async send(nodeId: string, payload: Buffer, topic: string): Promise<void> {
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       this.metrics.forwardedOut.inc({ peer: nodeId });
       this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
       try {
@@ -269,7 +269,8 @@ export class LinkSidecar implements SidecarRegion {
           this.logger.warn({ peer: nodeId, topic, reason: err.code }, 'message not handed over: the node left the cluster (no route of it matches any more)');
           return;
         }
-        this.logger.info({ peer: nodeId, topic, reason: err.code }, 'message not handed over: the node still holds matching routes (restarting), sending again');
+        const level = attempt === 1 ? 'info' : 'debug';
+        this.logger[level]({ peer: nodeId, topic, reason: err.code, attempt }, 'message not handed over: the node still holds matching routes (restarting), sending again');
         if (err.code !== 'peer-restarted' && err.code !== 'peer-session-lost') await new Promise((resolve) => setTimeout(resolve, RESEND_PAUSE_MS));
       }
     }
