@@ -104,7 +104,10 @@ const ROUTES_KNOWN_POLL_MS = 50;
 
 /** Publishes through the node's aedes; a linked packet is marked so that neither the agent nor cluster forwarding sends it to a link again. */
 function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked: boolean): Promise<void> {
-  const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+  const packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; dup: boolean; publishId?: string } = {
+    cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false,
+  };
+  if (message.publishId !== undefined) packet.publishId = message.publishId;
   if (linked) {
     linkedPackets.add(packet);
     host.region?.markLinked(packet);
@@ -393,13 +396,13 @@ export class LinkAgent {
   /** A carrier of forwarded messages (the link decodes, de-duplicates and publishes them here as linked). */
   private onMessage(link: Link, topic: ControlTopic, payload: Buffer, handedOver: boolean): Promise<void> {
     const dedup = handedOver ? this.takeover.handedOver : this.takeover;
-    return link.receiveMessages(topic.actor, payload, dedup, (message) => this.publishLinked(link.name, message));
+    return link.receiveMessages(topic.actor, payload, dedup, (message, publishId) => this.publishLinked(link.name, message, publishId));
   }
 
   /** Publishes a message that came over `link`; a retained one is recorded as linked first (or skipped, see RetainedSync.admit). */
-  private async publishLinked(link: string, message: LinkMessage): Promise<void> {
+  private async publishLinked(link: string, message: LinkMessage, publishId: string): Promise<void> {
     if (message.retain && this.retainedSync && !(await this.retainedSync.admit(link, message))) return;
-    return this.local.publish(message, true);
+    return this.local.publish(message.qos > 0 ? { ...message, publishId } : message, true);
   }
 
   /**

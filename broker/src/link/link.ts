@@ -228,7 +228,7 @@ export class Link {
    * mark durable); rejects when it must not be (the remote resends it). A malformed carrier is logged and resolves:
    * resending it would block the remote's queue forever.
    */
-  async receiveMessages(actor: string, payload: Buffer, dedup: DedupWindow, publish: (message: LinkMessage) => Promise<void>): Promise<void> {
+  async receiveMessages(actor: string, payload: Buffer, dedup: DedupWindow, publish: (message: LinkMessage, publishId: string) => Promise<void>): Promise<void> {
     let batch: EnvelopeBatch;
     try {
       batch = decodeBatch(payload);
@@ -241,7 +241,7 @@ export class Link {
     this.ctx.metrics.bytesIn.inc({ link: this.name }, payload.length);
     const { entries } = batch;
     const verdict = await dedup.processBatch({ cluster: this.name, agent: actor, epoch: batch.epoch }, entries.map((e) => e.seq),
-      (i) => publish(entries[i].message), (reset) => this.remoteAgentReset(reset));
+      (i) => publish(entries[i].message, linkedPublishId(this.name, actor, batch.epoch, entries[i].seq)), (reset) => this.remoteAgentReset(reset));
     if (verdict.duplicates > 0) {
       this.counters.deduplicated += verdict.duplicates;
       this.ctx.metrics.deduplicated.inc({ link: this.name }, verdict.duplicates);
@@ -572,4 +572,14 @@ async function bumpIncarnation(store: NodeStore, link: string, atLeast: number):
   value.writeBigUInt64BE(BigInt(next));
   await area.put(`inc:${link}`, value);
   return next;
+}
+
+/**
+ * The publish identity of a message that came over a link: stable across every resend of it by its origin agent, so
+ * the stores of the nodes it is published on queue it for a session only once (store README, "QoS 2 receive state")
+ * — a carrier resent after a partial failure or a crash of this side between the publish and the de-dup mark is then
+ * published again without reaching a persistent session twice.
+ */
+export function linkedPublishId(link: string, actor: string, epoch: string | null, seq: number): string {
+  return `link:${link}/${actor}/${epoch ?? 'v1'}:${seq}`;
 }

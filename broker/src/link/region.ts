@@ -21,6 +21,8 @@ export interface RegionMessage {
   retain: boolean;
   publisherClientId: string;
   timestamp?: number;
+  /** Identity of a message that came over a link (`linkedPublishId`): the same on every resend of it. */
+  publishId?: string;
 }
 
 /** The regional cluster of an agent embedded in a clustered node (`ClusterNode`). */
