@@ -1,4 +1,4 @@
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
 import { AccessEvent, AccessKind, ReceiverStats, ReceiverTally, decodeEvent, encodeEvent } from './tally.js';
 
 export type ScenarioRegion = 'us-east' | 'us-west' | 'emea';
@@ -102,6 +102,12 @@ export interface StreamResult {
 export class Workload {
   private readonly doors: Door[] = [];
   private readonly receivers = new Map<ReceiverName, { spec: ReceiverSpec; client?: MqttClient }>();
+  /**
+   * A persistent receiver's client-side session state, kept across its connections as the session requires: MQTT.js
+   * holds a QoS 2 message it has PUBRECed until the PUBREL, and a new client without that store would answer the
+   * PUBREL of the resumed session with PUBCOMP and never deliver the message.
+   */
+  private readonly sessionStores = new Map<ReceiverName, { incomingStore: Store; outgoingStore: Store }>();
   private readonly tallies = new Map<string, Map<ReceiverName, ReceiverTally>>();
   private readonly log: (line: string) => void;
   private stray = 0;
@@ -208,7 +214,16 @@ export class Workload {
 
   private async connectReceiver(spec: ReceiverSpec): Promise<void> {
     const name = spec.name as ReceiverName;
-    const { client, sessionPresent } = await connectWithSession(this.target.port(spec.region), this.clientOptions(spec.tenant, `${this.options.clientIdPrefix}-${spec.name}`, !spec.persistent));
+    const options = this.clientOptions(spec.tenant, `${this.options.clientIdPrefix}-${spec.name}`, !spec.persistent);
+    if (spec.persistent) {
+      let stores = this.sessionStores.get(name);
+      if (!stores) {
+        stores = { incomingStore: new Store({ clean: false }), outgoingStore: new Store({ clean: false }) };
+        this.sessionStores.set(name, stores);
+      }
+      Object.assign(options, stores);
+    }
+    const { client, sessionPresent } = await connectWithSession(this.target.port(spec.region), options);
     client.on('message', (_topic, payload) => this.onMessage(name, payload));
     const filters = spec.filters.map((f) => topicFor(this.target, spec.tenant, f));
     // A resumed persistent session keeps its subscriptions: an audit service coming back does not subscribe again.
