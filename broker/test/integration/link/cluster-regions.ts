@@ -174,3 +174,33 @@ export async function linkedClusterRegions(a: string, b: string, bReplicant: boo
   }
   return { A, B, dispose };
 }
+
+/**
+ * Region `a` with a replicant and a sidecar agent (`meridian link-agent`), `b` a cluster with the agent embedded in
+ * its core, linked both ways through proxies, once both links report connected. B's agent reaches A through A's
+ * replicant's ordinary MQTT listener, not through the sidecar.
+ */
+export async function linkedSidecarRegions(a: string, b: string, options: { bReplicant: boolean }): Promise<LinkedClusterRegions> {
+  const toB = await TcpProxy.start(1);
+  const toA = await TcpProxy.start(1);
+  const A = new ClusterRegion(a);
+  const B = new ClusterRegion(b);
+  const dispose = async (): Promise<void> => {
+    await A.dispose();
+    await B.dispose();
+    await toA.close();
+    await toB.close();
+  };
+  try {
+    await A.start([{ name: b, servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
+    await B.start([{ name: a, servers: [toA.address], topics: ['#'] }], { replicant: options.bReplicant });
+    toB.setTarget(B.core.mqttPort);
+    toA.setTarget((A.replicant ?? A.core).mqttPort);
+    await waitFor(async () => (await A.link(b)).state === 'connected' && (await B.link(a)).state === 'connected', 'both links connected', 30000);
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return { A, B, dispose };
+}
+

@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion, linkedClusterRegions, type LinkedClusterRegions } from './cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, linkedSidecarRegions, type LinkedClusterRegions } from './cluster-regions.js';
 import { connectClient, linkedRegions, sleep, waitFor, type Region } from './regions.js';
 
 interface Seen { topic: string; payload: string; retain: boolean }
@@ -315,28 +315,17 @@ describe('retained messages across a restart of the sending agent', () => {
 describe('retained messages with a sidecar agent (receiving side only, as documented)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  const proxies: TcpProxy[] = [];
+  let regions: LinkedClusterRegions | undefined;
   const clients: MqttClient[] = [];
   const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
 
   beforeAll(async () => {
-    const toB = await TcpProxy.start(1);
-    const toA = await TcpProxy.start(1);
-    proxies.push(toA, toB);
-    // A: core + replicant + sidecar agent; B: core with the embedded agent + replicant.
-    A = new ClusterRegion('xa');
-    B = new ClusterRegion('xb');
-    await A.start([{ name: 'xb', servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
-    await B.start([{ name: 'xa', servers: [toA.address], topics: ['#'] }], { replicant: true });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget((A.replicant ?? A.core).mqttPort);
-    await waitFor(async () => (await A.link('xb')).state === 'connected' && (await B.link('xa')).state === 'connected', 'both links connected', 30000);
+    regions = await linkedSidecarRegions('xa', 'xb', { bReplicant: true });
+    ({ A, B } = regions);
   });
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    for (const p of proxies) await p.close();
+    await regions?.dispose();
   });
 
   test('B\'s (embedded) retained messages reach a subscriber in the sidecar region once; the sidecar sends none of A\'s', async () => {

@@ -1,6 +1,5 @@
 import type { MqttClient } from 'mqtt';
-import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion } from './cluster-regions.js';
+import { type ClusterRegion, linkedSidecarRegions, type LinkedClusterRegions } from './cluster-regions.js';
 import { sleep, waitFor } from './regions.js';
 
 interface Seen { topic: string; payload: string }
@@ -14,29 +13,17 @@ function record(client: MqttClient): Seen[] {
 describe('the link agent as a sidecar (meridian link-agent) beside a regional cluster', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  const proxies: TcpProxy[] = [];
+  let regions: LinkedClusterRegions | undefined;
   const clients: MqttClient[] = [];
   const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
 
   beforeAll(async () => {
-    const toB = await TcpProxy.start(1);
-    const toA = await TcpProxy.start(1);
-    proxies.push(toA, toB);
-    A = new ClusterRegion('us');
-    B = new ClusterRegion('eu');
-    // A: core + replicant + sidecar agent; B: core with the embedded agent + replicant. B's agent reaches A through
-    // A's replicant's ordinary MQTT listener, not through the sidecar.
-    await A.start([{ name: 'eu', servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
-    await B.start([{ name: 'us', servers: [toA.address], topics: ['#'] }], { replicant: true });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget((A.replicant ?? A.core).mqttPort);
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected', 30000);
+    regions = await linkedSidecarRegions('us', 'eu', { bReplicant: true });
+    ({ A, B } = regions);
   });
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    for (const p of proxies) await p.close();
+    await regions?.dispose();
   });
 
   test('B → A: a subscriber on A\'s replicant receives what B\'s replicant publishes, exactly once, in order per QoS', async () => {
