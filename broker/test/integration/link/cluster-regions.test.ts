@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion, linkedClusterRegions, type LinkedClusterRegions } from './cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, linkedRegionsFixture } from './cluster-regions.js';
 import { connectClient, sleep, waitFor } from './regions.js';
 
 interface Seen { topic: string; payload: string }
@@ -21,18 +21,7 @@ function counts(seen: Seen[]): Map<string, number> {
 describe('cluster links between regional clusters (agent embedded in each region\'s core)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  let regions: LinkedClusterRegions | undefined;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    regions = await linkedClusterRegions('us', 'eu', true);
-    ({ A, B } = regions);
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await regions?.dispose();
-  });
+  const { track } = linkedRegionsFixture(() => linkedClusterRegions('us', 'eu', true), (r) => ({ A, B } = r));
 
   test('a subscriber on A\'s replicant receives what a publisher on B\'s replicant publishes, exactly once, in order per QoS', async () => {
     const sub = track(await A.client({ clientId: 'a-replicant-sub' }));

@@ -204,3 +204,21 @@ export async function linkedSidecarRegions(a: string, b: string, options: { bRep
   return { A, B, dispose };
 }
 
+/**
+ * Registers the set-up and teardown of a describe block over two linked regions: `start` runs in beforeAll and its
+ * regions are handed to `use`; afterAll ends every client passed to `track` (listed in `clients`) and disposes the regions.
+ */
+export function linkedRegionsFixture(start: () => Promise<LinkedClusterRegions>, use: (regions: LinkedClusterRegions) => void): { track: <T extends MqttClient>(client: T) => T; clients: readonly MqttClient[] } {
+  let regions: LinkedClusterRegions | undefined;
+  const clients: MqttClient[] = [];
+  beforeAll(async () => {
+    regions = await start();
+    use(regions);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await regions?.dispose();
+  });
+  return { track: <T extends MqttClient>(client: T): T => { clients.push(client); return client; }, clients };
+}
+

@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion, linkedClusterRegions, linkedSidecarRegions, type LinkedClusterRegions } from './cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, linkedSidecarRegions, linkedRegionsFixture } from './cluster-regions.js';
 import { connectClient, linkedRegions, sleep, waitFor, type Region } from './regions.js';
 
 interface Seen { topic: string; payload: string; retain: boolean }
@@ -24,18 +24,7 @@ async function retainedSync(broker: { getJson<T>(p: string): Promise<{ body: T }
 describe('retained messages across two regional clusters (agents embedded in the cores)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  let regions: LinkedClusterRegions | undefined;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    regions = await linkedClusterRegions('ra', 'rb', true);
-    ({ A, B } = regions);
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await regions?.dispose();
-  });
+  const { track, clients } = linkedRegionsFixture(() => linkedClusterRegions('ra', 'rb', true), (r) => ({ A, B } = r));
 
   test('retained messages of B published before A subscribes reach A\'s subscriber once; a second subscriber in A gets A\'s copy once', async () => {
     const pub = track(await B.client({ clientId: 'rb-retained-pub' }));
@@ -315,18 +304,7 @@ describe('retained messages across a restart of the sending agent', () => {
 describe('retained messages with a sidecar agent (receiving side only, as documented)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  let regions: LinkedClusterRegions | undefined;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    regions = await linkedSidecarRegions('xa', 'xb', { bReplicant: true });
-    ({ A, B } = regions);
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await regions?.dispose();
-  });
+  const { track } = linkedRegionsFixture(() => linkedSidecarRegions('xa', 'xb', { bReplicant: true }), (r) => ({ A, B } = r));
 
   test('B\'s (embedded) retained messages reach a subscriber in the sidecar region once; the sidecar sends none of A\'s', async () => {
     const bPub = track(await B.client({ clientId: 'xb-pub' }));

@@ -1,22 +1,11 @@
 import type { MqttClient } from 'mqtt';
-import { linkedClusterRegions, type ClusterRegion, type LinkedClusterRegions } from './cluster-regions.js';
+import { linkedClusterRegions, type ClusterRegion, linkedRegionsFixture } from './cluster-regions.js';
 import { connectClient, sleep, waitFor } from './regions.js';
 
 describe('shared subscriptions across regions (agent embedded in each region\'s core)', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  let regions: LinkedClusterRegions | undefined;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    regions = await linkedClusterRegions('us', 'eu', false);
-    ({ A, B } = regions);
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await regions?.dispose();
-  });
+  const { track } = linkedRegionsFixture(() => linkedClusterRegions('us', 'eu', false), (r) => ({ A, B } = r));
 
   test('a $share group with members on A\'s core and replicant receives each message from B exactly once in total', async () => {
     const members = [

@@ -1,5 +1,5 @@
 import type { MqttClient } from 'mqtt';
-import { type ClusterRegion, linkedSidecarRegions, type LinkedClusterRegions } from './cluster-regions.js';
+import { type ClusterRegion, linkedSidecarRegions, linkedRegionsFixture } from './cluster-regions.js';
 import { sleep, waitFor } from './regions.js';
 
 interface Seen { topic: string; payload: string }
@@ -13,18 +13,7 @@ function record(client: MqttClient): Seen[] {
 describe('the link agent as a sidecar (meridian link-agent) beside a regional cluster', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  let regions: LinkedClusterRegions | undefined;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    regions = await linkedSidecarRegions('us', 'eu', { bReplicant: true });
-    ({ A, B } = regions);
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await regions?.dispose();
-  });
+  const { track } = linkedRegionsFixture(() => linkedSidecarRegions('us', 'eu', { bReplicant: true }), (r) => ({ A, B } = r));
 
   test('B → A: a subscriber on A\'s replicant receives what B\'s replicant publishes, exactly once, in order per QoS', async () => {
     const sub = track(await A.client({ clientId: 'a-sub' }));
