@@ -20,6 +20,8 @@ import { RetainedReplicator } from './retained.js';
 import { SessionTakeover, registerTakeoverApi } from './takeover.js';
 import { readFileSync } from 'node:fs';
 import type { RouteSink } from '../routing/route-table.js';
+import { RememberedMembers } from './remembered-members.js';
+import { TableReadiness } from './table-readiness.js';
 
 /** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
 export type RouteChangeListener = (op: 'add' | 'delete', filter: string, owner: string, routeId: string) => void;
@@ -58,6 +60,10 @@ export class ClusterNode {
   private discovery?: Discovery;
   private readonly logger: Logger;
   private readonly routeWatchers = new Set<RouteChangeListener>();
+  /** The addresses discovery found at the join: the table is not complete before each was dialed once. */
+  private initialAddresses?: string[];
+  /** Whether the regional table is complete (see `tableReady`). */
+  readonly readiness: TableReadiness;
 
   private constructor(
     private readonly host: ClusterHost,
@@ -66,6 +72,7 @@ export class ClusterNode {
     readonly selfAddress: string,
     /** The cluster route table (route sync's sink): ordinary routes and shared-subscription groups. */
     readonly routes: ClusterRoutes,
+    private readonly remembered: RememberedMembers,
   ) {
     this.logger = host.logger.child({ component: 'cluster' });
     this.membership = new Membership(this.nodeId);
@@ -78,11 +85,20 @@ export class ClusterNode {
     this.localRoutes = new LocalRoutes((op, filter, routeId) => (op === 'add' ? this.driver.subscribe(filter, routeId) : this.driver.unsubscribe(filter, routeId)));
     this.takeover = new SessionTakeover({
       nodeId: this.nodeId, store: host.store.persistence, rpc: this.rpc, peers: this.membership, takeovers: this.metrics.takeovers, logger: this.logger,
+      routes: routes.table,
     });
     this.retained = new RetainedReplicator(this.rpc, host.store.persistence,
       () => this.membership.list().filter((m) => m.connected).map((m) => m.nodeId), this.logger);
     this.shares = new ClusterSharedSubscriptions(this.nodeId, routes.shares, host.shared, (nodeId, message) => this.forwarder.send(nodeId, message), this.logger);
     this.forwarder = new Forwarder(this.nodeId, routes.table, transport, host.aedes, this.metrics, this.logger, this.shares, host.store.incarnation);
+    this.readiness = new TableReadiness({
+      sync,
+      membership: this.membership,
+      needsSource: this.role !== 'core',
+      tableSources: () => (this.role === 'core' ? this.membership.connectedCores().map((m) => m.nodeId) : this.upstream === undefined ? [] : [this.upstream]),
+      discoverySettled: () => this.initialAddresses !== undefined && this.initialAddresses.every((a) => transport.dialAttempted(a)),
+    }, { waitMs: host.config.cluster.tableWaitSeconds * 1000, remembered: remembered.previous, roles: MEMBER_ROLES, logger: this.logger });
+    void this.readiness.ready.then(() => remembered.settle());
   }
 
   get nodeId(): string { return this.host.config.node.name; }
@@ -90,7 +106,26 @@ export class ClusterNode {
   get clusterName(): string { return this.host.config.node.clusterName; }
   get upstreamCore(): string | undefined { return this.upstream; }
 
+  /**
+   * Resolves once the regional table is complete: every connected node's and link agent's lane is here, and every
+   * member of the previous run is back with its lane — or after `cluster.tableWaitSeconds` (logged). Until then a
+   * publish routed here could miss subscribers elsewhere: the node opens its MQTT listeners, and its embedded link
+   * agent exports routes and publishes linked messages, only after it (see README.md, "Readiness after a restart").
+   */
+  get tableReady(): Promise<void> { return this.readiness.ready; }
+
+  /** `create`, then `join`: for a node without an embedded link agent. */
   static async start(host: ClusterHost): Promise<ClusterNode> {
+    const node = await ClusterNode.create(host);
+    await node.join();
+    return node;
+  }
+
+  /**
+   * The cluster member, not yet connected: an embedded link agent adds its restored routes first, so that the
+   * node's first lane in the region — which replaces the one of its previous incarnation — already holds them.
+   */
+  static async create(host: ClusterHost): Promise<ClusterNode> {
     const { config } = host;
     const cluster = config.cluster;
     const logger = host.logger.child({ component: 'cluster' });
@@ -110,20 +145,32 @@ export class ClusterNode {
       sink: watchedSink(routes, (op, filter, owner, routeId) => node.routeChanged(op, filter, owner, routeId)),
       onEvent: (event) => node.onRouteSyncEvent(event),
     });
-    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes);
+    const remembered = await RememberedMembers.open(host.store.area('cluster-members'), logger);
+    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes, remembered);
     node.wireTransport();
     followNodeSubscriptions(node.localRoutes, host.aedes, host.store.persistence);
     registerClusterApi(node, host.admin);
     registerTakeoverApi(node.takeover, host.admin);
-    await transport.listen(port, cluster.host);
-    node.driver.start();
-    node.discovery = new Discovery({
-      seeds: cluster.seeds, dnsName: cluster.discoveryDns, clusterPort: port,
-      intervalMs: cluster.discoveryIntervalSeconds * 1000, self: selfAddress, logger,
-    }, (addresses) => addresses.forEach((address) => transport.connect(address)));
-    await node.discovery.start();
-    logger.info({ role: cluster.role, address: selfAddress, seeds: cluster.seeds, dns: cluster.discoveryDns }, 'cluster transport listening');
     return node;
+  }
+
+  /** Listens for cluster connections, dials what discovery finds, and starts waiting for the regional table. */
+  async join(): Promise<void> {
+    const cluster = this.host.config.cluster;
+    const port = cluster.port ?? 4370;
+    const { transport } = this;
+    await transport.listen(port, cluster.host);
+    this.driver.start();
+    this.discovery = new Discovery({
+      seeds: cluster.seeds, dnsName: cluster.discoveryDns, clusterPort: port,
+      intervalMs: cluster.discoveryIntervalSeconds * 1000, self: this.selfAddress, logger: this.logger,
+    }, (addresses) => {
+      this.initialAddresses ??= addresses;
+      addresses.forEach((address) => transport.connect(address));
+    });
+    await this.discovery.start();
+    this.readiness.start();
+    this.logger.info({ role: cluster.role, address: this.selfAddress, seeds: cluster.seeds, dns: cluster.discoveryDns, remembered: [...this.remembered.previous.keys()] }, 'cluster transport listening');
   }
 
   /** The aedes `published` hook. */
@@ -171,6 +218,7 @@ export class ClusterNode {
   }
 
   async stop(): Promise<void> {
+    this.readiness.stop();
     this.discovery?.stop();
     this.driver.stop();
     this.takeover.stop();
@@ -182,6 +230,7 @@ export class ClusterNode {
     logRouteSyncEvent(this.logger, event);
     // A node silent past the TTL is gone: fail what waits for it, so publishers are not held forever.
     if (event.type === 'lane_expired' && !this.membership.get(event.actor)?.connected) {
+      this.remembered.forget(event.actor);
       this.transport.removePeer(event.actor, 'routes expired (silent past the TTL)');
       this.takeover.nodeGone(event.actor);
     }
@@ -215,6 +264,7 @@ export class ClusterNode {
 
   private onPeerUp(peer: ConnectedPeer): void {
     this.membership.up(peer);
+    if (MEMBER_ROLES.has(peer.role)) this.remembered.seen(peer.nodeId, { role: peer.role, address: peer.address });
     this.takeover.peerConnected(peer.nodeId);
     this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address, incarnation: peer.incarnation, session: peer.session }, 'cluster peer connected');
     void this.rpc.notify(peer.nodeId, { kind: 'members', members: this.membership.gossip() }).catch(() => undefined);
@@ -286,6 +336,9 @@ function watchedSink(routes: RouteSink, changed: RouteChangeListener): RouteSink
     },
   };
 }
+
+/** The members whose lanes a node's table needs: nodes with clients, and link agents (their `$link/...` routes). */
+const MEMBER_ROLES: ReadonlySet<string> = new Set(['core', 'replicant', 'agent']);
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '';

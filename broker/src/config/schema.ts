@@ -144,6 +144,7 @@ export const brokerConfigSchema = {
         },
         routeTtlSeconds: { type: 'integer', minimum: 1, default: 15 },
         heartbeatIntervalMs: { type: 'integer', minimum: 100, default: 3000 },
+        tableWaitSeconds: { type: 'integer', minimum: 0, default: 10 },
       },
     },
     links: {

@@ -33,6 +33,7 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { flag: 'seeds', path: 'cluster.seeds', type: 'list', help: 'comma-separated cluster addresses (host:port) of other nodes' },
   { flag: 'discovery', path: 'cluster.discoveryDns', type: 'string', help: 'dns:<name> — discover nodes from the A/AAAA records of a headless Service' },
   { flag: 'route-ttl', path: 'cluster.routeTtlSeconds', type: 'integer', help: 'seconds after which a silent node loses its routes (default: 15)' },
+  { flag: 'table-wait', path: 'cluster.tableWaitSeconds', type: 'integer', help: 'seconds a starting node waits at most for a complete regional route table before it accepts clients (default: 10)' },
   { flag: 'cluster-secret-file', path: 'cluster.secretFile', type: 'string', help: 'file holding the shared cluster secret' },
   { flag: 'links', path: 'links.file', type: 'string', help: 'YAML file of cluster links to other regions (hot-reloaded)' },
   { flag: 'durability', path: 'store.durability', type: 'string', help: 'durable (fsync before ack) | relaxed (default: durable)' },

@@ -125,6 +125,8 @@ export interface ClusterConfig {
   /** An actor silent for longer than this loses all its routes. */
   routeTtlSeconds: number;
   heartbeatIntervalMs: number;
+  /** Longest wait at the start for a complete regional table before the MQTT listeners open anyway. */
+  tableWaitSeconds: number;
 }
 
 export interface NodeConfig {

@@ -10,7 +10,7 @@ export function registerNodeApi(node: BrokerNode): void {
   admin.route('GET', '/healthz', () => ({ status: 200, body: 'ok' }));
   admin.route('GET', '/readyz', () => (node.ready
     ? { status: 200, body: 'ready' }
-    : { status: 503, body: 'not ready: store or listeners not open' }));
+    : { status: 503, body: 'not ready: store, regional route table or listeners not open' }));
   admin.route('GET', '/metrics', async () => ({
     status: 200, body: await node.metrics.registry.metrics(), contentType: node.metrics.registry.contentType,
   }));

@@ -42,6 +42,9 @@ export class BrokerNode {
   private sysTopics?: SysTopicPublisher;
   private openConnections = 0;
   private stopping?: Promise<void>;
+  private requestStop!: () => void;
+  /** Resolves when stop() is called: a start still waiting for the regional table gives up. */
+  private readonly stopRequested = new Promise<void>((resolve) => { this.requestStop = resolve; });
   private _store?: NodeStore;
   private _aedes?: Aedes;
   private _security?: Security;
@@ -102,9 +105,15 @@ export class BrokerNode {
     this.registerStateGauges();
     await publishOrphanedWills(this.aedes, this.store.persistence, config.node.name, this.logger);
     if (clusterEnabled(config)) {
-      this._cluster = await ClusterNode.start({ config, logger: this.logger, metrics: this.metrics, admin: this.admin, store: this.store, aedes: this.aedes, shared: this._shared });
+      this._cluster = await ClusterNode.create({ config, logger: this.logger, metrics: this.metrics, admin: this.admin, store: this.store, aedes: this.aedes, shared: this._shared });
     }
+    // The embedded agent's restored routes are in the node's lane before the node joins (see ClusterNode.create).
     if (config.links.file) this._links = await this.startLinks(config.links.file);
+    if (this._cluster) {
+      await this._cluster.join();
+      await this.untilRegionalTable(this._cluster);
+      if (this.stopping) return;
+    }
     for (const listenerConfig of config.listeners) {
       const listener = await startListener(listenerConfig, (stream, info, req) => this.onConnection(stream, info, req));
       this.listeners.push(listener);
@@ -119,6 +128,7 @@ export class BrokerNode {
    * disconnect clients, flush and close the store.
    */
   stop(): Promise<void> {
+    this.requestStop();
     this.stopping ??= this.shutdown();
     return this.stopping;
   }
@@ -137,6 +147,17 @@ export class BrokerNode {
     await this._store?.close();
     await this.admin.close();
     this.logger.info('node stopped');
+  }
+
+  /**
+   * Clients are accepted only once the regional route table is complete (or the bounded wait gave up): a publish
+   * routed with a partial table would be acknowledged and miss the subscribers on the nodes whose lanes are not
+   * here yet. The listeners stay closed meanwhile, and /readyz answers 503 (see cluster/README.md).
+   */
+  private async untilRegionalTable(cluster: ClusterNode): Promise<void> {
+    if (cluster.readiness.isReady) return;
+    this.logger.info({ maxWaitSeconds: this.config.cluster.tableWaitSeconds }, 'waiting for the regional route table before accepting clients');
+    await Promise.race([cluster.tableReady, this.stopRequested]);
   }
 
   /** The embedded link agent (`--links <file>`). */

@@ -82,6 +82,8 @@ export class ClusterTransport extends EventEmitter<TransportEvents> {
   private readonly links = new Map<string, PeerLink>();
   private readonly dialers = new Map<string, PersistentDialer>();
   private readonly handshaking = new Set<FramedConnection>();
+  /** Addresses of `connect` dialed at least once (the first attempt ended). */
+  private readonly dialedOnce = new Set<string>();
   private readonly linkOptions: PeerLinkOptions;
   private readonly backoff: BackoffOptions;
   private readonly handshakeTimeoutMs: number;
@@ -138,9 +140,14 @@ export class ClusterTransport extends EventEmitter<TransportEvents> {
   connect(address: string): void {
     if (this.closed || this.dialers.has(address)) return;
     parseClusterAddress(address);
-    const dialer = new PersistentDialer(address, (a) => this.dial(a), this.backoff, this.logger);
+    const dialer = new PersistentDialer(address, (a) => this.dial(a).finally(() => this.dialedOnce.add(a)), this.backoff, this.logger);
     this.dialers.set(address, dialer);
     dialer.start();
+  }
+
+  /** Whether `address` (given to `connect`) was dialed at least once, with or without success. */
+  dialAttempted(address: string): boolean {
+    return this.dialedOnce.has(address);
   }
 
   /** Stop redialing `address` (the link, if any, stays until `removePeer`). */
