@@ -69,6 +69,17 @@ interface RemoteAgent {
   actor: string;
 }
 
+/**
+ * Why the links file is not applied (unreadable, not YAML, not a `links:` list); the links of the last good file keep
+ * running. `path`: the file; `reason`: what is wrong (with the key path inside the file when there is one).
+ */
+export interface LinksFileProblem {
+  path: string;
+  reason: string;
+  /** When this problem was first seen. */
+  since: string;
+}
+
 /** Whether this agent serves a link (sidecars share the links of a region: one active agent per link). */
 export type LinkRole = 'active' | 'standby';
 
@@ -130,7 +141,7 @@ export class LinkAgent {
   private readonly fingerprints = new Map<string, string>();
   private issues: LinkConfigIssue[] = [];
   private disabled: LinkConfig[] = [];
-  private fileError: string | null = null;
+  private fileError: LinksFileProblem | null = null;
   private lastText?: string;
   private watcher?: FSWatcher;
   private pollTimer?: NodeJS.Timeout;
@@ -172,7 +183,8 @@ export class LinkAgent {
     this.logger = host.logger.child({ component: 'link' });
     this.dedup = new DedupWindow(host.store.area('link-dedup'));
     this.takeover = new TakeoverDedup(this.dedup, host.store.area('link-dedup'));
-    this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus & { role: LinkRole } => 'queue' in s));
+    this.metrics = new LinkMetrics(host.metrics, () => this.statuses().filter((s): s is LinkStatus & { role: LinkRole } => 'queue' in s),
+      () => ({ file: options.file, failing: this.fileError !== null }));
     this.localRoutes = new LocalRoutes((op, filter) => this.exportChanged(op, filter));
   }
 
@@ -328,11 +340,19 @@ export class LinkAgent {
     this.links.clear();
   }
 
-  statuses(): Array<(LinkStatus & { role: LinkRole }) | { name: string; state: 'misconfigured' | 'disabled'; lastError: string | null }> {
+  statuses(): Array<(LinkStatus & { role: LinkRole }) | { name: string; state: 'misconfigured' | 'disabled'; lastError: string | null; connectedSince: null }> {
     const running = [...this.links.values()].map((link) => ({ ...link.status(), role: this.roleOf(link.name) }));
-    const disabled = this.disabled.map((c) => ({ name: c.name, state: 'disabled' as const, lastError: null }));
-    const bad = this.issues.map((i) => ({ name: i.name ?? `links[${i.index}]`, state: 'misconfigured' as const, lastError: `${i.path}: ${i.reason}` }));
+    const disabled = this.disabled.map((c) => ({ name: c.name, state: 'disabled' as const, lastError: null, connectedSince: null }));
+    const bad = this.issues.map((i) => ({ name: i.name ?? `links[${i.index}]`, state: 'misconfigured' as const, lastError: `${i.path}: ${i.reason}`, connectedSince: null }));
     return [...running, ...disabled, ...bad];
+  }
+
+  /** Link name → why it is misconfigured now (a rejected entry or a running link the remote refused). */
+  private misconfigurations(): Map<string, string> {
+    const found = new Map<string, string>();
+    for (const issue of this.issues) if (issue.name !== undefined) found.set(issue.name, `${issue.path}: ${issue.reason}`);
+    for (const link of this.links.values()) if (link.misconfiguration !== null) found.set(link.name, link.misconfiguration);
+    return found;
   }
 
   // ── publishes ───────────────────────────────────────────────────────────────────────────────────────────
@@ -384,7 +404,7 @@ export class LinkAgent {
   }
 
   private onRoutes(link: Link, topic: ControlTopic, payload: Buffer): void {
-    link.counters.bytesIn += payload.length;
+    link.countBytes('in', 'control', payload.length);
     try {
       link.receiveRoutes(topic.actor, payload);
     } catch (err) {
@@ -498,7 +518,9 @@ export class LinkAgent {
     try {
       text = readFileSync(this.options.file, 'utf8');
     } catch (err) {
-      this.setFileError(`cannot read ${this.options.file}: ${(err as Error).message}`);
+      // Read again in full once readable, even if unchanged: that clears the problem.
+      this.lastText = undefined;
+      this.setFileError(`cannot read the file: ${(err as Error).message}`);
       return;
     }
     if (text === this.lastText) return;
@@ -510,19 +532,21 @@ export class LinkAgent {
       this.applying = this.applying.then(() => this.apply(parsed.links, parsed.issues));
     } catch (err) {
       if (!(err instanceof LinksFileError)) throw err;
-      this.setFileError(`${this.options.file}: ${err.message}`);
+      this.setFileError(err.path === '(file)' ? err.reason : err.message);
     }
   }
 
-  private setFileError(message: string): void {
-    if (this.fileError !== message) this.logger.error({ err: message }, 'links file not applied: the running links are kept');
-    this.fileError = message;
+  private setFileError(reason: string): void {
+    if (this.fileError?.reason === reason) return;
+    this.logger.error({ file: this.options.file, reason }, 'links file not applied: the running links are kept');
+    this.fileError = { path: this.options.file, reason, since: new Date().toISOString() };
   }
 
   /** Stops removed and changed links, starts new and changed ones; the others are not touched. */
   private async apply(configs: LinkConfig[], issues: LinkConfigIssue[]): Promise<void> {
     if (this.stopped) return;
     const wanted = new Map(configs.filter((c) => c.enabled).map((c) => [c.name, c]));
+    const misconfiguredBefore = this.misconfigurations();
     this.issues = issues;
     this.disabled = configs.filter((c) => !c.enabled);
     for (const [name, link] of [...this.links]) {
@@ -536,7 +560,7 @@ export class LinkAgent {
     for (const [name, config] of wanted) {
       if (this.links.has(name)) continue;
       try {
-        const link = await this.startLink(config);
+        const link = await this.startLink(config, misconfiguredBefore.get(name) ?? null);
         this.links.set(name, link);
         this.fingerprints.set(name, linkFingerprint(config));
       } catch (err) {
@@ -552,7 +576,7 @@ export class LinkAgent {
    * Starts a link. A sidecar's link starts as standby with its dial gate closed (its queue is open, so copies still
    * routed here are kept); the role assignment opens it. Links of an embedded agent are always active.
    */
-  private async startLink(config: LinkConfig): Promise<Link> {
+  private async startLink(config: LinkConfig, misconfiguredBefore: string | null = null): Promise<Link> {
     const region = this.sidecarRegion;
     const role = region ? this.slots.get(config.name)?.role ?? await this.storedRole(config.name) : 'active';
     const slot = this.newSlot(config.name, role);
@@ -562,7 +586,7 @@ export class LinkAgent {
       region?.claimControl(config.name);
       this.openGate(slot);
     }
-    const link = await Link.start(config, this.linkContext(gate), this.currentRouteFilters());
+    const link = await Link.start(config, this.linkContext(gate), this.currentRouteFilters(), misconfiguredBefore);
     this.intakeMarks?.scanQueue(config.name, link.queue.peek(0, Number.MAX_SAFE_INTEGER));
     return link;
   }

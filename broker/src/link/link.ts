@@ -40,6 +40,8 @@ export interface LinkStatus {
   name: string;
   state: LinkState;
   lastError: string | null;
+  /** When the current connection became `connected` (MQTT up and route-sync handshake done); null otherwise. */
+  connectedSince: string | null;
   server: string | null;
   actor: string;
   incarnation: number;
@@ -55,8 +57,12 @@ export interface LinkStatus {
   forwarded: number;
   received: number;
   deduplicated: number;
+  /** Payload bytes of the carriers sent / received (forwarded messages). */
   bytesOut: number;
   bytesIn: number;
+  /** Payload bytes of route sync and capabilities sent / received (both halves of the link). */
+  controlBytesOut: number;
+  controlBytesIn: number;
   /** Envelope format on the current connection: `batch`, `single` (a remote from before batches), null (not known yet). */
   envelopes: 'batch' | 'single' | null;
   /** Times a remote agent came back with a new store (its undelivered queue lost); see lostQueueReports. */
@@ -139,12 +145,18 @@ export class Link {
   private readonly lostQueueReports: LostQueueReport[] = [];
   private state: LinkState = 'connecting';
   private lastError: string | null = null;
+  /**
+   * Why the link is misconfigured (the remote refused route sync, a password/TLS file cannot be read), or null. It
+   * stays until a route-sync handshake succeeds: reconnecting alone does not clear it.
+   */
+  private misconfiguredBy: string | null = null;
+  private connectedSince: Date | null = null;
   private bootstraps = 0;
   private lastBootstrapAt: Date | null = null;
   private readonly startedAt = Date.now();
   /** Local routes (filter → subscriber count) as the agent sees them, before intersection. */
   private readonly localFilters = new Map<string, number>();
-  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0, originResets: 0 };
+  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0, controlBytesOut: 0, controlBytesIn: 0, originResets: 0 };
 
   private constructor(
     readonly config: LinkConfig,
@@ -155,6 +167,7 @@ export class Link {
   ) {
     this.actor = agentActor(ctx.localCluster, ctx.nodeName);
     this.logger = ctx.logger.child({ link: config.name });
+    ctx.metrics.linkStarted(config.name);
     this.sender = this.createSender(incarnation);
     this.remoteRoutes = new RemoteRoutes((op, filter) => memory.liveChanged(op, filter));
     this.receiver = new HubDriver(new RouteSync({
@@ -164,13 +177,18 @@ export class Link {
     queue.onReady = () => this.schedulePump();
   }
 
-  static async start(config: LinkConfig, ctx: LinkContext, localRoutes: Iterable<string>): Promise<Link> {
+  /**
+   * `misconfiguredBefore`: why the link was misconfigured before its entry changed in the links file (a rejected
+   * entry, or a running link the remote refused); the new link reports `misconfigured` until a handshake succeeds.
+   */
+  static async start(config: LinkConfig, ctx: LinkContext, localRoutes: Iterable<string>, misconfiguredBefore: string | null = null): Promise<Link> {
     const queue = await LinkQueue.open(config.name, ctx.store.area(`link-queue/${config.name}`), config.queue);
     const incarnation = await bumpIncarnation(ctx.store, config.name, 0);
     const memory = await RemoteRouteMemory.open(ctx.store.area(`link-routes/${config.name}`),
       (op, filter) => ctx.remoteRoute?.(config.name, op, filter), ctx.logger.child({ link: config.name }));
     memory.expireAfter(config.routeTtlSeconds * 1000);
     const link = new Link(config, ctx, queue, incarnation, memory);
+    if (misconfiguredBefore !== null) link.markMisconfigured(`${misconfiguredBefore} (before the links file changed; kept until a route-sync handshake succeeds)`);
     for (const filter of localRoutes) link.localRoute('add', filter);
     if (ctx.exportReady) {
       // After the table, one route-sync batch window, so that the first lane sent already holds the routes.
@@ -218,7 +236,10 @@ export class Link {
   /** A route-sync frame a remote agent published on this node. Throws on a malformed or refused frame. */
   receiveRoutes(peer: string, frame: Buffer): void {
     // Before the handshake's answer, so that the agent knows it may send envelope batches before it sends anything.
-    if (frame[0] === ROUTESYNC_INIT) this.ctx.respond(capabilitiesTopic(peer), Buffer.from([BATCH_VERSION]));
+    if (frame[0] === ROUTESYNC_INIT) {
+      this.countBytes('out', 'control', 1);
+      this.ctx.respond(capabilitiesTopic(peer), Buffer.from([BATCH_VERSION]));
+    }
     this.receiver.receive(peer, frame);
   }
 
@@ -237,8 +258,7 @@ export class Link {
       this.logger.error({ agent: actor, err: (err as Error).message }, 'malformed forwarded message dropped');
       return;
     }
-    this.counters.bytesIn += payload.length;
-    this.ctx.metrics.bytesIn.inc({ link: this.name }, payload.length);
+    this.countBytes('in', 'carrier', payload.length);
     const { entries } = batch;
     const verdict = await dedup.processBatch({ cluster: this.name, agent: actor, epoch: batch.epoch }, entries.map((e) => e.seq),
       (i) => publish(entries[i].message, linkedPublishId(this.name, actor, batch.epoch, entries[i].seq)), (reset) => this.remoteAgentReset(reset));
@@ -264,7 +284,8 @@ export class Link {
     return {
       name: this.name,
       state: this.state,
-      lastError: this.lastError,
+      lastError: this.state === 'misconfigured' ? this.misconfiguredBy : this.lastError,
+      connectedSince: this.connectedSince?.toISOString() ?? null,
       server: this.connected ? this.currentServer() : null,
       actor: this.actor,
       incarnation: this.incarnation,
@@ -305,7 +326,11 @@ export class Link {
     return new HubDriver(new RouteSync({
       cluster: this.config.name, actor: this.actor, incarnation, role: 'agent', policy: exportOwnLaneOnly,
       mirrorLocal: false, ttlMs, heartbeatMs: Math.min(5000, Math.floor(ttlMs / 3)), onEvent: (e) => this.onSenderEvent(e),
-    }), (_peer, frame) => this.client?.publish(routeTopic(this.actor), frame, { qos: 0 }));
+    }), (_peer, frame) => {
+      if (!this.client) return;
+      this.countBytes('out', 'control', frame.length);
+      this.client.publish(routeTopic(this.actor), frame, { qos: 0 });
+    });
   }
 
   private currentServer(): string {
@@ -320,10 +345,11 @@ export class Link {
     try {
       options = this.clientOptions(server);
     } catch (err) {
-      this.fail(`cannot prepare the connection to ${server}: ${(err as Error).message}`, 'misconfigured');
+      this.markMisconfigured(`cannot prepare the connection to ${server}: ${(err as Error).message}`);
+      this.fail(this.lastError ?? 'misconfigured', 'misconfigured');
       return;
     }
-    this.state = 'connecting';
+    if (this.misconfiguredBy === null) this.state = 'connecting';
     const client = mqtt.connect(options);
     this.client = client;
     client.on('connect', () => {
@@ -339,15 +365,16 @@ export class Link {
     });
     client.on('message', (topic, payload) => {
       if (generation !== this.generation) return;
+      if (topic !== responseTopic(this.actor) && topic !== capabilitiesTopic(this.actor)) return;
+      this.countBytes('in', 'control', payload.length);
       if (topic === capabilitiesTopic(this.actor)) return this.onCapabilities(payload);
-      if (topic !== responseTopic(this.actor)) return;
-      this.counters.bytesIn += payload.length;
       try {
         this.sender.receive(this.config.name, payload);
       } catch (err) {
         this.dropConnection(client, generation, `route sync from ${server}: ${(err as Error).message}`);
         return;
       }
+      this.refreshState();
       if (this.envelopeVersion === null && !this.capabilitiesTimer && this.routeSyncReady()) this.awaitCapabilities(generation);
     });
     client.on('error', (err) => {
@@ -379,7 +406,7 @@ export class Link {
     this.connected = true;
     this.reconnectDelay = RECONNECT_MIN_MS;
     this.lastError = null;
-    this.state = 'connecting';
+    if (this.misconfiguredBy === null) this.state = 'connecting';
     this.logger.info({ server }, 'link connected; route sync handshake');
     this.sender.connect(this.config.name);
     // Everything still in the queue may not have reached the remote: resend from the oldest (it de-duplicates).
@@ -422,15 +449,17 @@ export class Link {
     this.generation++;
     if (this.connected) this.logger.warn({ reason }, 'link connection lost');
     this.connected = false;
+    this.connectedSince = null;
     this.sender.disconnect(this.config.name);
     client.removeAllListeners('close');
     client.end(true);
-    this.fail(reason, this.state === 'misconfigured' ? 'misconfigured' : 'disconnected');
+    this.fail(reason, 'disconnected');
   }
 
+  /** The connection failed or could not be made: retry later (a misconfigured link stays so until a handshake succeeds). */
   private fail(reason: string, state: LinkState): void {
     this.lastError = reason;
-    this.state = state;
+    this.state = this.misconfiguredBy !== null ? 'misconfigured' : state;
     if (this.stopped) return;
     clearTimeout(this.reconnectTimer);
     this.serverIndex++;
@@ -479,8 +508,7 @@ export class Link {
     const frame = this.envelopeVersion === BATCH_VERSION
       ? encodeBatch({ originCluster, epoch: this.ctx.store.epoch, entries }, this.config.compression)
       : encodeEnvelope({ originCluster, seq: entries[0].seq, message: entries[0].message }, this.config.compression);
-    this.counters.bytesOut += frame.length;
-    this.ctx.metrics.bytesOut.inc({ link: this.name }, frame.length);
+    this.countBytes('out', 'carrier', frame.length);
     client.publish(messageTopic(this.actor), frame, { qos: 1 }, (err) => {
       if (generation !== this.generation) return;
       this.inflight -= entries.length;
@@ -520,8 +548,7 @@ export class Link {
         ? `the servers of link ${JSON.stringify(this.name)} belong to another cluster: the link name must be the remote's cluster name`
         : `route sync refused by the remote: ${event.result}`;
       this.logger.error({ result: event.result }, reason);
-      this.state = 'misconfigured';
-      this.lastError = reason;
+      this.markMisconfigured(reason);
     }
   }
 
@@ -553,14 +580,52 @@ export class Link {
 
   /** Route-sync answers to a remote agent go to its response topic on this node. */
   private respond(peer: string, frame: Buffer): void {
+    this.countBytes('out', 'control', frame.length);
     this.ctx.respond(responseTopic(peer), frame);
   }
 
-  /** Status of the link once connected and the route-sync handshake done. */
+  /**
+   * Status of the link while connected: `connected` once the route-sync handshake is done (which also ends a
+   * misconfiguration), else `connecting` (or still `misconfigured`). Called after every route-sync answer, so
+   * `connectedSince` is the time the handshake completed.
+   */
   refreshState(): void {
-    if (this.state === 'misconfigured' || !this.connected) return;
-    const outbound = this.sender.sync.peers().find((p) => p.peer === this.config.name)?.outbound;
-    this.state = outbound?.state === 'ready' ? 'connected' : 'connecting';
+    if (!this.connected) return;
+    if (this.routeSyncReady()) {
+      if (this.misconfiguredBy !== null) this.logger.info({ was: this.misconfiguredBy }, 'link no longer misconfigured: route-sync handshake succeeded');
+      this.misconfiguredBy = null;
+      this.state = 'connected';
+      this.connectedSince ??= new Date();
+      return;
+    }
+    this.connectedSince = null;
+    this.state = this.misconfiguredBy !== null ? 'misconfigured' : 'connecting';
+  }
+
+  /** Why the link is misconfigured now, or null. */
+  get misconfiguration(): string | null {
+    return this.misconfiguredBy;
+  }
+
+  private markMisconfigured(reason: string): void {
+    this.misconfiguredBy = reason;
+    this.lastError = reason;
+    this.state = 'misconfigured';
+    this.connectedSince = null;
+  }
+
+  /**
+   * Payload bytes of the `$LINK` publishes of this link, both halves: `carrier` (forwarded messages: bytesOut,
+   * bytesIn) or `control` (route sync and capabilities: controlBytesOut, controlBytesIn). MQTT framing excluded.
+   */
+  countBytes(direction: 'in' | 'out', kind: 'carrier' | 'control', bytes: number): void {
+    const { metrics } = this.ctx;
+    if (kind === 'carrier' && direction === 'out') this.counters.bytesOut += bytes;
+    else if (kind === 'carrier') this.counters.bytesIn += bytes;
+    else if (direction === 'out') this.counters.controlBytesOut += bytes;
+    else this.counters.controlBytesIn += bytes;
+    const counter = kind === 'carrier' ? (direction === 'out' ? metrics.bytesOut : metrics.bytesIn) : (direction === 'out' ? metrics.controlBytesOut : metrics.controlBytesIn);
+    counter.inc({ link: this.name }, bytes);
   }
 }
 
