@@ -41,7 +41,9 @@ export function openLmdb(dir: string, maxSizeMb: number): KvEngine {
   });
   return {
     async commit(ops) {
-      await db.transaction(() => {
+      // batch(), not transaction(): the ops go to lmdb-js' write thread as instructions and commit there in one
+      // transaction; transaction() would run the callback on this thread, which then waits for the write thread.
+      await db.batch(() => {
         for (const op of ops) {
           if (op.type === 'put') void db.put(keyBytes(op.key), op.value);
           else void db.remove(keyBytes(op.key));

@@ -482,6 +482,11 @@ export class DurablePersistence {
     return this.state.incomingPending.has(pendingKey(client.id, messageId));
   }
 
+  /** Whether an incoming QoS 2 packet id is held (patched aedes asks this first: no rejected promise per fresh id). */
+  incomingHasPacket(client: PersistenceClient, messageId: number | undefined): boolean {
+    return messageId !== undefined && this.state.incoming.get(client.id)?.has(messageId) === true;
+  }
+
   async incomingGetPacket(client: PersistenceClient, packet: StoredPacket): Promise<StoredPacket> {
     const stored = packet.messageId === undefined ? undefined : this.state.incoming.get(client.id)?.get(packet.messageId);
     if (!stored) throw new NoSuchPacketError(`no such packet: client ${client.id} has no incoming packet ${packet.messageId}`);
