@@ -4,7 +4,7 @@ import type { LevelWithSilent } from 'pino';
 import { BrokerMetrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/server.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { LinkAgent } from '../link/agent.js';
+import { LinkAgent, stickyGraceDefaultMs } from '../link/agent.js';
 import { LinkSidecar } from '../link/sidecar.js';
 import { openStore, type NodeStore } from '../store/index.js';
 import { parseFlags, UsageError, type ParsedFlags } from './flags.js';
@@ -27,6 +27,8 @@ Flags:
   --cluster-port <n>            the agent's cluster listener port (default: 4371; 0 = any)
   --cluster-advertise <addr>    host:port other nodes dial (needed when --cluster-host is a wildcard)
   --route-ttl <seconds>         routes of a silent node expire after this (default: 15, as the nodes')
+  --move-grace <seconds>        with several agents: how long an agent may be away (a restart) before another one
+                                takes its links over; below --route-ttl (default: 2/3 of it, two route heartbeats)
   --durability <mode>           durable | relaxed (default: durable)
   --log-level <level>           trace | debug | info | warn | error (default: info)
   -h, --help                    this help
@@ -36,7 +38,7 @@ const FLAGS = {
   links: { type: 'string' }, 'cluster-name': { type: 'string' }, seeds: { type: 'string' }, 'cluster-secret-file': { type: 'string' },
   'node-name': { type: 'string' }, 'data-dir': { type: 'string' }, 'admin-host': { type: 'string' }, 'admin-port': { type: 'string' },
   'cluster-host': { type: 'string' }, 'cluster-port': { type: 'string' }, 'cluster-advertise': { type: 'string' },
-  'route-ttl': { type: 'string' }, durability: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  'route-ttl': { type: 'string' }, 'move-grace': { type: 'string' }, durability: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
 export interface LinkAgentSettings {
@@ -52,6 +54,8 @@ export interface LinkAgentSettings {
   clusterPort: number;
   advertise?: string;
   routeTtlSeconds: number;
+  /** Grace before the links of an agent that went away move (ms). */
+  moveGraceMs: number;
   durability: 'durable' | 'relaxed';
   logLevel: LevelWithSilent;
 }
@@ -76,13 +80,15 @@ export function linkAgentSettings(flags: ParsedFlags): LinkAgentSettings {
   }
   const durability = (flags.durability as string | undefined) ?? 'durable';
   if (durability !== 'durable' && durability !== 'relaxed') throw new UsageError(`--durability must be durable or relaxed, got '${durability}'`);
+  const routeTtlSeconds = integerFlag(flags, 'route-ttl', 15, 1, 86400);
+  const moveGraceMs = moveGraceFlag(flags, routeTtlSeconds);
   const logLevel = (flags['log-level'] as string | undefined) ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) throw new UsageError(`--log-level '${logLevel}' is not a level`);
   return {
     links, clusterName, seeds, secretFile, nodeName,
     dataDir: (flags['data-dir'] as string | undefined) ?? path.join('data', nodeName),
     adminHost: (flags['admin-host'] as string | undefined) ?? '127.0.0.1', adminPort: integerFlag(flags, 'admin-port', 8082, 0, 65535),
-    clusterHost, clusterPort, advertise, routeTtlSeconds: integerFlag(flags, 'route-ttl', 15, 1, 86400),
+    clusterHost, clusterPort, advertise, routeTtlSeconds, moveGraceMs,
     durability, logLevel: logLevel as LevelWithSilent,
   };
 }
@@ -148,10 +154,12 @@ class RunningAgent {
     });
     this.agent = await LinkAgent.startSidecar({
       clusterName: settings.clusterName, nodeName: settings.nodeName, logger, metrics, admin, store: this.store, region: this.sidecar,
-    }, { file: settings.links });
+    }, { file: settings.links, moveGraceMs: settings.moveGraceMs, routeTtlMs: settings.routeTtlSeconds * 1000 });
     const agent = this.agent;
     this.sidecar.attach((message, from) => agent.forwarded(message, from));
     await this.sidecar.join();
+    const joinDelayMs = agent.joinDelayMs();
+    if (joinDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, joinDelayMs));
     logger.info({ cluster: settings.clusterName, admin: `${adminAddress.address}:${adminAddress.port}`, incarnation: this.store.incarnation }, 'link agent ready');
   }
 
@@ -173,5 +181,16 @@ function integerFlag(flags: ParsedFlags, name: string, fallback: number, min: nu
 }
 
 function isWildcard(host: string): boolean {
+/** `--move-grace` in seconds (decimals allowed), below the route TTL; default two route heartbeats (2/3 of the TTL). */
+function moveGraceFlag(flags: ParsedFlags, routeTtlSeconds: number): number {
+  const raw = flags['move-grace'];
+  if (raw === undefined) return stickyGraceDefaultMs(routeTtlSeconds * 1000);
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds >= routeTtlSeconds) {
+    throw new UsageError(`--move-grace must be a number of seconds from 0 to below --route-ttl (${routeTtlSeconds}), got '${String(raw)}'`);
+  }
+  return Math.round(seconds * 1000);
+}
+
   return host === '0.0.0.0' || host === '::' || host === '';
 }

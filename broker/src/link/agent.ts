@@ -13,7 +13,7 @@ import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
-import { activeAgentFor, isLinkRouteId, linkRouteId, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { holderMarkerFilter, isLinkRouteId, linkRouteId, parseHolderMarker, stickyHolder, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
 import type { CopyIdentity } from '../cluster/forward-codec.js';
@@ -50,7 +50,7 @@ interface LocalSide {
   /** Publishes in the local cluster as a local client would; `linked`: it came over a link. */
   publish(message: RegionMessage, linked: boolean): Promise<void>;
   routes?: RegionRoutes;
-  /** Resolves when the routes to export are known (the sidecar's regional table). */
+  /** Resolves when the regional table is complete (node or sidecar): routes are exported and linked messages published after it. */
   exportReady?: Promise<void>;
 }
 
@@ -58,6 +58,18 @@ export interface LinkAgentOptions {
   file: string;
   /** Re-read interval of the links file besides change events. Default 2000 ms. */
   pollIntervalMs?: number;
+  /**
+   * Sidecar: how long an agent holding links may be away before they move to another agent (a restart within it
+   * keeps them where they were). Default: `stickyGraceDefaultMs(routeTtlMs)`. Must be below the route TTL.
+   */
+  moveGraceMs?: number;
+  /** Sidecar: the regional route TTL (a dead agent's lane, and its routes, expire after it). Default 15 s. */
+  routeTtlMs?: number;
+}
+
+/** Two route-sync heartbeats of the agent's lane (heartbeat = TTL / 3): the default grace before a link moves. */
+export function stickyGraceDefaultMs(routeTtlMs: number): number {
+  return Math.floor((2 * routeTtlMs) / 3);
 }
 
 type Done = (err?: Error | null) => void;
@@ -95,6 +107,23 @@ interface LinkSlot {
   remoteFilters: Set<string>;
   /** When the last message was queued (a draining standby link is recycled only after a quiet period). */
   lastEnqueueAt: number;
+  /** The holder term of the link as this agent last held it (region.ts `holderMarkerFilter`), 0 if never held. */
+  term: number;
+  /** The term of the holder marker this agent has in the region for the link, if any. */
+  markedTerm?: number;
+}
+
+/** A link's role as persisted (`link-roles`), with the term under which this agent last held the link. */
+interface StoredRole {
+  role: LinkRole;
+  term: number;
+}
+
+/** The liveness record a sidecar rewrites every second (`link-alive`): read at its next start. */
+interface AliveRecord {
+  at: number;
+  /** The other agents it saw alive then. */
+  peers: string[];
 }
 
 /** Agents must look gone this long before the links they served move (a blip of a connection moves nothing). */
@@ -111,6 +140,14 @@ const CONTROL_ROUTE_ID = linkRouteId('$control');
 const DRAIN_CHECK_MS = 500;
 const DRAIN_QUIET_MS = 2000;
 const ROLE_AREA = 'link-roles';
+/** The agent's liveness record (`AliveRecord`): when it was last alive and which agent peers it had. */
+const ALIVE_AREA = 'link-alive';
+const ALIVE_KEY = 'self';
+const ALIVE_WRITE_MS = 1000;
+/** A fresh agent (no stored role) waits this long after the regional table for its agent peers before it assigns. */
+const FIRST_ASSIGN_SETTLE_MS = 1500;
+/** A returning agent that was away beyond the grace joins only this long after its old lane expired. */
+const OLD_LANE_EXPIRY_MARGIN_MS = 1000;
 const ROUTES_KNOWN_POLL_MS = 50;
 
 /** Publishes through the node's aedes; a linked packet is marked so that neither the agent nor cluster forwarding sends it to a link again. */
@@ -173,6 +210,20 @@ export class LinkAgent {
   private retainedSync?: RetainedSync;
   /** Copies that waited for a link's remote routes (sidecar after a wiped store or an empty restore). */
   private heldForRoutes = 0;
+  /** Sidecar: who holds each link in the region (holder markers of the regional table): link → agent → term. */
+  private readonly holders = new Map<string, Map<string, number>>();
+  /** Sidecar: agents seen alive once and gone now, with when they went (their links move after the grace). */
+  private readonly absentSince = new Map<string, number>();
+  private agentsSeen = new Set<string>();
+  /** False while the first links start after an absence beyond the grace: stored active roles start as standby. */
+  private resumeRoles = true;
+  /** No stored role at all: the first assignment waits a little for agent peers starting at the same time. */
+  private freshStart = true;
+  /** Sidecar: it joins its cluster not before this time (its previous lane must have expired). */
+  private joinNotBefore = 0;
+  private aliveTimer?: NodeJS.Timeout;
+  private graceTimer?: NodeJS.Timeout;
+  private readonly waitingLogged = new Set<string>();
   private constructor(
     private readonly host: LinkAgentBase,
     private readonly local: LocalSide,
@@ -190,7 +241,9 @@ export class LinkAgent {
 
   /** The agent embedded in a broker node (`meridian broker --links`). */
   static async start(host: LinkAgentHost, options: LinkAgentOptions): Promise<LinkAgent> {
-    const agent = new LinkAgent(host, { publish: (message, linked) => publishThroughAedes(host, message, linked), routes: host.region }, options, host);
+    const agent = new LinkAgent(host, {
+      publish: (message, linked) => publishThroughAedes(host, message, linked), routes: host.region, exportReady: host.region?.tableReady,
+    }, options, host);
     const persistence = host.store.persistence;
     const copyOf = (packet: StoredPacket | undefined): RetainedCopy | undefined => {
       if (!packet || typeof packet.topic !== 'string') return undefined;
@@ -217,11 +270,49 @@ export class LinkAgent {
     agent.trackRegionRoutes(host.region);
     await agent.run();
     agent.shareLinks(host.region);
+    await agent.decideResume();
     return agent;
+    agent.resumeRoles = true;
   }
 
   private async run(): Promise<void> {
     this.host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: this.describe() }));
+  private get routeTtlMs(): number { return this.options.routeTtlMs ?? 15_000; }
+  private get moveGraceMs(): number { return this.options.moveGraceMs ?? stickyGraceDefaultMs(this.routeTtlMs); }
+
+  /**
+   * A sidecar back from an absence resumes its stored roles (its links did not move) when it was away for less than
+   * the grace or had no agent peers. Otherwise another agent has probably taken its links over: it starts them as
+   * standby and joins the cluster only once its previous lane has expired, so that no copy meant for the new holder
+   * is resent to it (`joinDelayMs`).
+   */
+  private async decideResume(): Promise<void> {
+    const raw = await this.host.store.area(ALIVE_AREA).get(ALIVE_KEY).catch(() => undefined);
+    const record = raw ? parseAliveRecord(raw) : undefined;
+    if (!record) return;
+    const awayMs = Date.now() - record.at;
+    // The other agents count the absence until this one reconnects to them, later than now: keep a margin.
+    if (record.peers.length === 0 || awayMs + ALIVE_WRITE_MS <= this.moveGraceMs) {
+      this.logger.info({ awayMs, graceMs: this.moveGraceMs, peers: record.peers }, 'link agent back within the grace (or alone): resuming its link roles');
+      return;
+    }
+    this.resumeRoles = false;
+    this.joinNotBefore = record.at + ALIVE_WRITE_MS + this.routeTtlMs + OLD_LANE_EXPIRY_MARGIN_MS;
+    this.logger.info({ awayMs, graceMs: this.moveGraceMs, peers: record.peers, joinInMs: this.joinDelayMs() },
+      'link agent was away beyond the grace: its links start as standby, it joins once its previous lane expired');
+  }
+
+  /** How long the sidecar must wait before joining its cluster (see `decideResume`). */
+  joinDelayMs(): number {
+    return Math.max(0, this.joinNotBefore - Date.now());
+  }
+
+  private writeAlive(region: SidecarRegion): void {
+    const record: AliveRecord = { at: Date.now(), peers: region.liveAgents().filter((agent) => agent !== this.host.nodeName) };
+    this.host.store.area(ALIVE_AREA).put(ALIVE_KEY, Buffer.from(JSON.stringify(record), 'utf8'))
+      .catch((err: Error) => this.logger.debug({ err: err.message }, 'liveness record not written'));
+  }
+
     this.reload();
     await this.applying;
     this.watch();
@@ -350,6 +441,8 @@ export class LinkAgent {
   /** Link name → why it is misconfigured now (a rejected entry or a running link the remote refused). */
   private misconfigurations(): Map<string, string> {
     const found = new Map<string, string>();
+    clearTimeout(this.graceTimer);
+    clearInterval(this.aliveTimer);
     for (const issue of this.issues) if (issue.name !== undefined) found.set(issue.name, `${issue.path}: ${issue.reason}`);
     for (const link of this.links.values()) if (link.misconfiguration !== null) found.set(link.name, link.misconfiguration);
     return found;
@@ -414,7 +507,7 @@ export class LinkAgent {
   }
 
   /** A carrier of forwarded messages (the link decodes, de-duplicates and publishes them here as linked). */
-  private onMessage(link: Link, topic: ControlTopic, payload: Buffer, handedOver: boolean): Promise<void> {
+  private async onMessage(link: Link, topic: ControlTopic, payload: Buffer, handedOver: boolean): Promise<void> {
     const dedup = handedOver ? this.takeover.handedOver : this.takeover;
     return link.receiveMessages(topic.actor, payload, dedup, (message, publishId) => this.publishLinked(link.name, message, publishId));
   }
@@ -435,6 +528,9 @@ export class LinkAgent {
     if (!sync) return;
     void this.applying.then(() => {
       const link = this.links.get(name);
+    // Published before the regional table is complete, a message would miss the other nodes' subscribers, and its
+    // de-dup mark would say it was delivered: the carrier waits (unacknowledged) for the table.
+    if (this.local.exportReady) await this.local.exportReady;
       if (!link || this.stopped || this.roleOf(name) !== 'active') return;
       const messages = sync.forNewRoute(name, filter);
       for (const message of messages) {
@@ -455,7 +551,10 @@ export class LinkAgent {
   private trackRegionRoutes(region: RegionRoutes): void {
     this.unwatchRegion = region.watchRoutes((op, filter, owner, routeId) => {
       if (!isLinkRouteId(routeId)) this.exportChanged(op, filter);
-      else if (routeId === CONTROL_ROUTE_ID) this.controlRouteChanged(op, filter, owner);
+      else if (routeId === CONTROL_ROUTE_ID) {
+        this.controlRouteChanged(op, filter, owner);
+        this.holderMarkerChanged(op, filter, owner);
+      }
     });
   }
 
@@ -490,6 +589,15 @@ export class LinkAgent {
       const agent = this.remoteAgents.get(client);
       if (!agent) return;
       this.remoteAgents.delete(client);
+  private holderMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
+    const marker = parseHolderMarker(filter);
+    if (!marker) return;
+    const holders = this.holders.get(marker.remote) ?? new Map<string, number>();
+    if (op === 'add') holders.set(owner, Math.max(marker.term, holders.get(owner) ?? 0));
+    else if (holders.get(owner) === marker.term) holders.delete(owner);
+    this.holders.set(marker.remote, holders);
+  }
+
       this.links.get(agent.link)?.peerGone(agent.actor);
     });
   }
@@ -578,7 +686,10 @@ export class LinkAgent {
    */
   private async startLink(config: LinkConfig, misconfiguredBefore: string | null = null): Promise<Link> {
     const region = this.sidecarRegion;
-    const role = region ? this.slots.get(config.name)?.role ?? await this.storedRole(config.name) : 'active';
+    const previous = this.slots.get(config.name);
+    const stored = region && !previous ? await this.storedRole(config.name) : undefined;
+    if (stored) this.freshStart = false;
+    const role = region ? previous?.role ?? this.resumedRole(config.name, stored) : 'active';
     const slot = this.newSlot(config.name, role);
     const gate = new Promise<void>((resolve) => { slot.openGate = resolve; });
     if (role === 'active') {
@@ -595,18 +706,30 @@ export class LinkAgent {
    * The role a sidecar had for a link before it restarted: it resumes it until the assignment (once the regional
    * table is here) confirms or changes it, so a restarted agent never leaves its links' control messages unrouted.
    */
-  private async storedRole(name: string): Promise<LinkRole> {
+  private async storedRole(name: string): Promise<StoredRole | undefined> {
     const stored = await this.host.store.area(ROLE_AREA).get(name).catch(() => undefined);
-    return stored?.toString('utf8') === 'active' ? 'active' : 'standby';
+    return stored ? parseStoredRole(stored.toString('utf8')) : undefined;
   }
 
-  private storeRole(name: string, role: LinkRole): void {
-    this.host.store.area(ROLE_AREA).put(name, Buffer.from(role, 'utf8'))
+  /** The role a link starts with: the stored one, unless the agent was away beyond the grace (then standby). */
+  private resumedRole(name: string, stored: StoredRole | undefined): LinkRole {
+    if (stored?.role !== 'active') return 'standby';
+    if (this.resumeRoles) return 'active';
+    this.storeRole(name, 'standby', stored.term);
+    return 'standby';
+  }
+    slot.term = previous?.term ?? stored?.term ?? 0;
+    slot.markedTerm = previous?.markedTerm;
+
+  private storeRole(name: string, role: LinkRole, term: number): void {
+    const value: StoredRole = { role, term };
+    this.host.store.area(ROLE_AREA).put(name, Buffer.from(JSON.stringify(value), 'utf8'))
       .catch((err: Error) => this.logger.warn({ link: name, role, err: err.message }, 'link role not stored (a restart starts it as the previous role)'));
+      if (region) this.markHolder(region, config.name, slot);
   }
 
   private newSlot(name: string, role: LinkRole): LinkSlot {
-    const slot: LinkSlot = { role, openGate: () => undefined, gateOpen: false, inRegion: role === 'active', remoteFilters: new Set(), lastEnqueueAt: 0 };
+    const slot: LinkSlot = { role, openGate: () => undefined, gateOpen: false, inRegion: role === 'active', remoteFilters: new Set(), lastEnqueueAt: 0, term: 0 };
     this.slots.set(name, slot);
     return slot;
   }
@@ -624,6 +747,20 @@ export class LinkAgent {
   private roleOf(name: string): LinkRole {
     return this.slots.get(name)?.role ?? 'active';
   }
+  /** Puts this agent's holder marker for the link (its term) into the region, replacing an older one. */
+  private markHolder(region: SidecarRegion, name: string, slot: LinkSlot): void {
+    if (slot.markedTerm === slot.term) return;
+    this.unmarkHolder(region, name, slot);
+    region.addRoute(holderMarkerFilter(name, slot.term), CONTROL_ROUTE_ID);
+    slot.markedTerm = slot.term;
+  }
+
+  private unmarkHolder(region: SidecarRegion, name: string, slot: LinkSlot): void {
+    if (slot.markedTerm === undefined) return;
+    region.deleteRoute(holderMarkerFilter(name, slot.markedTerm), CONTROL_ROUTE_ID);
+    slot.markedTerm = undefined;
+  }
+
 
   private linkContext(gate: Promise<void>): LinkContext {
     const { host } = this;
@@ -636,6 +773,8 @@ export class LinkAgent {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),
       remoteRoute: (link, op, filter) => {
+    const slot = this.slots.get(name);
+    if (this.sidecarRegion && slot) this.unmarkHolder(this.sidecarRegion, name, slot);
         if (region) this.remoteRouteChanged(region, link, op, filter);
         if (op === 'add') this.syncRetained(link, filter);
       },
@@ -659,19 +798,21 @@ export class LinkAgent {
 
   // ── several agents per region (sidecar) ────────────────────────────────────────────────────────────────────
 
-  /** Once the regional table is here: assign roles now and whenever an agent joins or leaves. */
+  /**
+   * Once the regional table is here: assign roles (a fresh agent first waits a little for agent peers starting with
+   * it), then again whenever an agent joins or leaves, and when a gone holder's grace ends.
+   */
   private shareLinks(region: SidecarRegion): void {
-    void region.tableReady.then(() => {
+    void region.tableReady.then(async () => {
       if (this.stopped) return;
-      this.rolesAssigned = true;
-      this.assignRoles();
-      let known = new Set(region.liveAgents());
+      this.agentsSeen = new Set(region.liveAgents());
+      this.writeAlive(region);
+      this.aliveTimer = setInterval(() => this.writeAlive(region), ALIVE_WRITE_MS);
+      this.aliveTimer.unref();
       this.unwatchAgents = region.onAgentsChanged(() => {
-        // An agent that joins (or comes back) takes its links at once: the sooner the one holding them releases
-        // them, the shorter the time both hold them. One that leaves moves links only if it stays away a little.
-        const now = region.liveAgents();
-        const joinedOnly = [...known].every((agent) => now.includes(agent));
-        known = new Set(now);
+        // An agent that joins (or comes back) is taken into account at once; one that leaves is marked absent now
+        // (its links move only after the grace) and looked at again a little later (a blip of a connection).
+        const joinedOnly = this.noteAgents(region.liveAgents());
         clearTimeout(this.roleTimer);
         this.roleTimer = setTimeout(() => this.assignRoles(), joinedOnly ? AGENT_JOIN_SETTLE_MS : AGENT_CHANGE_SETTLE_MS);
       });
@@ -680,7 +821,36 @@ export class LinkAgent {
     });
   }
 
-  /** Every link goes to the agent that wins its rendezvous hash among the live agents. */
+  /** Records who is alive and since when the others are gone; true when no agent left since the last call. */
+  private noteAgents(live: readonly string[]): boolean {
+    const now = Date.now();
+    let left = false;
+    for (const agent of this.agentsSeen) {
+      if (live.includes(agent) || this.absentSince.has(agent)) continue;
+      this.absentSince.set(agent, now);
+      left = true;
+    }
+    for (const agent of live) {
+      this.absentSince.delete(agent);
+      this.agentsSeen.add(agent);
+    }
+    return !left;
+  }
+
+  /** The link's holders: the markers in the regional table (other agents) and this agent's own active slot. */
+  private holdersOf(name: string, slot: LinkSlot, live: readonly string[]): Map<string, number> {
+    const holders = new Map([...this.holders.get(name) ?? []].filter(([agent]) => agent !== this.host.nodeName));
+    if (slot.role === 'active') holders.set(this.host.nodeName, slot.term);
+    const now = Date.now();
+    // A holder never seen alive by this agent (it died before this one started) is absent from now on.
+    for (const agent of holders.keys()) if (!live.includes(agent) && !this.absentSince.has(agent)) this.absentSince.set(agent, now);
+    return holders;
+  }
+
+  /**
+   * Sticky assignment (region.ts `stickyHolder`): a link stays with its live holder; a holder that went away keeps it
+   * for the grace (`moveGraceMs`), after which the rendezvous winner among the live agents takes it with a higher term.
+   */
   private assignRoles(): void {
     const region = this.sidecarRegion;
     if (!region || this.stopped) return;
@@ -688,22 +858,42 @@ export class LinkAgent {
     for (const name of this.links.keys()) {
       const slot = this.slots.get(name);
       if (!slot) continue;
-      const role: LinkRole = activeAgentFor(name, agents) === this.host.nodeName ? 'active' : 'standby';
+      const holders = this.holdersOf(name, slot, agents);
+      const decision = stickyHolder(name, holders, agents, (agent) => now - (this.absentSince.get(agent) ?? now) < grace);
+      if (decision.kind === 'wait') {
+        const graceEnds = Math.min(...decision.agents.map((agent) => (this.absentSince.get(agent) ?? now) + grace));
+        nextCheck = Math.min(nextCheck, graceEnds);
+        if (!this.waitingLogged.has(name)) this.logger.info({ link: name, holders: decision.agents, inMs: graceEnds - now }, 'link holder away: the link stays with it until its grace ends');
+        this.waitingLogged.add(name);
+      } else {
+        this.waitingLogged.delete(name);
+      }
+      const role: LinkRole = decision.kind !== 'wait' && decision.agent === this.host.nodeName ? 'active' : 'standby';
       if (role === slot.role && (role === 'standby' || slot.gateOpen)) continue;
-      this.logger.info({ link: name, role, agents }, role === 'active' ? 'link agent active for the link' : 'link agent standby for the link (another agent serves it)');
-      if (role === 'active') this.activate(region, name, slot);
+      const term = decision.kind === 'take' ? Math.max(decision.term, slot.term + 1) : slot.term;
+      this.logger.info({ link: name, role, term, agents, holders: Object.fromEntries(holders) },
+        role === 'active' ? 'link agent active for the link' : 'link agent standby for the link (another agent serves it)');
+      if (role === 'active') this.activate(region, name, slot, term);
       else this.deactivate(region, name, slot);
     }
+      if (this.freshStart) await new Promise((resolve) => setTimeout(resolve, FIRST_ASSIGN_SETTLE_MS));
+      if (this.stopped) return;
+      this.rolesAssigned = true;
+      this.assignRoles();
   }
 
-  private activate(region: SidecarRegion, name: string, slot: LinkSlot): void {
+  private activate(region: SidecarRegion, name: string, slot: LinkSlot, term: number): void {
     slot.role = 'active';
-    this.storeRole(name, 'active');
+    slot.term = term;
+    this.storeRole(name, 'active', term);
     region.claimControl(name);
     if (!slot.inRegion) for (const filter of slot.remoteFilters) region.addRoute(filter, linkRouteId(name));
     slot.inRegion = true;
     this.openGate(slot);
   }
+    const now = Date.now();
+    const grace = this.moveGraceMs;
+    let nextCheck = Number.POSITIVE_INFINITY;
 
   /**
    * Another agent serves the link now. The control routes and remote routes go after a delay, so that the new
@@ -712,13 +902,19 @@ export class LinkAgent {
    */
   private deactivate(region: SidecarRegion, name: string, slot: LinkSlot): void {
     slot.role = 'standby';
-    this.storeRole(name, 'standby');
+    this.storeRole(name, 'standby', slot.term);
+    clearTimeout(this.graceTimer);
+    if (Number.isFinite(nextCheck)) {
+      this.graceTimer = setTimeout(() => this.assignRoles(), Math.max(0, nextCheck - Date.now()) + AGENT_JOIN_SETTLE_MS);
+      this.graceTimer.unref();
+    }
     const since = Date.now();
     const release = (): void => {
       if (this.slots.get(name) !== slot || slot.role !== 'standby' || this.stopped) return;
       const taken = [...this.controlOwners.get(name) ?? []].some((owner) => owner !== this.host.nodeName);
       if (!taken && Date.now() - since < CONTROL_RELEASE_MAX_MS) {
         setTimeout(release, 50).unref();
+    this.markHolder(region, name, slot);
         return;
       }
       setTimeout(() => {
@@ -743,6 +939,7 @@ export class LinkAgent {
       if (!slot.gateOpen && link.queue.depth > 0) {
         this.logger.info({ link: name, depth: link.queue.depth }, 'standby link drains its queue to the remote');
         this.openGate(slot);
+        this.unmarkHolder(region, name, slot);
       } else if (slot.gateOpen && !slot.inRegion && link.queue.depth === 0 && Date.now() - slot.lastEnqueueAt > DRAIN_QUIET_MS) {
         this.applying = this.applying.then(() => this.recycle(name, link));
       }
@@ -772,9 +969,38 @@ export class LinkAgent {
   private describe(): object {
     return {
       cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError,
-      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName], intakeSkipped: this.intakeMarks?.skipped ?? 0, heldForRoutes: this.heldForRoutes,
+      agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName],
+      ...(this.sidecarRegion ? { moveGraceMs: this.moveGraceMs, holders: this.describeHolders() } : {}), intakeSkipped: this.intakeMarks?.skipped ?? 0, heldForRoutes: this.heldForRoutes,
       retainedSync: this.retainedSync ? { ...this.retainedSync.counters, linkedTopics: this.retainedSync.linkedTopics } : null,
       links: this.statuses(),
     };
   }
+}
+  /** Link → agent → term, as this agent sees the holders (its own slot included). */
+  private describeHolders(): Record<string, Record<string, number>> {
+    const live = this.sidecarRegion?.liveAgents() ?? [];
+    return Object.fromEntries([...this.slots].map(([name, slot]) => [name, Object.fromEntries(this.holdersOf(name, slot, live))]));
+  }
+
+
+function parseStoredRole(text: string): StoredRole | undefined {
+  // Before terms the value was the bare role.
+  if (text === 'active' || text === 'standby') return { role: text, term: 0 };
+  try {
+    const value = JSON.parse(text) as Partial<StoredRole>;
+    if ((value.role === 'active' || value.role === 'standby') && Number.isInteger(value.term)) return { role: value.role, term: value.term as number };
+  } catch {
+    // not JSON: ignored below
+  }
+  return undefined;
+}
+
+function parseAliveRecord(raw: Buffer): AliveRecord | undefined {
+  try {
+    const value = JSON.parse(raw.toString('utf8')) as Partial<AliveRecord>;
+    if (typeof value.at === 'number' && Array.isArray(value.peers)) return { at: value.at, peers: value.peers.filter((p): p is string => typeof p === 'string') };
+  } catch {
+    // a torn or foreign record: treated as none
+  }
+  return undefined;
 }

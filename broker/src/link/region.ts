@@ -27,6 +27,8 @@ export interface RegionMessage {
 
 /** The regional cluster of an agent embedded in a clustered node (`ClusterNode`). */
 export interface LinkRegion extends RegionRoutes {
+  /** Resolves once the node's regional table is complete (or the bounded wait gave up): see `TableReadiness`. */
+  readonly tableReady: Promise<void>;
   /** Marks a packet published from a link, so that every copy forwarded inside the region keeps the mark. */
   markLinked(packet: object): void;
   /** Published from a link here or in another node of the region: never queued for a link again. */
@@ -107,4 +109,39 @@ export class RemoteRoutes implements RouteSink {
     }
     return true;
   }
+}
+
+/**
+ * The holder marker of a link in the regional table: a route `$LINK/cluster/term/<remote>/<term>` (route id
+ * `$link/$control`, never published to) in the lane of the agent active for link `<remote>`. Every agent of the
+ * region sees who holds each link, with which term, also while the holder is dead and its lane not yet expired.
+ */
+export function holderMarkerFilter(remote: string, term: number): string {
+  return `$LINK/cluster/term/${remote}/${term}`;
+}
+
+export function parseHolderMarker(filter: string): { remote: string; term: number } | null {
+  const match = /^\$LINK\/cluster\/term\/([^/]+)\/(\d+)$/.exec(filter);
+  return match ? { remote: match[1], term: Number(match[2]) } : null;
+}
+
+/** A link's holders as the region shows them: agent → term. */
+export type LinkHolders = ReadonlyMap<string, number>;
+
+/**
+ * Who serves a link (sticky): a live holder keeps it — the highest term among live holders, ties broken by
+ * rendezvous; a holder that is away but within its grace keeps it too (nobody takes over: `wait`); otherwise the
+ * rendezvous winner among the live agents takes it (`take`, with a term above every term seen).
+ */
+export function stickyHolder(link: string, holders: LinkHolders, live: readonly string[], withinGrace: (agent: string) => boolean):
+  { agent: string; term: number; kind: 'keep' } | { kind: 'wait'; agents: string[] } | { agent: string | undefined; term: number; kind: 'take' } {
+  const liveHolders = [...holders].filter(([agent]) => live.includes(agent));
+  if (liveHolders.length > 0) {
+    const top = Math.max(...liveHolders.map(([, term]) => term));
+    const tied = liveHolders.filter(([, term]) => term === top).map(([agent]) => agent);
+    return { agent: activeAgentFor(link, tied) as string, term: top, kind: 'keep' };
+  }
+  const waiting = [...holders.keys()].filter(withinGrace);
+  if (waiting.length > 0) return { kind: 'wait', agents: waiting };
+  return { agent: activeAgentFor(link, live), term: Math.max(0, ...holders.values()) + 1, kind: 'take' };
 }

@@ -128,11 +128,11 @@ describe('several link agents in one region: one active agent per link', () => {
     expect((await B.link('mz')).forwarded - before.B.forwarded).toBe(total);
   }, 60000);
 
-  test('kill -9 of the agent serving nb mid-stream (QoS 1 and 2, both ways): nb moves to the other agent, moves back after the restart; nothing lost', async () => {
+  test('kill -9 of the agent serving nb mid-stream (QoS 1 and 2, both ways), away beyond the grace: nb moves to the other agent after the grace and stays there after the restart; nothing lost, repeats only of what was in flight at the kill', async () => {
     const victim = activeFor('nb');
     let killedAt = 0;
+    let movedAt = 0;
     let restartedAt = 0;
-    let settledAt = 0;
     const other = 1 - victim;
     const subM = track(await M.client({ clientId: 'm-ksub', clean: false }));
     const subB = track(await B.client({ clientId: 'b-ksub', clean: false }));
@@ -164,18 +164,14 @@ describe('several link agents in one region: one active agent per link', () => {
       killedAt = Date.now();
       await M.killSidecar(victim);
       await waitFor(async () => (await M.linkOnAgents('nb'))[other]?.role === 'active', 'nb active on the other agent', 15000);
+      movedAt = Date.now();
       // The link works through the other agent: both directions make progress while the victim is down.
       const [m0, b0] = [seenM.length, seenB.length];
       await waitFor(() => seenM.length >= m0 + 30 && seenB.length >= b0 + 30, 'streams continue through the other agent', 30000);
       restartedAt = Date.now();
+      // Away beyond the grace: it comes back as standby for nb and joins only once its previous lane expired.
       await M.restartSidecar(victim);
-      await waitFor(async () => {
-        const now = await M.linkOnAgents('nb');
-        return now[victim]?.role === 'active' && now[other]?.role === 'standby';
-      }, 'nb back on the restarted agent', 15000);
-      // The standby releases the routes once it sees the restarted agent's (plus a margin): wait for that too.
-      await waitFor(() => M.sidecars[other].logs.some((l) => l.includes('link routes released') && l.includes('"link":"nb"') && Date.parse((JSON.parse(l) as { time: string }).time) > restartedAt), 'routes released by the other agent', 15000);
-      settledAt = Date.now();
+      await waitFor(async () => (await M.linkOnAgents('nb'))[victim]?.role === 'standby', 'restarted agent standby for nb', 15000);
       await publishing;
     } finally {
       stop = true;
@@ -199,17 +195,19 @@ describe('several link agents in one region: one active agent per link', () => {
     const results = {
       toB: ['kill/mz/q1', 'kill/mz/q2'].map((t) => ({ t, ...audit(seenB, t, total), repeated: repeated(seenB, t).map((r) => r.n) })),
       toM: ['kill/nb/q1', 'kill/nb/q2'].map((t) => ({ t, ...audit(seenM, t, total), repeated: repeated(seenM, t).map((r) => r.n) })),
-      msFromKillToRestart: restartedAt - killedAt, msFromRestartToSettled: settledAt - restartedAt,
+      msFromKillToMove: movedAt - killedAt, msFromKillToRestart: restartedAt - killedAt,
     };
-    process.stdout.write(`multi-agent kill: ${JSON.stringify(results)}\n`);
+    process.stdout.write(`multi-agent kill beyond the grace: ${JSON.stringify(results)}\n`);
+    // The link stayed where it was for the grace (4 s: 2/3 of the 6 s route TTL), then moved.
+    expect(movedAt - killedAt).toBeGreaterThanOrEqual(3500);
     // The guarantee across a move (README "Several agents per region"): nothing lost; a message may be delivered
-    // twice only if it was in flight at the kill (published up to 1 s before it) or published while both agents
-    // held the link's routes during the hand-back (from the restart until the other agent released them).
+    // twice only if it was in flight at the kill (published up to 1 s before it). No hand-back: the link stays.
     for (const [seen, topic] of [[seenB, 'kill/mz/q1'], [seenB, 'kill/mz/q2'], [seenM, 'kill/nb/q1'], [seenM, 'kill/nb/q2']] as const) {
       expect(audit(seen, topic, total).missing).toEqual([]);
-      const outside = repeated(seen, topic).filter((r) => !(r.at >= killedAt - 1000 && r.at <= killedAt + 500) && !(r.at >= restartedAt - 500 && r.at <= settledAt + 500));
+      const outside = repeated(seen, topic).filter((r) => !(r.at >= killedAt - 1000 && r.at <= killedAt + 500));
       expect({ topic, outside }).toEqual({ topic, outside: [] });
     }
+    expect((await M.linkOnAgents('nb')).map((s) => s?.role)).toEqual(agents.map((_, i) => (i === other ? 'active' : 'standby')));
     // Both agents drained: nothing left queued for nb anywhere.
     await waitFor(async () => (await M.linkOnAgents('nb')).every((s) => s !== null && s.queue.depth === 0), 'queues for nb drained on both agents', 30000);
     // nc was not disturbed: still on its agent.
