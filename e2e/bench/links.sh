@@ -130,9 +130,31 @@ scrape_metrics() {
 bench_case() {
   local name=$1; shift
   log "2. $name (load $(load_average))"
+  local ticks_a ticks_b
+  ticks_a=$(cpu_ticks "${REGION_PIDS[0]}"); ticks_b=$(cpu_ticks "${REGION_PIDS[1]}")
   "${BENCH[@]}" pub --host 127.0.0.1 --port "$A_PORT" --sub-hosts "127.0.0.1:$B_PORT" --qos 2 \
     --payload-size "$PAYLOAD" --publish-delay 1 --drain-timeout 10 --client-id-prefix "$name-" --json "$@" \
     >"$RESULTS_DIR/pub-$name.json" || die "bench $name failed"
+  # Region CPU during the case (includes the 1 s publish delay and the drain): ticks of A, of B, ticks per second.
+  echo "$(($(cpu_ticks "${REGION_PIDS[0]}") - ticks_a)) $(($(cpu_ticks "${REGION_PIDS[1]}") - ticks_b)) $(getconf CLK_TCK)" \
+    >"$RESULTS_DIR/pub-$name.cpu"
+}
+# print_region_cpu: CPU µs per delivered message in each region, per forwarding case.
+print_region_cpu() {
+  echo
+  echo "Region CPU per delivered message (utime + stime over the whole case, idle link traffic included)"
+  echo
+  echo "| case | delivered | A µs/msg | B µs/msg |"
+  echo "| --- | --- | --- | --- |"
+  local cpu name received a b hz
+  for cpu in "$RESULTS_DIR"/pub-*.cpu; do
+    [[ -f "$cpu" ]] || continue
+    name=$(basename "$cpu" .cpu); name=${name#pub-}
+    received=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).receive.received)' "${cpu%.cpu}.json")
+    read -r a b hz <"$cpu"
+    awk -v n="$name" -v r="$received" -v a="$a" -v b="$b" -v hz="$hz" \
+      'BEGIN { printf "| %s | %d | %.1f | %.1f |\n", n, r, r ? a * 1e6 / hz / r : 0, r ? b * 1e6 / hz / r : 0 }'
+  done
 }
 if wants_case forwarding; then
 if [[ "${PROFILE:-0}" == 1 ]]; then for pid in "${REGION_PIDS[@]}"; do ask_region "$pid" profile-start profile-start.done >/dev/null; done; fi
@@ -174,6 +196,7 @@ echo "Machine: $(machine_summary)"
 echo "Load average before: $LOAD_BEFORE; at the end: $(load_average)"
 echo
 "${LOAD[@]}" summarize --dir "$RESULTS_DIR"
+wants_case forwarding && print_region_cpu
 if [[ "${PROFILE:-0}" == 1 ]]; then
   for name in a b; do
     echo
