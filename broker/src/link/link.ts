@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log/logger.js';
 import { intersectAll } from '../routing/intersect.js';
@@ -375,6 +376,8 @@ export class Link {
         return;
       }
       this.refreshState();
+    // Nagle's algorithm would hold a carrier back until the previous one's TCP ACK: up to a round trip per carrier.
+    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
       if (this.envelopeVersion === null && !this.capabilitiesTimer && this.routeSyncReady()) this.awaitCapabilities(generation);
     });
     client.on('error', (err) => {
