@@ -157,9 +157,9 @@ class RunningAgent {
     }, { file: settings.links, moveGraceMs: settings.moveGraceMs, routeTtlMs: settings.routeTtlSeconds * 1000 });
     const agent = this.agent;
     this.sidecar.attach((message, from) => agent.forwarded(message, from));
-    await this.sidecar.join();
     const joinDelayMs = agent.joinDelayMs();
     if (joinDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, joinDelayMs));
+    await this.sidecar.join();
     logger.info({ cluster: settings.clusterName, admin: `${adminAddress.address}:${adminAddress.port}`, incarnation: this.store.incarnation }, 'link agent ready');
   }
 
@@ -180,7 +180,6 @@ function integerFlag(flags: ParsedFlags, name: string, fallback: number, min: nu
   return value;
 }
 
-function isWildcard(host: string): boolean {
 /** `--move-grace` in seconds (decimals allowed), below the route TTL; default two route heartbeats (2/3 of the TTL). */
 function moveGraceFlag(flags: ParsedFlags, routeTtlSeconds: number): number {
   const raw = flags['move-grace'];
@@ -192,5 +191,6 @@ function moveGraceFlag(flags: ParsedFlags, routeTtlSeconds: number): number {
   return Math.round(seconds * 1000);
 }
 
+function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '';
 }

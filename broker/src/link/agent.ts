@@ -268,15 +268,13 @@ export class LinkAgent {
     agent.sidecarRegion = host.region;
     agent.intakeMarks = await IntakeMarks.open(host.store.area('link-intake'), agent.logger);
     agent.trackRegionRoutes(host.region);
-    await agent.run();
-    agent.shareLinks(host.region);
     await agent.decideResume();
-    return agent;
+    await agent.run();
     agent.resumeRoles = true;
+    agent.shareLinks(host.region);
+    return agent;
   }
 
-  private async run(): Promise<void> {
-    this.host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: this.describe() }));
   private get routeTtlMs(): number { return this.options.routeTtlMs ?? 15_000; }
   private get moveGraceMs(): number { return this.options.moveGraceMs ?? stickyGraceDefaultMs(this.routeTtlMs); }
 
@@ -313,6 +311,8 @@ export class LinkAgent {
       .catch((err: Error) => this.logger.debug({ err: err.message }, 'liveness record not written'));
   }
 
+  private async run(): Promise<void> {
+    this.host.admin.route('GET', '/api/v1/links', () => ({ status: 200, body: this.describe() }));
     this.reload();
     await this.applying;
     this.watch();
@@ -422,6 +422,8 @@ export class LinkAgent {
     this.unwatchRegion?.();
     this.unwatchAgents?.();
     clearTimeout(this.roleTimer);
+    clearTimeout(this.graceTimer);
+    clearInterval(this.aliveTimer);
     clearInterval(this.drainTimer);
     this.watcher?.close();
     clearInterval(this.pollTimer);
@@ -441,8 +443,6 @@ export class LinkAgent {
   /** Link name → why it is misconfigured now (a rejected entry or a running link the remote refused). */
   private misconfigurations(): Map<string, string> {
     const found = new Map<string, string>();
-    clearTimeout(this.graceTimer);
-    clearInterval(this.aliveTimer);
     for (const issue of this.issues) if (issue.name !== undefined) found.set(issue.name, `${issue.path}: ${issue.reason}`);
     for (const link of this.links.values()) if (link.misconfiguration !== null) found.set(link.name, link.misconfiguration);
     return found;
@@ -509,6 +509,9 @@ export class LinkAgent {
   /** A carrier of forwarded messages (the link decodes, de-duplicates and publishes them here as linked). */
   private async onMessage(link: Link, topic: ControlTopic, payload: Buffer, handedOver: boolean): Promise<void> {
     const dedup = handedOver ? this.takeover.handedOver : this.takeover;
+    // Published before the regional table is complete, a message would miss the other nodes' subscribers, and its
+    // de-dup mark would say it was delivered: the carrier waits (unacknowledged) for the table.
+    if (this.local.exportReady) await this.local.exportReady;
     return link.receiveMessages(topic.actor, payload, dedup, (message, publishId) => this.publishLinked(link.name, message, publishId));
   }
 
@@ -528,9 +531,6 @@ export class LinkAgent {
     if (!sync) return;
     void this.applying.then(() => {
       const link = this.links.get(name);
-    // Published before the regional table is complete, a message would miss the other nodes' subscribers, and its
-    // de-dup mark would say it was delivered: the carrier waits (unacknowledged) for the table.
-    if (this.local.exportReady) await this.local.exportReady;
       if (!link || this.stopped || this.roleOf(name) !== 'active') return;
       const messages = sync.forNewRoute(name, filter);
       for (const message of messages) {
@@ -570,6 +570,15 @@ export class LinkAgent {
     this.controlOwners.set(match[1], owners);
   }
 
+  private holderMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
+    const marker = parseHolderMarker(filter);
+    if (!marker) return;
+    const holders = this.holders.get(marker.remote) ?? new Map<string, number>();
+    if (op === 'add') holders.set(owner, Math.max(marker.term, holders.get(owner) ?? 0));
+    else if (holders.get(owner) === marker.term) holders.delete(owner);
+    this.holders.set(marker.remote, holders);
+  }
+
   private exportChanged(op: 'add' | 'delete', filter: string): void {
     const count = this.exported.get(filter) ?? 0;
     if (op === 'delete' && count === 0) return;
@@ -589,15 +598,6 @@ export class LinkAgent {
       const agent = this.remoteAgents.get(client);
       if (!agent) return;
       this.remoteAgents.delete(client);
-  private holderMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
-    const marker = parseHolderMarker(filter);
-    if (!marker) return;
-    const holders = this.holders.get(marker.remote) ?? new Map<string, number>();
-    if (op === 'add') holders.set(owner, Math.max(marker.term, holders.get(owner) ?? 0));
-    else if (holders.get(owner) === marker.term) holders.delete(owner);
-    this.holders.set(marker.remote, holders);
-  }
-
       this.links.get(agent.link)?.peerGone(agent.actor);
     });
   }
@@ -691,10 +691,13 @@ export class LinkAgent {
     if (stored) this.freshStart = false;
     const role = region ? previous?.role ?? this.resumedRole(config.name, stored) : 'active';
     const slot = this.newSlot(config.name, role);
+    slot.term = previous?.term ?? stored?.term ?? 0;
+    slot.markedTerm = previous?.markedTerm;
     const gate = new Promise<void>((resolve) => { slot.openGate = resolve; });
     if (role === 'active') {
       // Claimed before the link starts, so that a restarted agent's first lane in the region already holds them.
       region?.claimControl(config.name);
+      if (region) this.markHolder(region, config.name, slot);
       this.openGate(slot);
     }
     const link = await Link.start(config, this.linkContext(gate), this.currentRouteFilters(), misconfiguredBefore);
@@ -718,35 +721,13 @@ export class LinkAgent {
     this.storeRole(name, 'standby', stored.term);
     return 'standby';
   }
-    slot.term = previous?.term ?? stored?.term ?? 0;
-    slot.markedTerm = previous?.markedTerm;
 
   private storeRole(name: string, role: LinkRole, term: number): void {
     const value: StoredRole = { role, term };
     this.host.store.area(ROLE_AREA).put(name, Buffer.from(JSON.stringify(value), 'utf8'))
       .catch((err: Error) => this.logger.warn({ link: name, role, err: err.message }, 'link role not stored (a restart starts it as the previous role)'));
-      if (region) this.markHolder(region, config.name, slot);
   }
 
-  private newSlot(name: string, role: LinkRole): LinkSlot {
-    const slot: LinkSlot = { role, openGate: () => undefined, gateOpen: false, inRegion: role === 'active', remoteFilters: new Set(), lastEnqueueAt: 0, term: 0 };
-    this.slots.set(name, slot);
-    return slot;
-  }
-
-  private openGate(slot: LinkSlot): void {
-    slot.gateOpen = true;
-    slot.openGate();
-  }
-
-  private dropSlot(name: string): void {
-    this.sidecarRegion?.releaseControl(name);
-    this.slots.delete(name);
-  }
-
-  private roleOf(name: string): LinkRole {
-    return this.slots.get(name)?.role ?? 'active';
-  }
   /** Puts this agent's holder marker for the link (its term) into the region, replacing an older one. */
   private markHolder(region: SidecarRegion, name: string, slot: LinkSlot): void {
     if (slot.markedTerm === slot.term) return;
@@ -761,6 +742,27 @@ export class LinkAgent {
     slot.markedTerm = undefined;
   }
 
+  private newSlot(name: string, role: LinkRole): LinkSlot {
+    const slot: LinkSlot = { role, openGate: () => undefined, gateOpen: false, inRegion: role === 'active', remoteFilters: new Set(), lastEnqueueAt: 0, term: 0 };
+    this.slots.set(name, slot);
+    return slot;
+  }
+
+  private openGate(slot: LinkSlot): void {
+    slot.gateOpen = true;
+    slot.openGate();
+  }
+
+  private dropSlot(name: string): void {
+    const slot = this.slots.get(name);
+    if (this.sidecarRegion && slot) this.unmarkHolder(this.sidecarRegion, name, slot);
+    this.sidecarRegion?.releaseControl(name);
+    this.slots.delete(name);
+  }
+
+  private roleOf(name: string): LinkRole {
+    return this.slots.get(name)?.role ?? 'active';
+  }
 
   private linkContext(gate: Promise<void>): LinkContext {
     const { host } = this;
@@ -773,8 +775,6 @@ export class LinkAgent {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),
       remoteRoute: (link, op, filter) => {
-    const slot = this.slots.get(name);
-    if (this.sidecarRegion && slot) this.unmarkHolder(this.sidecarRegion, name, slot);
         if (region) this.remoteRouteChanged(region, link, op, filter);
         if (op === 'add') this.syncRetained(link, filter);
       },
@@ -816,6 +816,10 @@ export class LinkAgent {
         clearTimeout(this.roleTimer);
         this.roleTimer = setTimeout(() => this.assignRoles(), joinedOnly ? AGENT_JOIN_SETTLE_MS : AGENT_CHANGE_SETTLE_MS);
       });
+      if (this.freshStart) await new Promise((resolve) => setTimeout(resolve, FIRST_ASSIGN_SETTLE_MS));
+      if (this.stopped) return;
+      this.rolesAssigned = true;
+      this.assignRoles();
       this.drainTimer = setInterval(() => this.checkDraining(), DRAIN_CHECK_MS);
       this.drainTimer.unref();
     });
@@ -855,6 +859,9 @@ export class LinkAgent {
     const region = this.sidecarRegion;
     if (!region || this.stopped) return;
     const agents = region.liveAgents();
+    const now = Date.now();
+    const grace = this.moveGraceMs;
+    let nextCheck = Number.POSITIVE_INFINITY;
     for (const name of this.links.keys()) {
       const slot = this.slots.get(name);
       if (!slot) continue;
@@ -876,10 +883,11 @@ export class LinkAgent {
       if (role === 'active') this.activate(region, name, slot, term);
       else this.deactivate(region, name, slot);
     }
-      if (this.freshStart) await new Promise((resolve) => setTimeout(resolve, FIRST_ASSIGN_SETTLE_MS));
-      if (this.stopped) return;
-      this.rolesAssigned = true;
-      this.assignRoles();
+    clearTimeout(this.graceTimer);
+    if (Number.isFinite(nextCheck)) {
+      this.graceTimer = setTimeout(() => this.assignRoles(), Math.max(0, nextCheck - Date.now()) + AGENT_JOIN_SETTLE_MS);
+      this.graceTimer.unref();
+    }
   }
 
   private activate(region: SidecarRegion, name: string, slot: LinkSlot, term: number): void {
@@ -887,13 +895,11 @@ export class LinkAgent {
     slot.term = term;
     this.storeRole(name, 'active', term);
     region.claimControl(name);
+    this.markHolder(region, name, slot);
     if (!slot.inRegion) for (const filter of slot.remoteFilters) region.addRoute(filter, linkRouteId(name));
     slot.inRegion = true;
     this.openGate(slot);
   }
-    const now = Date.now();
-    const grace = this.moveGraceMs;
-    let nextCheck = Number.POSITIVE_INFINITY;
 
   /**
    * Another agent serves the link now. The control routes and remote routes go after a delay, so that the new
@@ -903,23 +909,18 @@ export class LinkAgent {
   private deactivate(region: SidecarRegion, name: string, slot: LinkSlot): void {
     slot.role = 'standby';
     this.storeRole(name, 'standby', slot.term);
-    clearTimeout(this.graceTimer);
-    if (Number.isFinite(nextCheck)) {
-      this.graceTimer = setTimeout(() => this.assignRoles(), Math.max(0, nextCheck - Date.now()) + AGENT_JOIN_SETTLE_MS);
-      this.graceTimer.unref();
-    }
     const since = Date.now();
     const release = (): void => {
       if (this.slots.get(name) !== slot || slot.role !== 'standby' || this.stopped) return;
       const taken = [...this.controlOwners.get(name) ?? []].some((owner) => owner !== this.host.nodeName);
       if (!taken && Date.now() - since < CONTROL_RELEASE_MAX_MS) {
         setTimeout(release, 50).unref();
-    this.markHolder(region, name, slot);
         return;
       }
       setTimeout(() => {
         if (this.slots.get(name) !== slot || slot.role !== 'standby') return;
         region.releaseControl(name);
+        this.unmarkHolder(region, name, slot);
         if (slot.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
         slot.inRegion = false;
         this.logger.info({ link: name, takenOver: taken }, 'link routes released to the active agent');
@@ -939,7 +940,6 @@ export class LinkAgent {
       if (!slot.gateOpen && link.queue.depth > 0) {
         this.logger.info({ link: name, depth: link.queue.depth }, 'standby link drains its queue to the remote');
         this.openGate(slot);
-        this.unmarkHolder(region, name, slot);
       } else if (slot.gateOpen && !slot.inRegion && link.queue.depth === 0 && Date.now() - slot.lastEnqueueAt > DRAIN_QUIET_MS) {
         this.applying = this.applying.then(() => this.recycle(name, link));
       }
@@ -966,6 +966,12 @@ export class LinkAgent {
     this.restarting.delete(name);
   }
 
+  /** Link → agent → term, as this agent sees the holders (its own slot included). */
+  private describeHolders(): Record<string, Record<string, number>> {
+    const live = this.sidecarRegion?.liveAgents() ?? [];
+    return Object.fromEntries([...this.slots].map(([name, slot]) => [name, Object.fromEntries(this.holdersOf(name, slot, live))]));
+  }
+
   private describe(): object {
     return {
       cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError,
@@ -976,12 +982,6 @@ export class LinkAgent {
     };
   }
 }
-  /** Link → agent → term, as this agent sees the holders (its own slot included). */
-  private describeHolders(): Record<string, Record<string, number>> {
-    const live = this.sidecarRegion?.liveAgents() ?? [];
-    return Object.fromEntries([...this.slots].map(([name, slot]) => [name, Object.fromEntries(this.holdersOf(name, slot, live))]));
-  }
-
 
 function parseStoredRole(text: string): StoredRole | undefined {
   // Before terms the value was the bare role.

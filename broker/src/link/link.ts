@@ -54,7 +54,8 @@ export interface LinkStatus {
   remoteAgents: number;
   bootstraps: number;
   lastBootstrapAt: string | null;
-  queue: { depth: number; bytes: number; maxBytes: number; oldestAgeMs: number; whenFull: string };
+  /** `repeatsSkipped`: messages published again with a publish identity the queue had taken (not queued twice). */
+  queue: { depth: number; bytes: number; maxBytes: number; oldestAgeMs: number; whenFull: string; repeatsSkipped: number };
   forwarded: number;
   received: number;
   deduplicated: number;
@@ -297,7 +298,7 @@ export class Link {
       remoteAgents: this.receiver.sync.lanes().filter((l) => !l.local).length,
       bootstraps: this.bootstraps,
       lastBootstrapAt: this.lastBootstrapAt?.toISOString() ?? null,
-      queue: { depth: this.queue.depth, bytes: this.queue.bytes, maxBytes: this.queue.maxBytes, oldestAgeMs: this.queue.oldestAgeMs(), whenFull: this.config.queue.whenFull },
+      queue: { depth: this.queue.depth, bytes: this.queue.bytes, maxBytes: this.queue.maxBytes, oldestAgeMs: this.queue.oldestAgeMs(), whenFull: this.config.queue.whenFull, repeatsSkipped: this.queue.repeatsSkipped },
       envelopes: !this.connected || this.envelopeVersion === null ? null : this.envelopeVersion === BATCH_VERSION ? 'batch' : 'single',
       ...this.counters,
       lostQueueReports: [...this.lostQueueReports],

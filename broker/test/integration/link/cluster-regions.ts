@@ -28,6 +28,8 @@ export class ClusterRegion {
   private readonly sidecarArgs: string[][] = [];
   readonly dir: string;
   private nodeExtra: string[] = [];
+  /** How each node was started (cluster port, seeds, flags), so it can be started again on the same ones. */
+  private readonly nodeStarts = new Map<string, { role: 'core' | 'replicant'; clusterPort: number; seeds: string[]; extra: string[] }>();
 
   constructor(readonly name: string) {
     this.dir = mkdtempSync(path.join(tmpdir(), `meridian-link-cluster-${name}-`));
@@ -111,7 +113,20 @@ export class ClusterRegion {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Starts the core or the replicant again (after a kill) on its data directory, name, cluster port and flags. */
+  async restartNode(which: 'core' | 'replicant'): Promise<BrokerProcess> {
+    const nodeName = which === 'core' ? this.coreName : `${this.name}-replicant`;
+    const start = this.nodeStarts.get(nodeName);
+    if (!start) throw new Error(`region ${this.name} has no ${which} to restart`);
+    await (which === 'core' ? this.core : this.replicant)?.stop('SIGKILL');
+    const node = await this.startNode(nodeName, start.role, start.clusterPort, start.seeds, start.extra);
+    if (which === 'core') this.core = node;
+    else this.replicant = node;
+    return node;
+  }
+
   private startNode(nodeName: string, role: 'core' | 'replicant', clusterPort: number, seeds: string[], extra: string[]): Promise<BrokerProcess> {
+    this.nodeStarts.set(nodeName, { role, clusterPort, seeds, extra });
     return BrokerProcess.start({
       nodeName, dataDir: path.join(this.dir, nodeName),
       args: [
