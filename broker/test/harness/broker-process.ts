@@ -17,6 +17,8 @@ export interface BrokerProcessOptions {
   dataDir?: string;
   nodeName?: string;
   startTimeoutMs?: number;
+  /** The `meridian` entry point to run; default this tree's build (MERIDIAN_BIN). */
+  bin?: string;
 }
 
 export interface ListenerInfo {
@@ -49,7 +51,7 @@ export class BrokerProcess {
   static async start(options: BrokerProcessOptions = {}): Promise<BrokerProcess> {
     const ownsDataDir = options.dataDir === undefined;
     const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'meridian-test-'));
-    const args = [MERIDIAN_BIN, 'broker', '--mqtt-port', '0', '--admin-port', '0', '--data-dir', dataDir,
+    const args = [options.bin ?? MERIDIAN_BIN, 'broker', '--mqtt-port', '0', '--admin-port', '0', '--data-dir', dataDir,
       '--node-name', options.nodeName ?? 'test-node', '--log-level', 'info'];
     if (options.configYaml !== undefined) {
       const file = path.join(dataDir, '..', `${path.basename(dataDir)}.config.yaml`);

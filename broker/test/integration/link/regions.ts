@@ -22,7 +22,8 @@ export class Region {
   readonly dir: string;
   readonly dataDir: string;
 
-  constructor(readonly name: string) {
+  /** `bin`: the `meridian` entry point to run (another build, e.g. an older commit's); default this tree's. */
+  constructor(readonly name: string, private readonly bin?: string) {
     this.dir = mkdtempSync(path.join(tmpdir(), `meridian-link-${name}-`));
     this.dataDir = path.join(this.dir, 'data');
   }
@@ -43,7 +44,7 @@ export class Region {
   /** Starts (or restarts) the node on the same data directory; its MQTT port changes. */
   async boot(): Promise<void> {
     this.broker = await BrokerProcess.start({
-      dataDir: this.dataDir, nodeName: `${this.name}-1`,
+      dataDir: this.dataDir, nodeName: `${this.name}-1`, bin: this.bin,
       args: ['--cluster-name', this.name, '--links', this.linksFile, '--users-file', path.join(this.dir, 'users.yaml')],
     });
   }
