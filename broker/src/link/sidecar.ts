@@ -7,6 +7,9 @@ import { ClusterMetrics } from '../cluster/metrics.js';
 import { RouteSyncDriver } from '../cluster/route-sync-driver.js';
 import { Rpc } from '../cluster/rpc.js';
 import { ClusterRoutes } from '../cluster/shared-subscriptions.js';
+import { RememberedMembers } from '../cluster/remembered-members.js';
+import { TableReadiness } from '../cluster/table-readiness.js';
+import type { StoreArea } from '../store/index.js';
 import { Channel, ClusterTransport, readClusterSecret, SendFailure, type ConnectedPeer, type Delivery } from '../cluster/transport/index.js';
 import type { Logger } from '../log/logger.js';
 import { exportOwnLaneOnly, RouteSync, type RouteSyncEvent } from '../routesync/index.js';
@@ -28,6 +31,8 @@ export interface LinkSidecarOptions {
   incarnation: number;
   logger: Logger;
   metrics: BrokerMetrics;
+  /** Store area of the members seen (`RememberedMembers`): after a restart the agent waits for them too. */
+  membersArea?: StoreArea;
 }
 
 /** A cluster-forwarded copy reaching the agent from node `from`; resolves when it may be acknowledged. */
@@ -47,6 +52,8 @@ const CONTROL_ROUTE_ID = linkRouteId('$control');
 const NOT_HANDED_OVER = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
 /** Pause between two attempts to hand a copy to a node that still holds matching routes (restarting, reconnecting). */
 const RESEND_PAUSE_MS = 250;
+/** The members whose lanes the sidecar needs before publishing into the region: the nodes with clients. */
+const NODE_ROLES: ReadonlySet<string> = new Set(['core', 'replicant']);
 /** Rpc notifications every member gets that concern nodes with clients only. */
 const IGNORED_NOTIFICATIONS = ['retained', 'session.claims'];
 
@@ -70,13 +77,12 @@ export class LinkSidecar implements SidecarRegion {
   private readonly attached: Promise<SidecarIntake>;
   private resolveAttached!: (intake: SidecarIntake) => void;
   /**
-   * Set once the regional table is here (or the wait gave up): a linked message published before would find no
-   * route and be lost, so copies wait for it.
+   * The regional table is here (or the wait gave up): a linked message published before would find no route and be
+   * lost, so copies wait for it. Shared with the nodes (`TableReadiness`); the sidecar needs the nodes' lanes only.
    */
-  readonly tableReady: Promise<void>;
-  private resolveTableReady!: () => void;
-  private ready = false;
-  private readyTimers: NodeJS.Timeout[] = [];
+  private readonly readiness: TableReadiness;
+  /** The addresses discovery found at the join: the table is not complete before each was dialed once. */
+  private initialAddresses?: string[];
   private readonly agentWatchers = new Set<() => void>();
   private readonly claimed = new Set<string>();
   /** Set when the agent begins to stop: copies not handed over / not taken from now on are never acknowledged. */
@@ -88,10 +94,10 @@ export class LinkSidecar implements SidecarRegion {
     readonly sync: RouteSync,
     /** The regional table (route sync's sink): ordinary routes and shared-subscription groups. */
     private readonly routes: ClusterRoutes,
+    private readonly remembered?: RememberedMembers,
   ) {
     this.logger = options.logger.child({ component: 'link-sidecar' });
     this.attached = new Promise((resolve) => { this.resolveAttached = resolve; });
-    this.tableReady = new Promise((resolve) => { this.resolveTableReady = resolve; });
     this.membership = new Membership(options.nodeName);
     this.metrics = new ClusterMetrics(options.metrics);
     this.rpc = new Rpc(transport, this.logger);
@@ -99,9 +105,18 @@ export class LinkSidecar implements SidecarRegion {
       send: (nodeId, channel, payload) => transport.send(nodeId, channel, payload),
       resetPeer: (nodeId, reason) => transport.removePeer(nodeId, reason),
     }, this.metrics, this.logger);
+    this.readiness = new TableReadiness({
+      sync,
+      membership: this.membership,
+      needsSource: true,
+      tableSources: () => (this.upstream === undefined ? [] : [this.upstream]),
+      discoverySettled: () => this.initialAddresses !== undefined && this.initialAddresses.every((a) => transport.dialAttempted(a)),
+    }, { waitMs: (options.routeTtlSeconds * 1000) / 2, remembered: remembered?.previous ?? new Map(), roles: NODE_ROLES, logger: this.logger });
+    if (remembered) void this.readiness.ready.then(() => remembered.settle());
   }
 
   get nodeId(): string { return this.options.nodeName; }
+  get tableReady(): Promise<void> { return this.readiness.ready; }
   get upstreamCore(): string | undefined { return this.upstream; }
 
   /**
@@ -116,12 +131,13 @@ export class LinkSidecar implements SidecarRegion {
       logger: options.logger,
     });
     const routes = new ClusterRoutes();
+    const remembered = options.membersArea ? await RememberedMembers.open(options.membersArea, options.logger.child({ component: 'link-sidecar' })) : undefined;
     const sidecar: LinkSidecar = new LinkSidecar(options, transport, new RouteSync({
       cluster: options.clusterName, actor: options.nodeName, incarnation: options.incarnation, role: 'agent',
       ttlMs: options.routeTtlSeconds * 1000, policy: exportOwnLaneOnly,
       sink: watchedSink(routes, (op, filter, owner, routeId) => sidecar.routeChanged(op, filter, owner, routeId)),
       onEvent: (event) => sidecar.onRouteSyncEvent(event),
-    }), routes);
+    }), routes, remembered);
     sidecar.wire();
     return sidecar;
   }
@@ -134,31 +150,13 @@ export class LinkSidecar implements SidecarRegion {
     this.driver.start();
     this.discovery = new Discovery({
       seeds: options.seeds, clusterPort: options.clusterPort, intervalMs: 30_000, self: address, logger: this.logger,
-    }, (addresses) => addresses.forEach((a) => transport.connect(a)));
+    }, (addresses) => {
+      this.initialAddresses ??= addresses;
+      addresses.forEach((a) => transport.connect(a));
+    });
     await this.discovery.start();
-    this.logger.info({ address, seeds: options.seeds }, 'link agent joining its cluster');
-    const poll = setInterval(() => this.checkTableReady(), 100);
-    const giveUp = setTimeout(() => this.markTableReady(false), (options.routeTtlSeconds * 1000) / 2);
-    this.readyTimers.push(poll, giveUp);
-  }
-
-  /** Ready when the upstream core's stream is open and every node it told about is connected with its lane here. */
-  private checkTableReady(): void {
-    if (this.ready || this.upstream === undefined) return;
-    const inbound = this.sync.peers().find((p) => p.peer === this.upstream)?.inbound;
-    if (!inbound || inbound.assembling > 0) return;
-    const lanes = new Set(this.sync.lanes().map((l) => l.actor));
-    const nodes = this.membership.list().filter((m) => m.role === 'core' || m.role === 'replicant');
-    if (nodes.every((m) => m.connected && lanes.has(m.nodeId))) this.markTableReady(true);
-  }
-
-  private markTableReady(complete: boolean): void {
-    if (this.ready) return;
-    this.ready = true;
-    for (const timer of this.readyTimers) clearTimeout(timer);
-    if (complete) this.logger.info({ lanes: this.sync.lanes().length }, 'regional route table received');
-    else this.logger.warn({ lanes: this.sync.lanes().length }, 'regional route table still incomplete (nodes without routes, or unreachable): publishing into the region anyway');
-    this.resolveTableReady();
+    this.logger.info({ address, seeds: options.seeds, remembered: [...(this.remembered?.previous.keys() ?? [])] }, 'link agent joining its cluster');
+    this.readiness.start();
   }
 
   /** Where the Forward-channel copies go (the agent's `forwarded`); copies that arrived earlier wait for it. */
@@ -238,7 +236,7 @@ export class LinkSidecar implements SidecarRegion {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const timer of this.readyTimers) clearTimeout(timer);
+    this.readiness.stop();
     this.discovery?.stop();
     this.driver.stop();
     this.rpc.close();
@@ -303,7 +301,7 @@ export class LinkSidecar implements SidecarRegion {
       return;
     }
     const intake = this.intake;
-    const handled = intake && this.ready ? intake(message, fromNode) : Promise.all([this.attached, this.tableReady]).then(([later]) => later(message, fromNode));
+    const handled = intake && this.readiness.isReady ? intake(message, fromNode) : Promise.all([this.attached, this.tableReady]).then(([later]) => later(message, fromNode));
     delivery.defer(handled.catch((err: Error) => {
       if (this.stopping) {
         // Never acknowledged: the sending node gets a failure when this transport closes and hands the copy to the
@@ -319,6 +317,7 @@ export class LinkSidecar implements SidecarRegion {
 
   private onPeerUp(peer: ConnectedPeer): void {
     this.membership.up(peer);
+    if (NODE_ROLES.has(peer.role)) this.remembered?.seen(peer.nodeId, { role: peer.role, address: peer.address });
     if (peer.role === 'agent') this.agentWatchers.forEach((watcher) => watcher());
     this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address }, 'cluster peer connected');
     if (peer.role === 'core' && this.upstream === undefined) this.chooseUpstream();
@@ -348,6 +347,7 @@ export class LinkSidecar implements SidecarRegion {
   }
 
   private onRouteSyncEvent(event: RouteSyncEvent): void {
+    if (event.type === 'lane_expired' && !this.membership.get(event.actor)?.connected) this.remembered?.forget(event.actor);
     if (event.type === 'stream_refused' || event.type === 'stream_rejected') this.logger.error({ ...event }, 'route sync refused');
     else this.logger.info({ ...event }, `route sync: ${event.type}`);
   }
