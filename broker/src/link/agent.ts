@@ -224,6 +224,8 @@ export class LinkAgent {
   private aliveTimer?: NodeJS.Timeout;
   private graceTimer?: NodeJS.Timeout;
   private readonly waitingLogged = new Set<string>();
+  /** Set while copies wait for the remote routes: every copy arriving meanwhile waits on it too (arrival order). */
+  private routesGate?: Promise<void>;
   private constructor(
     private readonly host: LinkAgentBase,
     private readonly local: LocalSide,
@@ -351,7 +353,8 @@ export class LinkAgent {
     if (linked) return;
     // A standby link being restarted closed must not miss a copy (the cluster acknowledges it anyway).
     if (this.restarting.size > 0) await Promise.all(this.restarting.values());
-    await this.untilRemoteRoutesKnown(message.topic);
+    const held = this.untilRemoteRoutesKnown(message.topic);
+    if (held) await held;
     if (this.stopped) throw new Error(`'${message.topic}' not queued: the link agent is stopping`);
     const origin = copy && from !== undefined ? { node: from, ...copy } : undefined;
     const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() }, origin);
@@ -364,13 +367,26 @@ export class LinkAgent {
    * restored, no remote agent's lane since the start), `wants()` would drop it, so the copy waits (unacknowledged)
    * until the remote's routes are here, at most one route TTL after the link's start (`Link.awaitingRemoteRoutes`).
    */
-  private async untilRemoteRoutesKnown(topic: string): Promise<void> {
-    const pending = (): Link[] => [...this.links.values()].filter((link) =>
-      (!this.rolesAssigned || this.roleOf(link.name) === 'active') && link.awaitingRemoteRoutes && !link.wants(topic));
-    if (this.stopped || pending().length === 0) return;
+  private untilRemoteRoutesKnown(topic: string): Promise<void> | undefined {
+    // Once a copy is held, every later one waits behind it and all go on together, in arrival order (one promise:
+    // its reactions run in registration order): a newer copy must not be queued before an older held one.
+    if (this.routesGate) {
+      this.heldForRoutes++;
+      return this.routesGate;
+    }
+    const awaiting = (): Link[] => [...this.links.values()].filter((link) =>
+      (!this.rolesAssigned || this.roleOf(link.name) === 'active') && link.awaitingRemoteRoutes);
+    const pending = awaiting().filter((link) => !link.wants(topic));
+    if (this.stopped || pending.length === 0) return undefined;
     this.heldForRoutes++;
-    if (this.heldForRoutes === 1) this.logger.info({ topic, links: pending().map((l) => l.name) }, 'copies wait for the remote routes (none restored, none received yet)');
-    while (!this.stopped && pending().length > 0) await new Promise((resolve) => setTimeout(resolve, ROUTES_KNOWN_POLL_MS));
+    this.logger.info({ topic, links: pending.map((l) => l.name) }, 'copies wait for the remote routes (none restored, none received yet)');
+    const gate = (async (): Promise<void> => {
+      while (!this.stopped && awaiting().length > 0) await new Promise((resolve) => setTimeout(resolve, ROUTES_KNOWN_POLL_MS));
+    })().finally(() => {
+      if (this.routesGate === gate) this.routesGate = undefined;
+    });
+    this.routesGate = gate;
+    return gate;
   }
 
   /**
@@ -770,7 +786,7 @@ export class LinkAgent {
     // The embedded agent has no gate (its links are always active and dial at once).
     const exportReady = this.sidecarRegion ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
     return {
-      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady,
+      localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady, dedup: this.dedup,
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),

@@ -91,6 +91,16 @@ export class DedupWindow {
     return (await this.load(`${cluster}\u0000${agent}`)).mark;
   }
 
+  /**
+   * The store epoch known for an origin agent and the mark under it; null when none is known (nothing received
+   * from it, or only a mark from before epochs). Told to the agent when it opens a route-sync stream: an agent
+   * whose store epoch differs lost its previous store.
+   */
+  async known(cluster: string, agent: string): Promise<{ epoch: string; mark: number } | null> {
+    const state = await this.load(`${cluster}\u0000${agent}`);
+    return state.epoch === null ? null : { epoch: state.epoch, mark: state.mark };
+  }
+
   private async publishInOrder(key: string, origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void): Promise<{ verdict: BatchVerdict; recorded: Promise<void>; error?: Error }> {
     const state = await this.load(key);
     const verdict: BatchVerdict = { delivered: 0, duplicates: 0 };

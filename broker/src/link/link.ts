@@ -35,6 +35,8 @@ export interface LinkContext {
   exportReady?: Promise<void>;
   /** The union of the remote agents' filters changed (in a regional cluster: the agent's routes there follow). */
   remoteRoute?: (link: string, op: 'add' | 'delete', filter: string) => void;
+  /** The receiving side's de-dup window: the store epoch it knows for a remote agent is told to that agent (see `receiveRoutes`). */
+  dedup?: DedupWindow;
 }
 
 export interface LinkStatus {
@@ -241,8 +243,28 @@ export class Link {
     if (frame[0] === ROUTESYNC_INIT) {
       this.countBytes('out', 'control', 1);
       this.ctx.respond(capabilitiesTopic(peer), Buffer.from([BATCH_VERSION]));
+      void this.announceKnownEpoch(peer);
     }
     this.receiver.receive(peer, frame);
+  }
+
+  /**
+   * Tells a remote agent that opens a route-sync stream which store epoch of it this side knows and the mark under it
+   * (capabilities with the epoch appended): an agent whose store is new learns so even when the incarnation cannot
+   * tell (a new store starts at incarnation 1). An agent from before this ignores the bytes after the first.
+   */
+  private async announceKnownEpoch(peer: string): Promise<void> {
+    const dedup = this.ctx.dedup;
+    if (!dedup || this.stopped) return;
+    try {
+      const known = await dedup.known(this.name, peer);
+      if (known === null || this.stopped) return;
+      const payload = encodeCapabilities(known);
+      this.countBytes('out', 'control', payload.length);
+      this.ctx.respond(capabilitiesTopic(peer), payload);
+    } catch (err) {
+      this.logger.warn({ agent: peer, err: (err as Error).message }, 'the store epoch known for a remote agent could not be read (not announced)');
+    }
   }
 
   /**
@@ -426,6 +448,8 @@ export class Link {
   /** The remote accepts envelope batches (it sent its capabilities): they are used on this connection. */
   private onCapabilities(payload: Buffer): void {
     const version = payload.length > 0 ? payload[0] : 0;
+    const known = decodeKnownEpoch(payload);
+    if (known !== null && known.epoch !== this.ctx.store.epoch) this.ownStoreNew({ oldEpoch: known.epoch, oldMark: known.mark });
     if (version < BATCH_VERSION || this.envelopeVersion === BATCH_VERSION) return;
     clearTimeout(this.capabilitiesTimer);
     this.capabilitiesTimer = undefined;
@@ -535,6 +559,24 @@ export class Link {
       'remote link agent came back with a new store: its sequences start over; whatever it had queued beyond the old mark was lost with its old store');
   }
 
+  /**
+   * This agent's store is new but the remote knew an earlier one: from the store epoch the remote announced (with its
+   * mark) or from a `stale_incarnation` answer. One report per link start; what a second source tells is added to it.
+   */
+  private ownStoreNew(known: { oldEpoch?: string; oldMark?: number; knownIncarnation?: number }): void {
+    const report = this.lostQueueReports.find((r) => r.kind === 'own-store-new' && r.newEpoch === this.ctx.store.epoch);
+    if (report) {
+      report.oldEpoch ??= known.oldEpoch ?? null;
+      report.oldMark ??= known.oldMark ?? null;
+      report.knownIncarnation ??= known.knownIncarnation ?? null;
+      return;
+    }
+    this.addReport({ kind: 'own-store-new', agent: this.actor, at: new Date().toISOString(), oldEpoch: known.oldEpoch ?? null, newEpoch: this.ctx.store.epoch,
+      oldMark: known.oldMark ?? null, knownIncarnation: known.knownIncarnation ?? null });
+    this.logger.warn({ oldEpoch: known.oldEpoch, oldMark: known.oldMark, knownIncarnation: known.knownIncarnation, epoch: this.ctx.store.epoch },
+      'this link agent\'s store is new but the remote knew an earlier one: whatever the old store had queued for the remote was lost');
+  }
+
   private addReport(report: LostQueueReport): void {
     this.lostQueueReports.push(report);
     if (this.lostQueueReports.length > MAX_LOST_QUEUE_REPORTS) this.lostQueueReports.shift();
@@ -567,11 +609,7 @@ export class Link {
 
   /** The remote saw a newer incarnation of this agent (its store was reset): continue above it. */
   private async renewIncarnation(known: number): Promise<void> {
-    if (this.ctx.store.created && this.incarnation <= known) {
-      this.addReport({ kind: 'own-store-new', agent: this.actor, at: new Date().toISOString(), oldEpoch: null, newEpoch: this.ctx.store.epoch, oldMark: null, knownIncarnation: known });
-      this.logger.warn({ knownIncarnation: known, epoch: this.ctx.store.epoch },
-        'this link agent\'s store is new but the remote knew an earlier one: whatever the old store had queued for the remote was lost');
-    }
+    if (this.ctx.store.created && this.incarnation <= known) this.ownStoreNew({ knownIncarnation: known });
     this.incarnation = await bumpIncarnation(this.ctx.store, this.name, known);
     this.sender.stop();
     this.sender = this.createSender(this.incarnation);
@@ -641,6 +679,21 @@ async function bumpIncarnation(store: NodeStore, link: string, atLeast: number):
   value.writeBigUInt64BE(BigInt(next));
   await area.put(`inc:${link}`, value);
   return next;
+}
+
+/** Capabilities with the store epoch the remote knows for this agent: version (1 B), epoch (8 B), mark (u64). */
+function encodeCapabilities(known: { epoch: string; mark: number }): Buffer {
+  const payload = Buffer.alloc(17);
+  payload[0] = BATCH_VERSION;
+  Buffer.from(known.epoch, 'hex').copy(payload, 1);
+  payload.writeBigUInt64BE(BigInt(known.mark), 9);
+  return payload;
+}
+
+/** The known epoch and mark of capabilities that carry them; null for the plain one-byte form. */
+function decodeKnownEpoch(payload: Buffer): { epoch: string; mark: number } | null {
+  if (payload.length < 17) return null;
+  return { epoch: payload.subarray(1, 9).toString('hex'), mark: Number(payload.readBigUInt64BE(9)) };
 }
 
 /**
