@@ -334,6 +334,9 @@ export class LinkAgent {
       topic: packet.topic, payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
       qos: packet.qos, retain: packet.retain, publisherClientId: client?.id ?? '', timestamp: Date.now(),
     };
+    // A pending QoS 2 message published again after a crash keeps its identity: each link queue takes it once.
+    const publishId = (packet as { publishId?: unknown }).publishId;
+    if (typeof publishId === 'string') message.publishId = publishId;
     const queued = this.enqueue(message);
     if (queued === null) return local(done);
     if (packet.qos === 0) return local(done);
