@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { deserialize, serialize } from 'node:v8';
 import type { AreaOp, StoreArea } from '../store/index.js';
 import { DEFAULT_ARRIVAL_LIMITS, type ArrivalLimits } from '../store/publish-deliveries.js';
+import { decodeQueueEntry, encodeQueueEntry } from './queue-entry-codec.js';
 
 /** A message on its way to a remote cluster, with what the remote needs to publish it as the original. */
 export interface LinkMessage {
@@ -122,7 +122,7 @@ export class LinkQueue {
     const ackedRaw = await area.get(ACKED_KEY);
     const queue = new LinkQueue(name, area, options, ackedRaw ? Number(ackedRaw.readBigUInt64BE()) : 0);
     for (const [key, value] of await area.range(ENTRY_PREFIX)) {
-      const entry = deserialize(value) as QueueEntry;
+      const entry = decodeQueueEntry(value);
       if (entryKey(entry.seq) !== key) throw new Error(`link queue ${name}: entry ${key} holds sequence ${entry.seq}`);
       queue.entries.set(entry.seq, entry);
       queue.totalBytes += entry.bytes;
@@ -201,7 +201,7 @@ export class LinkQueue {
     this.uncommitted.add(entry.seq);
     this.totalBytes += bytes;
     try {
-      if (identity === undefined) await this.area.put(entryKey(entry.seq), serialize(entry));
+      if (identity === undefined) await this.area.put(entryKey(entry.seq), encodeQueueEntry(entry));
       else await this.area.batch(this.identifiedEntryOps(entry, identity));
     } catch (err) {
       // Not stored, and the publisher is not acknowledged (it sends again): not sent either.
@@ -219,7 +219,7 @@ export class LinkQueue {
   /** The entry, its identity record and the deletion of the identities it pushes out of the window: one write. */
   private identifiedEntryOps(entry: QueueEntry, identity: string): AreaOp[] {
     const ops: AreaOp[] = [
-      { type: 'put', key: entryKey(entry.seq), value: serialize(entry) },
+      { type: 'put', key: entryKey(entry.seq), value: encodeQueueEntry(entry) },
       { type: 'put', key: identity, value: encodeIdentity(entry.seq, entry.enqueuedAt) },
     ];
     for (const evicted of this.evictIdentities(identity)) ops.push({ type: 'del', key: evicted });
