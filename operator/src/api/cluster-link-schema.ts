@@ -96,7 +96,7 @@ const statusSchema = object('Observed state, written by the operator from the li
   queueDepth: integer('Messages waiting in the outbound queues (summed over the agents).', { format: 'int64' }),
   queueBytes: integer('Bytes waiting in the outbound queues (summed over the agents).', { format: 'int64' }),
   lagSeconds: integer('Age of the oldest queued message, in seconds.', { format: 'int64' }),
-  lastConnectedTime: string('When the operator saw the link become connected (the agents report no connect time; accurate to the status interval).', { format: 'date-time' }),
+  lastConnectedTime: string('When the link\'s current (or last) connection became connected, as its link agent reports it (connectedSince); for agents that do not report it, when the operator saw the link become connected (accurate to the status interval).', { format: 'date-time' }),
   lastError: string('Last error the agents reported.', { maxLength: 4096 }),
 });
 

@@ -2,9 +2,14 @@
  * The operator's view of the link agents: the `meridian link-agent` sidecar of every core pod serves
  * `GET /api/v1/links` on its admin port (8082 by default; see broker/src/link/README.md "Status and metrics"):
  *
- *   {"cluster", "node", "file", "fileError": string | null, "links": [{"name": "<remote clusterName>",
+ *   {"cluster", "node", "file", "fileError": {"path", "reason", "since"} | null, "links": [{"name": "<remote clusterName>",
  *    "state": "connecting" | "connected" | "disconnected" | "misconfigured" | "disabled", "lastError": string | null,
- *    "role"?: "active" | "standby", "routesSent", "routesReceived", "queue": {"depth", "bytes", "oldestAgeMs", …}, …}]}
+ *    "connectedSince": ISO time | null, "role"?: "active" | "standby", "routesSent", "routesReceived",
+ *    "queue": {"depth", "bytes", "oldestAgeMs", …}, …}]}
+ *
+ * `fileError`: the agent cannot apply its links file (unreadable, not YAML, not a `links:` list) and keeps running
+ * the previous one; agents from before it was an object sent a string (taken as the reason, path unknown).
+ * `connectedSince`: when the link's current connection became connected; agents from before it omit it.
  *
  * Running links (connecting, connected, disconnected) carry the route and queue figures; misconfigured and disabled
  * entries carry only name, state and lastError. Extra fields are ignored; a field the operator uses that has the
@@ -25,15 +30,25 @@ export interface AgentLinkReport {
   state: AgentLinkState;
   lastError: string | null;
   role: AgentRole;
+  /** When the current connection became connected (null: not connected; undefined: an agent that does not say). */
+  connectedSince?: string | null;
   /** Present for running links (connecting, connected, disconnected). */
   figures?: { routesSent: number; routesReceived: number; queueDepth: number; queueBytes: number; oldestAgeMs: number };
+}
+
+/** Why an agent does not apply its links file (it keeps running the last good one). */
+export interface AgentFileError {
+  /** The links file; null when the agent did not say (older agents). */
+  path: string | null;
+  reason: string;
+  /** When the agent first saw the problem; null when it did not say. */
+  since: string | null;
 }
 
 export interface AgentReport {
   /** The agent's node name, when it says. */
   node?: string;
-  /** Why the agent could not read its links file (it keeps the last good one). */
-  fileError: string | null;
+  fileError: AgentFileError | null;
   links: AgentLinkReport[];
 }
 
@@ -73,12 +88,30 @@ function nullableStringAt(obj: Fields, key: string, path: string): string | null
   throw new ReportError(`${path}.${key}: expected a string or null, got ${JSON.stringify(value)}`);
 }
 
+function timeAt(obj: Fields, key: string, path: string): string | null | undefined {
+  const value = obj[key];
+  if (value === undefined || value === null) return value;
+  if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw new ReportError(`${path}.${key}: expected an ISO time or null, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function parseFileError(value: unknown): AgentFileError | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return { path: null, reason: value, since: null };
+  const e = objectAt(value, 'response.fileError');
+  if (typeof e.reason !== 'string' || !e.reason) throw new ReportError(`response.fileError.reason: expected a non-empty string, got ${JSON.stringify(e.reason)}`);
+  const path = e.path === undefined ? null : nullableStringAt(e, 'path', 'response.fileError');
+  return { path, reason: e.reason, since: timeAt(e, 'since', 'response.fileError') ?? null };
+}
+
 function parseLink(entry: unknown, path: string): AgentLinkReport {
   const e = objectAt(entry, path);
   if (typeof e.name !== 'string' || !e.name) throw new ReportError(`${path}.name: expected a non-empty string, got ${JSON.stringify(e.name)}`);
   if (!AGENT_LINK_STATES.includes(e.state as AgentLinkState)) throw new ReportError(`${path}.state: ${JSON.stringify(e.state)} is not one of ${AGENT_LINK_STATES.join(', ')}`);
   if (e.role !== undefined && e.role !== 'active' && e.role !== 'standby') throw new ReportError(`${path}.role: ${JSON.stringify(e.role)} is not active or standby`);
   const report: AgentLinkReport = { name: e.name, state: e.state as AgentLinkState, lastError: nullableStringAt(e, 'lastError', path), role: (e.role as AgentRole | undefined) ?? 'active' };
+  const connectedSince = timeAt(e, 'connectedSince', path);
+  if (connectedSince !== undefined) report.connectedSince = connectedSince;
   if (report.state === 'misconfigured' || report.state === 'disabled') return report;
   const queue = objectAt(e.queue, `${path}.queue`);
   report.figures = {
@@ -95,7 +128,10 @@ function parseLink(entry: unknown, path: string): AgentLinkReport {
 export function parseAgentReport(body: unknown): AgentReport {
   const top = objectAt(body, 'response');
   if (!Array.isArray(top.links)) throw new ReportError(`response.links: expected an array, got ${JSON.stringify(top.links)}`);
-  const fileError = top.fileError === undefined ? null : nullableStringAt(top, 'fileError', 'response');
+  if (top.fileError !== undefined && top.fileError !== null && typeof top.fileError !== 'string' && (typeof top.fileError !== 'object' || Array.isArray(top.fileError))) {
+    throw new ReportError(`response.fileError: expected an object, a string or null, got ${JSON.stringify(top.fileError)}`);
+  }
+  const fileError = parseFileError(top.fileError);
   const node = typeof top.node === 'string' ? top.node : undefined;
   return { ...(node ? { node } : {}), fileError, links: top.links.map((l, i) => parseLink(l, `response.links[${i}]`)) };
 }
@@ -108,6 +144,8 @@ export interface MergedLinkStatus {
   lastError: string | null;
   /** Pod of the agent whose report counts. */
   agentPod: string;
+  /** From the counting report: when its connection became connected (null: not connected; undefined: not said). */
+  connectedSince?: string | null;
   activeAgents: number;
   standbyAgents: number;
   /** From the counting report; queue figures summed (depth, bytes) or the maximum (oldest age) over every agent. */
@@ -123,6 +161,8 @@ export interface MergedAgents {
   answered: number;
   /** Pod → why it gave no report. */
   failed: Map<string, string>;
+  /** Pod → why its agent does not apply the links file (it runs the previous one), for agents that answered. */
+  fileErrors: Map<string, AgentFileError>;
   links: Map<string, MergedLinkStatus>;
 }
 
@@ -140,6 +180,7 @@ function mergeOne(reports: readonly { pod: string; link: AgentLinkReport }[]): M
     state: winner.link.state,
     lastError: winner.link.lastError,
     agentPod: winner.pod,
+    ...(winner.link.connectedSince === undefined ? {} : { connectedSince: winner.link.connectedSince }),
     activeAgents: reports.filter((r) => r.link.role === 'active').length,
     standbyAgents: reports.filter((r) => r.link.role === 'standby').length,
   };
@@ -160,6 +201,7 @@ function mergeOne(reports: readonly { pod: string; link: AgentLinkReport }[]): M
 /** One status per link from every agent's report (pure). */
 export function mergeAgentPolls(polls: readonly AgentPoll[]): MergedAgents {
   const failed = new Map<string, string>();
+  const fileErrors = new Map<string, AgentFileError>();
   const byLink = new Map<string, { pod: string; link: AgentLinkReport }[]>();
   let answered = 0;
   for (const poll of polls) {
@@ -168,10 +210,11 @@ export function mergeAgentPolls(polls: readonly AgentPoll[]): MergedAgents {
       continue;
     }
     answered++;
+    if (poll.report.fileError) fileErrors.set(poll.endpoint.pod, poll.report.fileError);
     for (const link of poll.report.links) byLink.set(link.name, [...(byLink.get(link.name) ?? []), { pod: poll.endpoint.pod, link }]);
   }
   const links = new Map([...byLink].map(([name, reports]) => [name, mergeOne(reports)]));
-  return { answered, failed, links };
+  return { answered, failed, fileErrors, links };
 }
 
 /** Pods whose agent answered and still lists the link `name`. */

@@ -2,13 +2,15 @@
  * A ClusterLink's status (pure). Configured and SecretsResolved are known from the operator's own work (the
  * render and the Secrets it read); Connected and Ready come from what the link agents report on `/api/v1/links`
  * (merged over the agents of the cluster's core pods), and are Unknown (reason LinkStatusUnavailable) while no
- * agent answers. The agents report no connect time: lastConnectedTime is when the operator saw the link become
- * connected (accurate to the status interval).
+ * agent answers. lastConnectedTime is the agent's `connectedSince` (when its current connection became connected);
+ * for agents that do not report it, when the operator saw the link become connected (accurate to the status
+ * interval). An agent that cannot apply its links file (`fileError`) runs the previous one: the links of its cluster
+ * are then Configured=False with reason LinksFileError (the current spec may not be what runs).
  */
 import type { ClusterLink, ClusterLinkStatus } from '../api/types.js';
 import { summarizeIssues, type ValidationIssue } from '../api/validate.js';
 import type { SecretData, SkippedLink } from '../render/index.js';
-import type { MergedLinkStatus } from './link-agents.js';
+import type { AgentFileError, MergedLinkStatus } from './link-agents.js';
 import { condition, mergeConditions, type ConditionInput } from './conditions.js';
 
 /** Where the link's cluster stands, as far as this link is concerned. */
@@ -29,6 +31,8 @@ export interface LinkObservation {
   runtime: MergedLinkStatus | undefined;
   /** Whether any link agent answered at all (a link missing from an answer has not been loaded yet). */
   agentsAnswered: boolean;
+  /** Pod → why the link agent there does not apply the links file (agents of the link's cluster). */
+  agentFileErrors?: ReadonlyMap<string, AgentFileError>;
   now: string;
 }
 
@@ -97,10 +101,27 @@ function fromAgents(runtime: MergedLinkStatus, remote: string): ConditionInput {
   }
 }
 
+/** The agents' links-file problems in one message (pods sorted), or null when every agent applies its file. */
+export function linksFileErrorMessage(errors: ReadonlyMap<string, AgentFileError> | undefined): string | null {
+  if (!errors || errors.size === 0) return null;
+  const parts = [...errors].sort(([a], [b]) => a.localeCompare(b)).map(([pod, e]) =>
+    `agent of pod ${pod} cannot apply the links file${e.path ? ` ${e.path}` : ''}${e.since ? ` (since ${e.since})` : ''}: ${e.reason}`);
+  return `${parts.join('; ')}; the agents keep running the previous links file`;
+}
+
+/** Configured=True from the operator's side is not yet what runs while an agent cannot apply the links file. */
+function appliedByAgents(configuredCondition: ConditionInput, obs: LinkObservation): ConditionInput {
+  const message = linksFileErrorMessage(obs.agentFileErrors);
+  if (configuredCondition.status !== 'True' || message === null) return configuredCondition;
+  return condition('Configured', 'False', 'LinksFileError', message);
+}
+
 function connected(obs: LinkObservation, configuredCondition: ConditionInput): ConditionInput {
   if (configuredCondition.status !== 'True') return condition('Connected', 'False', 'NotConfigured', 'the link is not in the link agents\' configuration');
   if (obs.link.spec.enabled === false) return condition('Connected', 'False', 'Disabled', 'spec.enabled is false');
   if (!obs.agentsAnswered) return condition('Connected', 'Unknown', 'LinkStatusUnavailable', 'no link agent answered on /api/v1/links (no running core pod, or its agent is unreachable)');
+  const fileError = linksFileErrorMessage(obs.agentFileErrors);
+  if (!obs.runtime && fileError) return condition('Connected', 'Unknown', 'LinksFileError', `the link agents do not list this link: ${fileError}`);
   if (!obs.runtime) return condition('Connected', 'Unknown', 'LinkStatusUnavailable', 'the link agents do not list this link yet (links file not reloaded yet?)');
   return fromAgents(obs.runtime, obs.link.spec.remote.clusterName);
 }
@@ -122,7 +143,8 @@ export function clusterLinkStatus(obs: LinkObservation): ClusterLinkStatus {
   const previous = link.status ?? {};
   const configuredCondition = configured(obs.placement);
   const connectedCondition = connected(obs, configuredCondition);
-  const conditions = [ready(configuredCondition, connectedCondition), connectedCondition, configuredCondition, secretsResolved(obs.secretProblems)];
+  const applied = appliedByAgents(configuredCondition, obs);
+  const conditions = [ready(applied, connectedCondition), connectedCondition, applied, secretsResolved(obs.secretProblems)];
   const accepted = obs.placement.kind === 'invalid' || (obs.placement.kind === 'skipped' && obs.placement.skipped.reason !== 'SecretNotFound')
     ? { clusterRef: previous.clusterRef, remoteClusterName: previous.remoteClusterName }
     : { clusterRef: previous.clusterRef ?? link.spec.clusterRef, remoteClusterName: previous.remoteClusterName ?? link.spec.remote.clusterName };
@@ -138,7 +160,7 @@ export function clusterLinkStatus(obs: LinkObservation): ClusterLinkStatus {
   return status;
 }
 
-/** The figures of the agents' report; lastConnectedTime moves when the operator sees the link become connected. */
+/** The figures of the agents' report; lastConnectedTime is the agent's connectedSince (or when the operator saw the link become connected). */
 function runtimeFields(runtime: MergedLinkStatus, previous: ClusterLinkStatus, now: string): Partial<ClusterLinkStatus> {
   const fields: Partial<ClusterLinkStatus> = { state: runtime.state, activeAgent: runtime.agentPod };
   if (runtime.routesSent !== undefined) fields.routesSent = runtime.routesSent;
@@ -146,9 +168,17 @@ function runtimeFields(runtime: MergedLinkStatus, previous: ClusterLinkStatus, n
   if (runtime.queueDepth !== undefined) fields.queueDepth = runtime.queueDepth;
   if (runtime.queueBytes !== undefined) fields.queueBytes = runtime.queueBytes;
   if (runtime.oldestAgeMs !== undefined) fields.lagSeconds = Math.floor(runtime.oldestAgeMs / 1000);
-  const becameConnected = runtime.state === 'connected' && (previous.state !== 'connected' || !previous.lastConnectedTime);
-  const lastConnectedTime = becameConnected ? now : previous.lastConnectedTime;
+  const lastConnectedTime = runtime.state === 'connected' && runtime.connectedSince
+    ? runtime.connectedSince
+    : derivedConnectedTime(runtime, previous, now);
   if (lastConnectedTime) fields.lastConnectedTime = lastConnectedTime;
   if (runtime.lastError && runtime.state !== 'connected') fields.lastError = runtime.lastError.slice(0, 4096);
   return fields;
+}
+
+/** For agents that report no connectedSince: when the operator first saw the link connected. */
+function derivedConnectedTime(runtime: MergedLinkStatus, previous: ClusterLinkStatus, now: string): string | undefined {
+  if (runtime.connectedSince !== undefined) return previous.lastConnectedTime;
+  const becameConnected = runtime.state === 'connected' && (previous.state !== 'connected' || !previous.lastConnectedTime);
+  return becameConnected ? now : previous.lastConnectedTime;
 }

@@ -396,6 +396,7 @@ export class ClusterReconciler {
       secretProblems,
       runtime: agents?.links.get(link.spec.remote.clusterName),
       agentsAnswered: (agents?.answered ?? 0) > 0,
+      agentFileErrors: agents?.fileErrors,
       now: nowIso(),
     });
     const before = findCondition(raw.status?.conditions, 'Configured');

@@ -26,6 +26,7 @@ export interface AgentLinkInfo {
   name: string;
   state: string;
   lastError: string | null;
+  connectedSince?: string | null;
   role?: 'active' | 'standby';
   routesSent: number;
   routesReceived: number;

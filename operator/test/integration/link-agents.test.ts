@@ -6,7 +6,7 @@
  * the core Pod object (Ready, podIP 127.0.0.1) and syncs the links ConfigMap and credentials Secret into the files
  * the sidecar reads, as the kubelet would (and can pause that sync).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -118,6 +118,8 @@ describe('ClusterLink status and finalizer with real link agents', () => {
     expect(status).toMatchObject({ state: 'connected', activeAgent: POD, queueDepth: 0, queueBytes: 0, lagSeconds: 0 });
     expect(status.conditions?.find((c) => c.type === 'Connected')).toMatchObject({ status: 'True', reason: 'Connected' });
     expect(Date.parse(status.lastConnectedTime ?? '')).not.toBeNaN();
+    // The agent's own connect time, not when the operator noticed.
+    expect(status.lastConnectedTime).toBe(agent?.connectedSince);
     expect(status.lastError).toBeUndefined();
 
     // The link the operator reports carries traffic.
@@ -186,8 +188,27 @@ describe('ClusterLink status and finalizer with real link agents', () => {
     await kube.apply(clusterLinkManifest('to-emea', 'emea', [toWest!.address]));
     const misconfigured = await kube.linkCondition('to-emea', 'Connected', { status: 'False', reason: 'Misconfigured' }, 30_000);
     expect(misconfigured.message).toContain('belong to another cluster');
-    // The agent keeps redialling a misconfigured link: between refusals it is `connecting` with the same lastError.
+    // The agent keeps redialling a misconfigured link; it stays `misconfigured` until a handshake succeeds.
     await eventually('the agent reports emea misconfigured', async () => (await agentLink('emea'))?.state === 'misconfigured');
+  });
+
+  it('reports an agent that cannot apply its links file as Configured=False/LinksFileError while its running links go on', async () => {
+    kubelet!.paused = true;
+    const good = east!.mountedLinksFile();
+    try {
+      writeFileSync(east!.linksFile, 'links:\n  - name: [unclosed\n');
+      const failed = await kube.linkCondition('to-us-west', 'Configured', { status: 'False', reason: 'LinksFileError' }, 30_000);
+      expect(failed.message).toContain(`agent of pod ${POD} cannot apply the links file ${east!.linksFile}`);
+      expect(failed.message).toContain('not valid YAML');
+      expect((await kube.linkCondition('to-us-west', 'Ready', { status: 'False' })).reason).toBe('LinksFileError');
+      expect((await kube.link('to-us-west'))?.status?.conditions?.find((c) => c.type === 'Connected')).toMatchObject({ status: 'True' });
+      expect(await agentLink('us-west')).toMatchObject({ state: 'connected' });
+    } finally {
+      writeFileSync(east!.linksFile, good);
+      kubelet!.paused = false;
+    }
+    await kube.linkCondition('to-us-west', 'Configured', { status: 'True', reason: 'Applied' }, 30_000);
+    await kube.linkCondition('to-us-west', 'Ready', { status: 'True' }, 30_000);
   });
 
   it('removes the finalizer of a deleted ClusterLink only once the agent dropped the link', async () => {

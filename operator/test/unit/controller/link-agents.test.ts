@@ -59,9 +59,27 @@ describe('the link agents\' /api/v1/links', () => {
     [body([running('a', 'connected', { routesSent: -1 })]), 'response.links[0].routesSent: expected a non-negative number, got -1'],
     [body([running('a', 'disconnected', { queue: undefined })]), 'response.links[0].queue is not an object'],
     [body([running('a', 'connected', { queue: { depth: 1, bytes: 2 } })]), 'response.links[0].queue.oldestAgeMs: expected a non-negative number, got undefined'],
-    [{ ...body([]), fileError: 3 }, 'response.fileError: expected a string or null, got 3'],
+    [{ ...body([]), fileError: 3 }, 'response.fileError: expected an object, a string or null, got 3'],
+    [{ ...body([]), fileError: { path: '/etc/links.yaml' } }, 'response.fileError.reason: expected a non-empty string, got undefined'],
+    [{ ...body([]), fileError: { path: 7, reason: 'x' } }, 'response.fileError.path: expected a string or null, got 7'],
+    [{ ...body([]), fileError: { path: '/l', reason: 'x', since: 'yesterday' } }, 'response.fileError.since: expected an ISO time or null, got "yesterday"'],
+    [body([running('a', 'connected', { connectedSince: 12 })]), 'response.links[0].connectedSince: expected an ISO time or null, got 12'],
   ])('rejects %j naming the field', (input, message) => {
     expect(() => parseAgentReport(input)).toThrow(message);
+  });
+
+  it('reads the links-file error (object, or the string of older agents) and connectedSince (absent from older agents)', () => {
+    const since = '2025-06-01T00:00:00.000Z';
+    const report = parseAgentReport({ ...body([running('a', 'connected', { connectedSince: since }), running('b', 'disconnected', { connectedSince: null }), running('c', 'connected')]),
+      fileError: { path: '/etc/links.yaml', reason: 'not valid YAML: bad indentation', since } });
+    expect(report.fileError).toEqual({ path: '/etc/links.yaml', reason: 'not valid YAML: bad indentation', since });
+    expect(report.links.map((l) => l.connectedSince)).toEqual([since, null, undefined]);
+    expect(parseAgentReport({ ...body([]), fileError: '/etc/links.yaml: (file): not valid YAML' }).fileError).toEqual({ path: null, reason: '/etc/links.yaml: (file): not valid YAML', since: null });
+    const withError = { endpoint: endpoint('core-1'), report: { ...parseAgentReport(body([running('a', 'connected', { connectedSince: since })])), fileError: { path: '/l', reason: 'r', since: null } } };
+    const merged = mergeAgentPolls([poll('core-0', [running('a', 'disconnected', { role: 'standby' })]), withError]);
+    expect([...merged.fileErrors]).toEqual([['core-1', { path: '/l', reason: 'r', since: null }]]);
+    expect(merged.links.get('a')).toMatchObject({ agentPod: 'core-1', connectedSince: since });
+    expect(mergeAgentPolls([poll('core-0', [running('a', 'connected')])]).links.get('a')).not.toHaveProperty('connectedSince');
   });
 
   it('merges the agents: the active agent\'s report counts, queues add up, no active agent is visible', () => {

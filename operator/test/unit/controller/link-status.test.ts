@@ -58,6 +58,37 @@ describe('ClusterLink status', () => {
     expect(at('disconnected', {}, t1)).toBeUndefined();
   });
 
+  it('takes lastConnectedTime from the agent\'s connectedSince when it reports one', () => {
+    const since = '2025-05-31T23:59:00.000Z';
+    const runtime = (state: MergedLinkStatus['state'], connectedSince: string | null): MergedLinkStatus =>
+      ({ name: 'emea', state, lastError: state === 'connected' ? null : 'e', agentPod: 'c0', activeAgents: 1, standbyAgents: 0, connectedSince });
+    const at = (r: MergedLinkStatus, previous: ClusterLink['status']) =>
+      clusterLinkStatus(observe({ link: { ...link(), status: previous }, agentsAnswered: true, runtime: r, now: NOW })).lastConnectedTime;
+    expect(at(runtime('connected', since), {})).toBe(since);
+    // A reconnect the operator did not see between two status passes still moves it.
+    expect(at(runtime('connected', since), { state: 'connected', lastConnectedTime: '2025-05-01T00:00:00.000Z' })).toBe(since);
+    expect(at(runtime('disconnected', null), { state: 'connected', lastConnectedTime: since })).toBe(since);
+    expect(at(runtime('disconnected', null), {})).toBeUndefined();
+  });
+
+  it('reports an agent that cannot apply its links file as Configured=False/LinksFileError, with pod, path and reason', () => {
+    const fileErrors = new Map([['core-1', { path: '/etc/meridian/links/links.yaml', reason: 'not valid YAML: bad indentation', since: '2025-05-31T23:00:00.000Z' }],
+      ['core-0', { path: null, reason: 'cannot read the file: EACCES', since: null }]]);
+    const running: MergedLinkStatus = { name: 'emea', state: 'connected', lastError: null, agentPod: 'core-0', activeAgents: 1, standbyAgents: 0, connectedSince: NOW };
+    const listed = clusterLinkStatus(observe({ agentsAnswered: true, runtime: running, agentFileErrors: fileErrors }));
+    expect(listed.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual(['Ready=False/LinksFileError', 'Connected=True/Connected', 'Configured=False/LinksFileError', 'SecretsResolved=True/Resolved']);
+    expect(listed.conditions?.[2]?.message).toBe('agent of pod core-0 cannot apply the links file: cannot read the file: EACCES; '
+      + 'agent of pod core-1 cannot apply the links file /etc/meridian/links/links.yaml (since 2025-05-31T23:00:00.000Z): not valid YAML: bad indentation; '
+      + 'the agents keep running the previous links file');
+    expect(listed).toMatchObject({ state: 'connected', lastConnectedTime: NOW });
+    // A new link the broken file was meant to add: not listed, and the reason says why.
+    expect(summary(observe({ agentsAnswered: true, agentFileErrors: fileErrors }))?.slice(0, 3)).toEqual(['Ready=False/LinksFileError', 'Connected=Unknown/LinksFileError', 'Configured=False/LinksFileError']);
+    // A link the operator left out keeps its own reason.
+    const skipped = observe({ placement: { kind: 'skipped', skipped: { link: 'to-emea', reason: 'SecretNotFound', message: 'Secret x not found' } }, agentFileErrors: fileErrors });
+    expect(summary(skipped)?.[2]).toBe('Configured=False/SecretNotFound');
+    expect(summary(observe({ agentsAnswered: true, runtime: running, agentFileErrors: new Map() }))?.[2]).toBe('Configured=True/Applied');
+  });
+
   it('is not ready when disabled', () => {
     expect(summary(observe({ link: link({ enabled: false }), agentsAnswered: true }))?.slice(0, 2)).toEqual(['Ready=False/Disabled', 'Connected=False/Disabled']);
   });
