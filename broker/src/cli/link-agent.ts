@@ -151,6 +151,7 @@ class RunningAgent {
       clusterName: settings.clusterName, nodeName: settings.nodeName, seeds: settings.seeds, secretFile: settings.secretFile,
       clusterHost: settings.clusterHost, clusterPort: settings.clusterPort, advertise: settings.advertise,
       routeTtlSeconds: settings.routeTtlSeconds, incarnation: this.store.incarnation, logger, metrics,
+      membersArea: this.store.area('cluster-members'),
     });
     this.agent = await LinkAgent.startSidecar({
       clusterName: settings.clusterName, nodeName: settings.nodeName, logger, metrics, admin, store: this.store, region: this.sidecar,
