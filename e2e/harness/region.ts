@@ -112,15 +112,15 @@ export class Region {
     });
   }
 
-  /** Cores (together), then the replicant, then the agents; each bounded by the start timeout. */
+  /**
+   * Every node and agent at once, as the operator's StatefulSets start pods (podManagementPolicy Parallel); each
+   * bounded by the start timeout. Not one after the other: a restarted node opens its MQTT listener only once the
+   * members of its previous run are back with their routes (cluster README, "Readiness after a restart").
+   */
   async start(): Promise<void> {
     const [core0, core1, replicant] = this.nodes;
-    this.setup.log(`${this.name}: starting cores (MQTT ${core0!.mqttPort}, ${core1!.mqttPort})`);
-    await Promise.all([core0!.start(), core1!.start()]);
-    this.setup.log(`${this.name}: starting replicant (MQTT ${replicant!.mqttPort})`);
-    await replicant!.start();
-    if (this.agents.length) this.setup.log(`${this.name}: starting ${this.agents.length} link agent(s)`);
-    await Promise.all(this.agents.map((a) => a.start()));
+    this.setup.log(`${this.name}: starting cores (MQTT ${core0!.mqttPort}, ${core1!.mqttPort}), replicant (MQTT ${replicant!.mqttPort}) and ${this.agents.length} link agent(s)`);
+    await Promise.all([...this.nodes, ...this.agents].map((p) => p.start()));
   }
 
   /** Agents, then the replicant, then the cores: SIGTERM, SIGKILL after the grace period. */
