@@ -6,7 +6,8 @@
  *   u16 topic length | topic | u16 client id length | client id
  *   [u16 group length | group | u16 filter length | filter] [u8 redirects]
  *   [u64 copy incarnation | u64 copy sequence | u8 copy attempt (bit 7: handed over)]
- *   [u16 publish id length | publish id (version 2 only)] | payload (rest)
+ *   [u16 publish id length | publish id (version 2 and 3; may be empty in 3)]
+ *   [u16 origin broker id length | origin broker id | u64 origin counter (version 3 only)] | payload (rest)
  *
  * flags: bits 0-1 qos, bit 2 retain, bit 3 share group follows, bit 4 share filter follows (always with bit 3),
  * bit 5 redirect count follows, bit 6 linked (the message arrived from another region over a cluster link; no
@@ -14,6 +15,8 @@
  * message as having bad flags instead of misreading the filter as payload (or forwarding a linked message again).
  * Version 2 is version 1 plus the publish identity; it is used only for a message that has one (a QoS 2 message of a
  * persistent session): a decoder that predates it refuses such a message (unsupported version) instead of misreading it.
+ * Version 3 is version 2 (publish id possibly empty) plus the origin identity of a QoS >= 1 message: older decoders
+ * refuse it likewise.
  */
 export interface ForwardedMessage {
   topic: string;
@@ -43,6 +46,17 @@ export interface ForwardedMessage {
    * the receiving node queues a message with an identity it already queued for nobody twice.
    */
   publishId?: string;
+  /**
+   * The publish's identity at its origin node (aedes' broker id and counter there), carried by every QoS >= 1 copy:
+   * the receiving node publishes the copy under it, so every node's queue entries of one message share one identity
+   * and a session handed between nodes skips what it already holds (README.md, "Handover").
+   */
+  origin?: OriginIdentity;
+}
+
+export interface OriginIdentity {
+  brokerId: string;
+  counter: number;
 }
 
 export interface CopyIdentity {
@@ -56,6 +70,8 @@ export interface CopyIdentity {
 const VERSION = 1;
 /** Version 1 plus the publish identity. */
 const VERSION_WITH_PUBLISH_ID = 2;
+/** Version 2 (publish id possibly empty) plus the origin identity. */
+const VERSION_WITH_ORIGIN = 3;
 const FIXED_BYTES = 1 + 1 + 8;
 const RETAIN = 4;
 const SHARE_GROUP = 8;
@@ -84,10 +100,12 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
   if (copy) checkCopy(copy);
   const publishId = message.publishId === undefined ? undefined : Buffer.from(message.publishId, 'utf8');
   if (publishId?.length === 0) throw new RangeError('empty publish id in a forwarded message');
-  const publishIdBytes = publishId ? 2 + publishId.length : 0;
-  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + (copy ? COPY_BYTES : 0) + publishIdBytes + message.payload.length;
+  const origin = message.origin && originBytes(message.origin);
+  const publishIdBytes = publishId || origin ? 2 + (publishId?.length ?? 0) : 0;
+  const originLength = origin ? 2 + origin.length + 8 : 0;
+  const size = FIXED_BYTES + 2 + topic.length + 2 + clientId.length + shareBytes + (redirects > 0 ? 1 : 0) + (copy ? COPY_BYTES : 0) + publishIdBytes + originLength + message.payload.length;
   const out = Buffer.allocUnsafe(size);
-  let at = out.writeUInt8(publishId ? VERSION_WITH_PUBLISH_ID : VERSION, 0);
+  let at = out.writeUInt8(origin ? VERSION_WITH_ORIGIN : publishId ? VERSION_WITH_PUBLISH_ID : VERSION, 0);
   const flags = message.qos | (message.retain ? RETAIN : 0) | (share ? SHARE_GROUP | SHARE_FILTER : 0) | (redirects > 0 ? REDIRECTS : 0) | (message.linked ? LINKED : 0) | (copy ? COPY : 0);
   at = out.writeUInt8(flags, at);
   at = out.writeDoubleBE(message.timestamp, at);
@@ -103,7 +121,11 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
     at = out.writeBigUInt64BE(BigInt(copy.seq), at);
     at = out.writeUInt8(copy.attempt | (copy.handedOver ? HANDED_OVER : 0), at);
   }
-  if (publishId) at = writeString(out, publishId, at);
+  if (publishId || origin) at = writeString(out, publishId ?? EMPTY, at);
+  if (origin && message.origin) {
+    at = writeString(out, origin, at);
+    at = out.writeBigUInt64BE(BigInt(message.origin.counter), at);
+  }
   message.payload.copy(out, at);
   return out;
 }
@@ -111,7 +133,7 @@ export function encodeForwarded(message: ForwardedMessage): Buffer {
 export function decodeForwarded(buf: Buffer): ForwardedMessage {
   if (buf.length < FIXED_BYTES + 4) throw new ForwardDecodeError(`forwarded message too short (${buf.length} bytes)`);
   const version = buf.readUInt8(0);
-  if (version !== VERSION && version !== VERSION_WITH_PUBLISH_ID) throw new ForwardDecodeError(`unsupported forwarded message version ${version}`);
+  if (version !== VERSION && version !== VERSION_WITH_PUBLISH_ID && version !== VERSION_WITH_ORIGIN) throw new ForwardDecodeError(`unsupported forwarded message version ${version}`);
   const flags = buf.readUInt8(1);
   const qos = flags & 3;
   if (qos === 3 || (flags & ~KNOWN_FLAGS) !== 0 || ((flags & SHARE_GROUP) !== 0) !== ((flags & SHARE_FILTER) !== 0)) {
@@ -147,11 +169,19 @@ export function decodeForwarded(buf: Buffer): ForwardedMessage {
     if (attempt & HANDED_OVER) message.copy.handedOver = true;
     at += COPY_BYTES;
   }
-  if (version === VERSION_WITH_PUBLISH_ID) {
+  if (version === VERSION_WITH_PUBLISH_ID || version === VERSION_WITH_ORIGIN) {
     let publishId: string;
     [publishId, at] = readString(buf, at, 'publish id');
-    if (publishId.length === 0) throw new ForwardDecodeError('empty publish id');
-    message.publishId = publishId;
+    if (publishId.length === 0 && version === VERSION_WITH_PUBLISH_ID) throw new ForwardDecodeError('empty publish id');
+    if (publishId.length > 0) message.publishId = publishId;
+  }
+  if (version === VERSION_WITH_ORIGIN) {
+    let brokerId: string;
+    [brokerId, at] = readString(buf, at, 'origin broker id');
+    if (brokerId.length === 0) throw new ForwardDecodeError('empty origin broker id');
+    if (at + 8 > buf.length) throw new ForwardDecodeError('truncated inside the origin counter');
+    message.origin = { brokerId, counter: readSafeU64(buf, at, 'origin counter') };
+    at += 8;
   }
   message.payload = buf.subarray(at);
   return message;
@@ -163,6 +193,14 @@ function shareOf(message: ForwardedMessage): { group: string; filter: string } |
     throw new RangeError(`a shared forwarded message needs both a group and a filter (got ${JSON.stringify(message.shareGroup)}, ${JSON.stringify(message.shareFilter)})`);
   }
   return { group: message.shareGroup, filter: message.shareFilter };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function originBytes(origin: OriginIdentity): Buffer {
+  if (origin.brokerId.length === 0) throw new RangeError('empty origin broker id in a forwarded message');
+  if (!Number.isSafeInteger(origin.counter) || origin.counter < 1) throw new RangeError(`origin counter ${origin.counter} is not a safe positive integer`);
+  return Buffer.from(origin.brokerId, 'utf8');
 }
 
 function checkCopy(copy: CopyIdentity): void {

@@ -81,6 +81,10 @@ export class Forwarder {
     if (this.linked.has(packet)) message.linked = true;
     const publishId = (packet as { publishId?: unknown }).publishId;
     if (typeof publishId === 'string') message.publishId = publishId;
+    // Every node's copy keeps the origin's identity: a session handed between nodes skips what it already holds.
+    if (packet.qos > 0 && typeof packet.brokerId === 'string' && packet.brokerId !== '' && Number.isSafeInteger(packet.brokerCounter) && packet.brokerCounter > 0) {
+      message.origin = { brokerId: packet.brokerId, counter: packet.brokerCounter };
+    }
     const targets = [...owners];
     const agents = new Set(targets.filter((nodeId) => this.linkRouteOwners.has(nodeId)));
     const sends: Promise<unknown>[] = [this.sendRouted(message, targets, agents)];
@@ -102,9 +106,14 @@ export class Forwarder {
       delivery.defer(this.shares.receive(message, fromNode));
       return;
     }
-    const packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; dup: boolean; publishId?: string } = {
+    const packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; dup: boolean; publishId?: string; brokerId?: string; brokerCounter?: number } = {
       cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false,
     };
+    // aedes keeps a given identity: this node's queue entries of the message are those of every other node.
+    if (message.origin !== undefined) {
+      packet.brokerId = message.origin.brokerId;
+      packet.brokerCounter = message.origin.counter;
+    }
     // A copy published again after a crash of the publisher's node is queued here for nobody twice (store README).
     if (message.publishId !== undefined) packet.publishId = message.publishId;
     this.arrived.add(packet);

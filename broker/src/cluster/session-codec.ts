@@ -88,6 +88,34 @@ export function checkClaims(header: Record<string, unknown>, from: string): Clai
   return { reset: header.reset, claims, dropped };
 }
 
+// ---- route confirmation before a commit (the taker's routes reached every node) ----
+
+/** Taker → every peer: answer once you route these filters to the taker and `holder` handled what you forwarded it before. */
+export interface RouteCheck {
+  clientId: string;
+  token: string;
+  filters: string[];
+  holder: string;
+}
+
+export function checkRouteCheck(header: Record<string, unknown>, from: string): RouteCheck {
+  const where = `session route check from ${from}`;
+  const clientId = string(header.clientId, `${where}: clientId`);
+  const token = string(header.token, `${where}: token`);
+  const holder = string(header.holder, `${where}: holder`);
+  const filters = list(header.filters, `${where}: filters`).map((filter) => string(filter, `${where}: filter`));
+  if (filters.some((filter) => filter.length === 0)) throw new SessionCodecError(`${where}: empty filter`);
+  return { clientId, token, filters, holder };
+}
+
+/** Peer → taker: `ready` once the routes are here and the flush to the holder was acknowledged. */
+export function checkRoutesReady(header: Record<string, unknown>, from: string): { token: string; ready: boolean } {
+  const where = `session route confirmation from ${from}`;
+  const token = string(header.token, `${where}: token`);
+  if (typeof header.ready !== 'boolean') throw new SessionCodecError(`${where}: ready is not a boolean`);
+  return { token, ready: header.ready };
+}
+
 function isMessageId(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
 }

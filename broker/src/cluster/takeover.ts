@@ -4,7 +4,7 @@ import type { AdminServer } from '../admin/server.js';
 import type { Logger } from '../log/logger.js';
 import type { DetachedSession, DurablePersistence } from '../store/persistence.js';
 import type { RpcHandler, RpcHeader, RpcMessage } from './rpc.js';
-import { checkClaims, decodeSnapshot, encodeSnapshot, type ClaimsMessage } from './session-codec.js';
+import { checkClaims, checkRouteCheck, checkRoutesReady, decodeSnapshot, encodeSnapshot, type ClaimsMessage, type RouteCheck } from './session-codec.js';
 
 /**
  * Cluster-wide client identity (see README.md, "Client identity and session takeover"). Every node announces the
@@ -27,10 +27,12 @@ export interface TakeoverOptions {
   busyRetryMs: number;
   /** Claims per message when a node sends all of its claims to a peer. */
   claimsPerMessage: number;
+  /** How long a taker waits for every peer to hold the routes of an imported session before it commits anyway. */
+  routeWaitMs: number;
 }
 
 export const DEFAULT_TAKEOVER_OPTIONS: TakeoverOptions = {
-  unreachableWaitMs: 5000, requestTimeoutMs: 5000, handoverTimeoutMs: 15000, busyRetryMs: 10000, claimsPerMessage: 5000,
+  unreachableWaitMs: 5000, requestTimeoutMs: 5000, handoverTimeoutMs: 15000, busyRetryMs: 10000, claimsPerMessage: 5000, routeWaitMs: 3000,
 };
 
 /** A connection as this module uses it (aedes' Client). */
@@ -52,8 +54,18 @@ export interface TakeoverPeers {
   list(): { nodeId: string; connected: boolean }[];
 }
 
+/** The cluster route table, as the handover reads it. */
+export interface TakeoverRoutes {
+  has(filter: string, owner: string, routeId: string): boolean;
+}
+
 export interface TakeoverDeps {
   nodeId: string;
+  /**
+   * The cluster route table: with it a taker commits only once every peer holds its routes for the session (see
+   * README.md, "Handover"). Without it (a test of the protocol alone) the handover commits right after the import.
+   */
+  routes?: TakeoverRoutes;
   store: SessionStore;
   rpc: TakeoverRpc;
   peers: TakeoverPeers;
@@ -74,7 +86,11 @@ export function compareClaims(a: Claim, b: Claim): number {
   return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
 }
 
-const KIND = { claims: 'session.claims', takeover: 'session.takeover', commit: 'session.commit', release: 'session.release' } as const;
+const KIND = {
+  claims: 'session.claims', takeover: 'session.takeover', commit: 'session.commit', release: 'session.release',
+  routes: 'session.routes', routesReady: 'session.routes-ready', flush: 'session.flush',
+} as const;
+const ROUTE_POLL_MS = 5;
 const EMPTY = Buffer.alloc(0);
 const BUSY_BACKOFF_MS = { first: 20, max: 500 };
 
@@ -198,6 +214,8 @@ export class SessionTakeover {
   private readonly reconciling = new Set<string>();
   private readonly pendingClaims = new Map<string, number | null>();
   private readonly peerWaiters = new Map<string, Set<() => void>>();
+  /** Route confirmations this node waits for as a taker, by `<token>\0<peer>`. */
+  private readonly routeWaiters = new Map<string, (ready: RouteReadiness) => void>();
   private flushScheduled = false;
   private stopped = false;
   private readonly now: () => number;
@@ -213,6 +231,10 @@ export class SessionTakeover {
     deps.rpc.handle(KIND.takeover, (from, message) => this.onTakeover(from, message.header));
     deps.rpc.handle(KIND.commit, (from, message) => this.onCommit(from, message.header));
     deps.rpc.handle(KIND.release, (from, message) => this.onRelease(from, message.header));
+    deps.rpc.handle(KIND.routes, (from, message) => this.onRouteCheck(from, message.header));
+    deps.rpc.handle(KIND.routesReady, (from, message) => this.onRoutesReady(from, message.header));
+    // Acknowledged by the transport only after every earlier message from the sender was handled (see flushTo).
+    deps.rpc.handle(KIND.flush, () => undefined);
   }
 
   private get self(): string { return this.deps.nodeId; }
@@ -264,6 +286,8 @@ export class SessionTakeover {
     }
     for (const waiters of this.peerWaiters.values()) for (const wake of waiters) wake();
     this.peerWaiters.clear();
+    for (const settle of this.routeWaiters.values()) settle('timeout');
+    this.routeWaiters.clear();
   }
 
   /** `/api/v1/cluster/sessions`: claims and local state of one client id, or counts. */
@@ -348,12 +372,17 @@ export class SessionTakeover {
     }
   }
 
-  /** Import the snapshot (durably), then commit (the holder detaches it and sends what it queued since), then release. */
+  /**
+   * Import the snapshot (durably; this node queues for the session from now on), wait until every peer routes the
+   * session's messages here too, then commit (the holder detaches it and sends what it queued since, which skips
+   * what this node queued already), then release.
+   */
   private async completeImport(holder: string, clientId: string, token: string, body: Buffer): Promise<PullOutcome> {
     const snapshot = decodeSnapshot(body);
     const imported = await this.deps.store.importSession(snapshot);
     let late;
     try {
+      await this.awaitRoutesEverywhere(holder, clientId, snapshot.subscriptions);
       const reply = await this.deps.rpc.request(holder, { kind: KIND.commit, clientId, token }, EMPTY, this.options.requestTimeoutMs);
       late = await this.deps.store.importSession(decodeSnapshot(reply.body));
     } catch (err) {
@@ -371,6 +400,80 @@ export class SessionTakeover {
       queuedDuringHandover: late.queued, qos2Received: imported.received,
     }, 'takeover: session taken over from another node');
     return 'done';
+  }
+
+  /**
+   * Until every node routes the session's filters here, a message published on a node that does not yet reaches
+   * only the holder: the holder must keep queueing for the session until each node (the holder included) holds this
+   * node's routes and has had what it forwarded to the holder before handled there. Each peer confirms that, then
+   * this node flushes its own forwards to the holder. A peer that does not confirm within `routeWaitMs` is logged
+   * and not waited for further.
+   */
+  private async awaitRoutesEverywhere(holder: string, clientId: string, subscriptions: readonly { topic: string; qos: number }[]): Promise<void> {
+    const filters = routedFilters(subscriptions);
+    if (!this.deps.routes || filters.length === 0) return;
+    const started = this.now();
+    const check: RouteCheck = { clientId, token: randomUUID(), filters, holder };
+    const peers = this.deps.peers.list().filter((peer) => peer.connected && peer.nodeId !== this.self).map((peer) => peer.nodeId);
+    const answers = await Promise.all(peers.map((peer) => this.confirmRoutes(peer, check)));
+    const flushed = await this.flushTo(holder);
+    const unconfirmed = peers.filter((_, i) => answers[i] !== 'ready');
+    const details = { clientId, holder, peers: peers.length, waitedMs: this.now() - started };
+    if (unconfirmed.length === 0 && flushed) this.logger.debug(details, 'takeover: every peer routes the session here; committing');
+    else this.logger.warn({ ...details, unconfirmed, flushed }, 'takeover: not every peer confirmed routing the session here; committing anyway (messages still in flight to the holder may miss the session)');
+  }
+
+  private confirmRoutes(peer: string, check: RouteCheck): Promise<RouteReadiness> {
+    const key = `${check.token}\u0000${peer}`;
+    return new Promise((resolve) => {
+      const settle = (ready: RouteReadiness): void => {
+        clearTimeout(timer);
+        this.routeWaiters.delete(key);
+        resolve(ready);
+      };
+      const timer = setTimeout(() => settle('timeout'), this.options.routeWaitMs + this.options.requestTimeoutMs);
+      this.routeWaiters.set(key, settle);
+      this.deps.rpc.notify(peer, { kind: KIND.routes, ...check }).catch(() => settle('timeout'));
+    });
+  }
+
+  private onRoutesReady(from: string, header: RpcHeader): void {
+    const { token, ready } = checkRoutesReady(header, from);
+    this.routeWaiters.get(`${token}\u0000${from}`)?.(ready ? 'ready' : 'missing');
+  }
+
+  /** A taker asks: answered in the background (a handler never waits). */
+  private onRouteCheck(from: string, header: RpcHeader): void {
+    const check = checkRouteCheck(header, from);
+    void this.answerRouteCheck(from, check);
+  }
+
+  private async answerRouteCheck(taker: string, check: RouteCheck): Promise<void> {
+    const routes = this.deps.routes;
+    const routed = (): boolean => routes === undefined || check.filters.every((filter) => routes.has(filter, taker, ''));
+    const deadline = this.now() + this.options.routeWaitMs;
+    while (!routed() && this.now() < deadline && !this.stopped) await sleep(ROUTE_POLL_MS);
+    const present = routed();
+    // From here on this node sends the session's messages to the taker; what it sent the holder before must be handled there.
+    const flushed = check.holder === this.self || await this.flushTo(check.holder);
+    if (!present) this.logger.warn({ clientId: check.clientId, taker, filters: check.filters.length }, 'takeover: the taker\'s routes did not arrive here in time');
+    await this.deps.rpc.notify(taker, { kind: KIND.routesReady, clientId: check.clientId, token: check.token, ready: present && flushed }).catch((err: Error) => {
+      this.logger.debug({ clientId: check.clientId, taker, err: err.message }, 'takeover: route confirmation not delivered');
+    });
+  }
+
+  /**
+   * Resolves true once `node` handled everything this node sent it before: the transport acknowledges in order and
+   * holds a message's acknowledgement until it was handled (a forwarded copy: published, queued for its sessions).
+   */
+  private async flushTo(node: string): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.options.requestTimeoutMs); });
+    try {
+      return await Promise.race([this.deps.rpc.notify(node, { kind: KIND.flush }).then(() => true, () => false), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private unreachable(holder: string, clientId: string): PullOutcome {
@@ -626,6 +729,13 @@ export class SessionTakeover {
       }
     });
   }
+}
+
+type RouteReadiness = 'ready' | 'missing' | 'timeout';
+
+/** The ordinary filters a session queues on (QoS > 0), whose routes the taker waits for; shared groups route apart. */
+function routedFilters(subscriptions: readonly { topic: string; qos: number }[]): string[] {
+  return subscriptions.filter((s) => s.qos > 0 && !s.topic.startsWith('$share/')).map((s) => s.topic);
 }
 
 function reply(kind: string, fields: Record<string, unknown>): RpcMessage {
