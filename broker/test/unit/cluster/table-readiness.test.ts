@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { Membership } from '../../../src/cluster/membership.js';
+import type { NodeRole } from '../../../src/cluster/transport/index.js';
 import { RememberedMembers } from '../../../src/cluster/remembered-members.js';
 import { TableReadiness, type RegionalTableView } from '../../../src/cluster/table-readiness.js';
 import { regionalClusterPolicy, RouteSync } from '../../../src/routesync/index.js';
@@ -31,7 +32,7 @@ function pump(hubs: Map<string, RouteSync>, now = 0): void {
   throw new Error('route sync did not settle');
 }
 
-function up(membership: Membership, nodeId: string, role: string, incarnation = 1): void {
+function up(membership: Membership, nodeId: string, role: NodeRole, incarnation = 1): void {
   membership.up({ nodeId, role, incarnation, address: `${nodeId}:4370`, clusterName: 'c', remoteAddress: '127.0.0.1:1', direction: 'outbound', session: 'new' });
 }
 
