@@ -381,8 +381,9 @@ export class SessionTakeover {
     const snapshot = decodeSnapshot(body);
     const imported = await this.deps.store.importSession(snapshot);
     let late;
+    let routesMs;
     try {
-      await this.awaitRoutesEverywhere(holder, clientId, snapshot.subscriptions);
+      routesMs = await this.awaitRoutesEverywhere(holder, clientId, snapshot.subscriptions);
       const reply = await this.deps.rpc.request(holder, { kind: KIND.commit, clientId, token }, EMPTY, this.options.requestTimeoutMs);
       late = await this.deps.store.importSession(decodeSnapshot(reply.body));
     } catch (err) {
@@ -397,7 +398,7 @@ export class SessionTakeover {
     this.deps.takeovers.inc({ role: 'taken' });
     this.logger.info({
       clientId, from: holder, subscriptions: snapshot.subscriptions.length, queued: imported.queued + late.queued,
-      queuedDuringHandover: late.queued, qos2Received: imported.received,
+      queuedDuringHandover: late.queued, qos2Received: imported.received, routesConfirmedMs: routesMs,
     }, 'takeover: session taken over from another node');
     return 'done';
   }
@@ -409,9 +410,9 @@ export class SessionTakeover {
    * this node flushes its own forwards to the holder. A peer that does not confirm within `routeWaitMs` is logged
    * and not waited for further.
    */
-  private async awaitRoutesEverywhere(holder: string, clientId: string, subscriptions: readonly { topic: string; qos: number }[]): Promise<void> {
+  private async awaitRoutesEverywhere(holder: string, clientId: string, subscriptions: readonly { topic: string; qos: number }[]): Promise<number> {
     const filters = routedFilters(subscriptions);
-    if (!this.deps.routes || filters.length === 0) return;
+    if (!this.deps.routes || filters.length === 0) return 0;
     const started = this.now();
     const check: RouteCheck = { clientId, token: randomUUID(), filters, holder };
     const peers = this.deps.peers.list().filter((peer) => peer.connected && peer.nodeId !== this.self).map((peer) => peer.nodeId);
@@ -421,6 +422,7 @@ export class SessionTakeover {
     const details = { clientId, holder, peers: peers.length, waitedMs: this.now() - started };
     if (unconfirmed.length === 0 && flushed) this.logger.debug(details, 'takeover: every peer routes the session here; committing');
     else this.logger.warn({ ...details, unconfirmed, flushed }, 'takeover: not every peer confirmed routing the session here; committing anyway (messages still in flight to the holder may miss the session)');
+    return details.waitedMs;
   }
 
   private confirmRoutes(peer: string, check: RouteCheck): Promise<RouteReadiness> {

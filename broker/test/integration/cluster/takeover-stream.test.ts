@@ -114,6 +114,11 @@ describe('session takeover under a steady publish stream', () => {
     expect(total).toBeGreaterThan(200);
     expect(report).toMatchObject({ lostQos1: [], lostQos2: [], duplicatedQos2: [] });
 
+    // Every handover committed only after every node confirmed the taker's routes (no commit on a timeout).
+    const logs = NODES.flatMap((n) => nodes.node(n.name).logs);
+    expect(logs.filter((line) => line.includes('not every peer confirmed'))).toEqual([]);
+    const confirmedMs = logs.filter((line) => line.includes('session taken over from another node')).map((line) => (JSON.parse(line) as { routesConfirmedMs: number }).routesConfirmedMs);
+    console.info(`takeover stream: routes confirmed after ${confirmedMs.join(', ')} ms`);
     const taken = await Promise.all(holders.map((name) => scrapeMetric(nodes.node(name), 'meridian_cluster_takeovers_total', { role: 'taken' })));
     expect(taken.reduce((a, b) => a + b, 0)).toBe(TAKEOVERS);
   }, 60_000);
