@@ -345,6 +345,9 @@ export class DurablePersistence {
    * the same commit. A session skipped is remembered, so that aedes' live delivery skips it too (`queuedBefore`).
    */
   private async enqueueOnce(publishId: string, subs: SubscriptionTarget[], packet: StoredPacket, ops: KvOp[]): Promise<void> {
+    // Queued for nobody: nothing to remember (a later publish may queue it for whoever subscribed meanwhile). Most
+    // linked and forwarded copies reach only live clean sessions; an arrival record each would cost a map entry.
+    if (subs.length === 0) return;
     const { delivery, evicted } = this.deliveries.recordOf(publishId);
     for (const id of evicted) ops.push(del(publishKey(id)));
     const added: string[] = [];
