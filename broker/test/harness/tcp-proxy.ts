@@ -159,6 +159,9 @@ export class TcpProxy {
       return;
     }
     const upstream = net.connect(this.targetPort, this.targetHost);
+    // A wire, not a second sender: Nagle's algorithm here would hold relayed chunks back on top of the delay.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     const pair: Pair = { client, upstream, brokenWhileHeld: false, lanes: new Map() };
     this.pairs.add(pair);
     if (this.held(pair)) {
