@@ -295,6 +295,7 @@ export async function runDrill(ctx: DrillContext, spec: DrillSpec): Promise<Dril
     outcome.observations.push(`EMEA dashboard: ${emea.lost} lost (by origin ${JSON.stringify(emea.lostByRegion)}), ${emea.duplicated} duplicated, ${emea.outOfOrder} out of order`);
   }
   ctx.log(`drill ${spec.id}: ${summaryLine(outcome)}`);
+  for (const line of outcome.observations) ctx.log(`drill ${spec.id}: ${line.slice(0, 600)}`);
   return outcome;
 }
 

@@ -20,11 +20,10 @@ const timing = timingFromEnv({ ...DEFAULT_TIMING, drainTimeoutMs: 30000 });
  * MERIDIAN_E2E_DRILLS (e.g. `MERIDIAN_E2E_DRILLS=lost-volume`), and always by `make e2e`, which reports them as FAIL.
  * They assert the same as every other drill; remove an entry once its drill passes. us-west-down and audit-offline
  * left this list at 03:42 (db003ee: linked messages carry a publish identity; the audit client keeps its QoS 2
- * session state across connections).
+ * session state across connections), lost-volume at 04:51 (4c6aa3a: held copies keep their arrival order; the remote
+ * announces the store epoch it knew, so the agent always reports its own new store).
  */
-const OPEN_DEFECTS: Record<string, string> = {
-  'lost-volume': 'per-door order broken at the audits (28–100 events) after a link agent restarts with an empty store',
-};
+const OPEN_DEFECTS: Record<string, string> = {};
 const explicitlySelected = new Set((process.env.MERIDIAN_E2E_DRILLS ?? '').split(',').map((id) => id.trim()));
 const selected = new Set(drillsFromEnv().map((d) => d.id));
 const lines: string[] = [];
