@@ -33,6 +33,8 @@ function describeCluster(cluster: ClusterNode): object {
     nodeId: cluster.nodeId,
     role: cluster.role,
     upstreamCore: cluster.upstreamCore,
+    // Whether the regional table was complete when the node opened to clients (false: the bounded wait gave up).
+    table: { ready: cluster.readiness.isReady, complete: cluster.readiness.complete, ...(cluster.readiness.isReady ? {} : { missing: cluster.readiness.gaps() }) },
     routes: table.routes,
     owners: table.owners,
     nodes,

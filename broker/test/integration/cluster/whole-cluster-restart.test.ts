@@ -55,6 +55,7 @@ describe('whole-cluster restart: a node accepts clients only with a complete reg
     const received = await collectMessages(back, MESSAGES, 20000);
     expect([...new Set(received)].sort()).toEqual(Array.from({ length: MESSAGES }, (_, i) => `restart/m${i}=m${i}`).sort());
     expect(core1.logs.some((line) => line.includes('regional route table complete'))).toBe(true);
+    expect((await core1.getJson<{ table: { ready: boolean; complete: boolean } }>('/api/v1/cluster')).body.table).toEqual({ ready: true, complete: true });
     expect(acceptedAfterMs).toBeGreaterThanOrEqual(STAGGER_MS);
     process.stdout.write(`whole-cluster restart: core-1 accepted clients ${acceptedAfterMs} ms after its start (others ${STAGGER_MS} ms later)\n`);
   }, 90000);
