@@ -68,7 +68,11 @@ export interface DrillOutcome {
   lossBound?: { count: number; why: string };
 }
 
-type FaultResult = { observations: string[]; problems: string[]; lossAcceptedUntil?: number; lossBound?: { count: number; why: string } };
+type FaultResult = {
+  observations: string[]; problems: string[]; lossAcceptedUntil?: number; lossBound?: { count: number; why: string };
+  /** Origin regions whose events the EMEA dashboard must all get in this drill (checked once the stream drained). */
+  emeaGetsAllFrom?: string[];
+};
 
 interface DrillSpec {
   id: string;
@@ -132,11 +136,18 @@ export const DRILLS: readonly DrillSpec[] = [
       const before = stream.deliveredFrom('emea-dashboard', 'us-east');
       await sleep(20000);
       const during = stream.deliveredFrom('emea-dashboard', 'us-east') - before;
+      const westAtRestart = stream.deliveredFrom('emea-dashboard', 'us-west');
       await region.start();
       ctx.log('drill: us-west restarted');
       await Promise.all(REGION_NAMES.map((r) => ctx.mesh.region(r).linksConnected(60000)));
       const observation = `EMEA dashboard received ${during} US-East denials/intrusions during the 20 s US-West outage`;
-      return { observations: [observation], problems: during > 0 ? [] : [`${observation}: expected some`] };
+      // US-West events published after the restart reach EMEA (its nodes accept clients only with a complete table).
+      const restartedAt = Date.now();
+      while (Date.now() < restartedAt + 15000 && stream.deliveredFrom('emea-dashboard', 'us-west') <= westAtRestart) await sleep(200);
+      const westAfter = stream.deliveredFrom('emea-dashboard', 'us-west') - westAtRestart;
+      const restartObservation = `EMEA dashboard got US-West events again ${Date.now() - restartedAt} ms after the links were back`;
+      const problems = [...(during > 0 ? [] : [`${observation}: expected some`]), ...(westAfter > 0 ? [] : ['EMEA dashboard got no US-West event within 15 s after the links were back'])];
+      return { observations: [observation, restartObservation], problems, emeaGetsAllFrom: ['us-west'] };
     },
   },
   {
@@ -291,6 +302,10 @@ export async function runDrill(ctx: DrillContext, spec: DrillSpec): Promise<Dril
     outcome.observations.push(`${result.failedPublishes} publishes failed at the client and were never acknowledged (excluded from the expected events), e.g. ${result.publishErrors.slice(0, 2).join('; ')}`);
   }
   const emea = result.receivers['emea-dashboard'];
+  for (const origin of faultResult.emeaGetsAllFrom ?? []) {
+    const lost = emea.lostByRegion[origin] ?? 0;
+    if (lost > 0) outcome.problems.push(`EMEA dashboard lost ${lost} events from ${origin}`);
+  }
   if (emea.lost > 0 || emea.duplicated > 0 || emea.outOfOrder > 0) {
     outcome.observations.push(`EMEA dashboard: ${emea.lost} lost (by origin ${JSON.stringify(emea.lostByRegion)}), ${emea.duplicated} duplicated, ${emea.outOfOrder} out of order`);
   }
