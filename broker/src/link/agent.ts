@@ -206,7 +206,7 @@ export class LinkAgent {
   private drainTimer?: NodeJS.Timeout;
   private unwatchAgents?: () => void;
   private intakeMarks?: IntakeMarks;
-  /** Retained messages across links; embedded agents only (a sidecar has no retained store). */
+  /** Retained messages across links (a sidecar reads its region's retained messages from `RegionRetained`). */
   private retainedSync?: RetainedSync;
   /** Copies that waited for a link's remote routes (sidecar after a wiped store or an empty restore). */
   private heldForRoutes = 0;
@@ -266,8 +266,11 @@ export class LinkAgent {
 
   /** The sidecar agent (`meridian link-agent`): messages reach it as cluster-forwarded copies (`forwarded`). */
   static async startSidecar(host: LinkSidecarHost, options: LinkAgentOptions): Promise<LinkAgent> {
-    const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region, exportReady: host.region.tableReady }, options);
+    // Carriers and the retained sync wait for the region's retained messages too (suppression and sync read them).
+    const exportReady = Promise.all([host.region.tableReady, host.region.retained.ready]).then(() => undefined);
+    const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region, exportReady }, options);
     agent.sidecarRegion = host.region;
+    agent.retainedSync = await RetainedSync.open(host.store.area('link-retained'), host.region.retained, agent.logger);
     agent.intakeMarks = await IntakeMarks.open(host.store.area('link-intake'), agent.logger);
     agent.trackRegionRoutes(host.region);
     await agent.decideResume();
@@ -354,6 +357,7 @@ export class LinkAgent {
     if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload, undefined, message.copy?.handedOver === true);
     const { linked, timestamp, copy, ...fields } = message;
     if (linked) return;
+    if (fields.retain) this.retainedSync?.localPublish(message.topic);
     // A standby link being restarted closed must not miss a copy (the cluster acknowledges it anyway).
     if (this.restarting.size > 0) await Promise.all(this.restarting.values());
     const held = this.untilRemoteRoutesKnown(message.topic);
@@ -548,7 +552,8 @@ export class LinkAgent {
   private syncRetained(name: string, filter: string): void {
     const sync = this.retainedSync;
     if (!sync) return;
-    void this.applying.then(() => {
+    sync.beginSync(name, filter);
+    void this.applying.then(() => this.local.exportReady).then(() => {
       const link = this.links.get(name);
       if (!link || this.stopped || this.roleOf(name) !== 'active') return;
       const messages = sync.forNewRoute(name, filter);

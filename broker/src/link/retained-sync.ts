@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
+import { decodeEntries, encodeEntries } from '../cluster/retained.js';
+import type { Rpc } from '../cluster/rpc.js';
 import type { Logger } from '../log/logger.js';
 import { filterMatches } from '../routing/topic.js';
 import type { AreaOp, StoreArea } from '../store/area.js';
+import type { StoredPacket } from '../store/index.js';
+import { RetainedTrie } from '../store/retained-trie.js';
 import type { LinkMessage } from './queue.js';
 
 /**
@@ -44,7 +48,25 @@ export interface RetainedSyncCounters {
   twins: number;
   /** Synced retained messages received but not applied: a local retained message or another link's held the topic. */
   kept: number;
+  /** Retained messages not synced because a live publish on the topic was queued for the link since the route came. */
+  superseded: number;
 }
+
+/**
+ * A sync for a new remote route that has not read the retained messages yet: the topics of live retained publishes
+ * queued for its link meanwhile. Those are newer than (or the same as) what a replica that lags the live copies
+ * (a sidecar's) holds, so the sync leaves them out rather than send an older value after a newer one.
+ */
+interface PendingSync {
+  readonly link: string;
+  readonly filter: string;
+  readonly liveTopics: Set<string>;
+  readonly since: number;
+}
+
+/** A pending sync whose read never came (its link stopped or is not active here) is forgotten after this. */
+const PENDING_SYNC_MAX_MS = 60_000;
+const pendingKey = (link: string, filter: string): string => `${link}\u0000${filter}`;
 
 const digestOf = (payload: Buffer): string => createHash('sha256').update(payload).digest('base64url');
 const keyOf = (topic: string): string => createHash('sha256').update(topic).digest('base64url');
@@ -79,8 +101,10 @@ export class RetainedSync {
   /** Synced copies just queued, by link and topic → payload digest (see `isSyncedTwin`); cleared SYNC_TWIN_MS after the last sync. */
   private readonly justSynced = new Map<string, string>();
   private twinTimer?: NodeJS.Timeout;
+  /** By link and filter. */
+  private readonly pendingSyncs = new Map<string, PendingSync>();
   private writes: Promise<void> = Promise.resolve();
-  readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, tombstones: 0, suppressed: 0, twins: 0, kept: 0 };
+  readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, tombstones: 0, suppressed: 0, twins: 0, kept: 0, superseded: 0 };
 
   private constructor(private readonly area: StoreArea, private readonly source: RetainedSource | undefined, private readonly logger: Logger) {}
 
@@ -122,11 +146,18 @@ export class RetainedSync {
    * (deleted while the remote had no route: its copy would stay otherwise).
    */
   forNewRoute(link: string, filter: string, now = Date.now()): LinkMessage[] {
+    const pending = this.pendingSyncs.get(pendingKey(link, filter));
+    this.pendingSyncs.delete(pendingKey(link, filter));
     if (!this.source) return [];
     const out: LinkMessage[] = [];
     const synced = (topic: string, payload: Buffer, qos: 0 | 1 | 2): LinkMessage => ({ topic, payload, qos, retain: true, publisherClientId: RETAINED_SYNC_CLIENT_ID, timestamp: now });
+    const superseded = (topic: string): boolean => {
+      if (!pending?.liveTopics.has(topic)) return false;
+      this.counters.superseded++;
+      return true;
+    };
     for (const copy of this.source.matching(filter)) {
-      if (copy.payload.length === 0) continue;
+      if (copy.payload.length === 0 || superseded(copy.topic)) continue;
       if (this.originOf(copy) !== undefined) {
         this.counters.skippedLinked++;
         continue;
@@ -135,7 +166,7 @@ export class RetainedSync {
       this.counters.sent++;
     }
     for (const topic of this.sentTo(link)) {
-      if (!filterMatches(filter, topic) || this.source.get(topic) !== undefined) continue;
+      if (!filterMatches(filter, topic) || this.source.get(topic) !== undefined || superseded(topic)) continue;
       out.push(synced(topic, Buffer.alloc(0), 1));
       this.counters.tombstones++;
     }
@@ -166,10 +197,26 @@ export class RetainedSync {
     this.twinTimer.unref();
   }
 
+  /**
+   * A remote route `filter` of `link` appeared and its sync will run (`forNewRoute`): the live retained publishes
+   * queued for the link until then are noted, and the sync leaves their topics out.
+   */
+  beginSync(link: string, filter: string, now = Date.now()): void {
+    this.pendingSyncs.set(pendingKey(link, filter), { link, filter, liveTopics: new Set(), since: now });
+  }
+
   /** A retained message (or deletion) was queued for `link`: remembered, so a later deletion can follow it. */
   queued(link: string, message: LinkMessage): void {
+    if (message.publisherClientId !== RETAINED_SYNC_CLIENT_ID) this.noteLive(link, message.topic);
     const op = this.noteSent(link, message);
     if (op) void this.chain(() => this.area.batch([op]), message.topic);
+  }
+
+  private noteLive(link: string, topic: string, now = Date.now()): void {
+    for (const [key, pending] of this.pendingSyncs) {
+      if (pending.since < now - PENDING_SYNC_MAX_MS) this.pendingSyncs.delete(key);
+      else if (pending.link === link && filterMatches(pending.filter, topic)) pending.liveTopics.add(topic);
+    }
   }
 
   /** Updates the topics sent to `link`; the store write to persist that, if any. */
@@ -266,4 +313,96 @@ export function scanRetained(topics: () => string[], get: (topic: string) => Ret
     matching: (filter) => topics().filter((topic) => filterMatches(filter, topic)).map(get).filter((c): c is RetainedCopy => c !== undefined),
     get,
   };
+}
+
+/**
+ * A sidecar agent's copy of its region's retained messages (it has no broker store): filled from a core at each new
+ * connection to one (the nodes' `retained-snapshot` request, only the topics it does not hold), then kept current by
+ * the `retained` replication every node sends to all its members for its own clients' retained publishes. A linked
+ * retained message the sidecar publishes is stored on every node of the region (`storeEverywhere`: the same
+ * `retained` notification), since a node replicates only its own clients' retained messages and the copies the
+ * sidecar forwards reach only the nodes with a matching route.
+ */
+export class RegionRetained implements RetainedSource {
+  private readonly trie = new RetainedTrie();
+  private readonly held = new Map<string, RetainedCopy>();
+  /** Resolves after the first fill from a core (or `giveUpAfter`): what the region retains is known. */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+
+  constructor(private readonly rpc: Rpc, private readonly nodes: () => string[], private readonly logger: Logger) {
+    this.ready = new Promise((resolve) => { this.markReady = resolve; });
+    rpc.handle('retained', (_from, message) => {
+      for (const entry of decodeEntries(message.body)) this.apply({ topic: entry.topic, payload: entry.payload, qos: asQos(entry.qos) });
+    });
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  matching(filter: string): RetainedCopy[] {
+    return this.trie.match(filter).map((packet) => this.held.get(packet.topic as string)).filter((c): c is RetainedCopy => c !== undefined);
+  }
+
+  get(topic: string): RetainedCopy | undefined {
+    return this.held.get(topic);
+  }
+
+  /** Goes on without a fill after `ms` (no core answers): the sync then sends only what replication brought. */
+  giveUpAfter(ms: number): void {
+    setTimeout(() => this.markReady(), ms).unref();
+  }
+
+  /** Copies from `core` the retained messages not held here, in chunks; failures are logged (ready anyway). */
+  async fillFrom(core: string): Promise<void> {
+    try {
+      let after = '';
+      let copied = 0;
+      for (;;) {
+        const reply = await this.rpc.request(core, { kind: 'retained-snapshot', after });
+        for (const entry of decodeEntries(reply.body)) {
+          if (this.held.has(entry.topic)) continue;
+          this.apply({ topic: entry.topic, payload: entry.payload, qos: asQos(entry.qos) });
+          copied++;
+        }
+        if (typeof reply.header.next !== 'string') break;
+        after = reply.header.next;
+      }
+      this.logger.info({ core, copied, held: this.held.size }, 'retained messages of the region copied from a core');
+    } catch (err) {
+      this.logger.warn({ core, err: (err as Error).message }, 'could not copy the region\'s retained messages from a core');
+    } finally {
+      this.markReady();
+    }
+  }
+
+  /**
+   * A retained message (or deletion) that came over a link: held here and stored on every node of the region;
+   * resolves once every connected node stored it, rejects when one did not (the carrier is then resent).
+   */
+  async storeEverywhere(copy: RetainedCopy): Promise<void> {
+    this.apply(copy);
+    const body = encodeEntries([{ topic: copy.topic, qos: copy.qos, payload: copy.payload }]);
+    const failed: string[] = [];
+    await Promise.all(this.nodes().map((node) => this.rpc.notify(node, { kind: 'retained' }, body).catch((err: Error) => {
+      failed.push(`${node}: ${err.message}`);
+    })));
+    if (failed.length > 0) throw new Error(`linked retained message '${copy.topic}' not stored on every node (${failed.join('; ')})`);
+  }
+
+  private apply(copy: RetainedCopy): void {
+    if (copy.payload.length === 0) {
+      this.held.delete(copy.topic);
+      this.trie.delete(copy.topic);
+      return;
+    }
+    this.held.set(copy.topic, copy);
+    const packet: StoredPacket = { cmd: 'publish', topic: copy.topic, payload: copy.payload, qos: copy.qos, retain: true, dup: false };
+    this.trie.set(copy.topic, packet);
+  }
+}
+
+function asQos(qos: number): 0 | 1 | 2 {
+  return qos === 1 || qos === 2 ? qos : 0;
 }

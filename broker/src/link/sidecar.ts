@@ -15,6 +15,7 @@ import type { Logger } from '../log/logger.js';
 import { exportOwnLaneOnly, RouteSync, type RouteSyncEvent } from '../routesync/index.js';
 import type { RouteSink } from '../routing/route-table.js';
 import { linkRouteId, type RegionMessage, type RegionRouteListener, type SidecarRegion } from './region.js';
+import { RegionRetained } from './retained-sync.js';
 
 export interface LinkSidecarOptions {
   clusterName: string;
@@ -55,7 +56,9 @@ const RESEND_PAUSE_MS = 250;
 /** The members whose lanes the sidecar needs before publishing into the region: the nodes with clients. */
 const NODE_ROLES: ReadonlySet<string> = new Set(['core', 'replicant']);
 /** Rpc notifications every member gets that concern nodes with clients only. */
-const IGNORED_NOTIFICATIONS = ['retained', 'session.claims'];
+const IGNORED_NOTIFICATIONS = ['session.claims'];
+/** After the regional table is here, how long the agent waits at most for its copy of the region's retained messages. */
+const RETAINED_FILL_WAIT_MS = 5000;
 
 /**
  * The sidecar link agent's membership in its regional cluster: it joins over the intra-cluster transport with the
@@ -68,6 +71,8 @@ export class LinkSidecar implements SidecarRegion {
   private readonly metrics: ClusterMetrics;
   private readonly rpc: Rpc;
   private readonly driver: RouteSyncDriver;
+  /** The region's retained messages (for the retained sync of the links) and the store of linked ones on every node. */
+  readonly retained: RegionRetained;
   private readonly watchers = new Set<RegionRouteListener>();
   private readonly logger: Logger;
   private upstream?: string;
@@ -101,6 +106,7 @@ export class LinkSidecar implements SidecarRegion {
     this.membership = new Membership(options.nodeName);
     this.metrics = new ClusterMetrics(options.metrics);
     this.rpc = new Rpc(transport, this.logger);
+    this.retained = new RegionRetained(this.rpc, () => this.membership.list().filter((m) => NODE_ROLES.has(m.role) && m.connected).map((m) => m.nodeId), this.logger);
     this.driver = new RouteSyncDriver(sync, {
       send: (nodeId, channel, payload) => transport.send(nodeId, channel, payload),
       resetPeer: (nodeId, reason) => transport.removePeer(nodeId, reason),
@@ -157,6 +163,7 @@ export class LinkSidecar implements SidecarRegion {
     await this.discovery.start();
     this.logger.info({ address, seeds: options.seeds, remembered: [...(this.remembered?.previous.keys() ?? [])] }, 'link agent joining its cluster');
     this.readiness.start();
+    void this.readiness.ready.then(() => this.retained.giveUpAfter(RETAINED_FILL_WAIT_MS));
   }
 
   /** Where the Forward-channel copies go (the agent's `forwarded`); copies that arrived earlier wait for it. */
@@ -209,6 +216,8 @@ export class LinkSidecar implements SidecarRegion {
    * them; resolves when every node acknowledged its copy (a node acknowledges after publishing it locally).
    */
   async publish(message: RegionMessage, linked: boolean): Promise<void> {
+    // Nodes replicate only their own clients' retained messages, and the copies below reach only the route owners.
+    if (linked && message.retain) await this.retained.storeEverywhere({ topic: message.topic, payload: message.payload, qos: message.qos });
     const owners = this.routes.table.match(message.topic);
     owners.delete(this.nodeId);
     if (owners.size === 0) return;
@@ -321,6 +330,7 @@ export class LinkSidecar implements SidecarRegion {
     if (peer.role === 'agent') this.agentWatchers.forEach((watcher) => watcher());
     this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address }, 'cluster peer connected');
     if (peer.role === 'core' && this.upstream === undefined) this.chooseUpstream();
+    if (peer.role === 'core' && peer.session !== 'resumed') void this.retained.fillFrom(peer.nodeId);
   }
 
   private onPeerDown(nodeId: string, reason: string): void {

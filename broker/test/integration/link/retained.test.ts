@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion, linkedClusterRegions, linkedSidecarRegions, linkedRegionsFixture } from './cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, linkedSidecarRegions, linkedRegionsFixture, type LinkedClusterRegions } from './cluster-regions.js';
 import { connectClient, linkedRegions, sleep, waitFor, type Region } from './regions.js';
 
 interface Seen { topic: string; payload: string; retain: boolean }
@@ -15,24 +15,48 @@ function record(client: MqttClient): Seen[] {
 
 const key = (m: Seen): string => `${m.topic}=${m.payload}`;
 
-async function retainedSync(broker: { getJson<T>(p: string): Promise<{ body: T }> }): Promise<RetainedSyncInfo> {
+type StatusSource = { getJson<T>(p: string): Promise<{ body: T }> };
+
+/** Where a region's link agent answers `/api/v1/links`: its sidecar, else its core (embedded agent). */
+function agentOf(region: ClusterRegion): StatusSource {
+  const sidecar = region.sidecar;
+  if (!sidecar) return region.core;
+  return { getJson: async <T>(p: string) => ({ body: await sidecar.getJson<T>(p) }) };
+}
+
+async function retainedSync(broker: StatusSource): Promise<RetainedSyncInfo> {
   const { body } = await broker.getJson<{ retainedSync: RetainedSyncInfo | null }>('/api/v1/links');
   if (!body.retainedSync) throw new Error('no retainedSync in /api/v1/links');
   return body.retainedSync;
 }
 
-describe('retained messages across two regional clusters (agents embedded in the cores)', () => {
+/** The two clustered regions of a retained-sync suite: the names of A and B, and how they are linked. */
+interface RetainedSetup { title: string; a: string; b: string; start: () => Promise<LinkedClusterRegions> }
+
+const RETAINED_SETUPS: RetainedSetup[] = [
+  { title: 'agents embedded in the cores', a: 'ra', b: 'rb', start: () => linkedClusterRegions('ra', 'rb', true) },
+  { title: 'A\'s agent a sidecar (receives and suppresses through it)', a: 'ya', b: 'yb', start: () => linkedSidecarRegions('ya', 'yb', { bReplicant: true }) },
+  {
+    title: 'B\'s agent a sidecar (syncs through it)', a: 'za', b: 'zb',
+    start: async () => {
+      const r = await linkedSidecarRegions('zb', 'za', { bReplicant: true });
+      return { A: r.B, B: r.A, dispose: r.dispose };
+    },
+  },
+];
+
+describe.each(RETAINED_SETUPS)('retained messages across two regional clusters ($title)', ({ a, b, start }) => {
   let A: ClusterRegion;
   let B: ClusterRegion;
-  const { track, clients } = linkedRegionsFixture(() => linkedClusterRegions('ra', 'rb', true), (r) => ({ A, B } = r));
+  const { track, clients } = linkedRegionsFixture(start, (r) => ({ A, B } = r));
 
   test('retained messages of B published before A subscribes reach A\'s subscriber once; a second subscriber in A gets A\'s copy once', async () => {
-    const pub = track(await B.client({ clientId: 'rb-retained-pub' }));
+    const pub = track(await B.client({ clientId: `${b}-retained-pub` }));
     await pub.publishAsync('ret/1', 'one', { qos: 1, retain: true });
     await pub.publishAsync('ret/2', 'two', { qos: 0, retain: true });
     await pub.publishAsync('other/1', 'not wanted', { qos: 1, retain: true });
 
-    const first = track(await A.client({ clientId: 'ra-sub-1' }));
+    const first = track(await A.client({ clientId: `${a}-sub-1` }));
     const seenFirst = record(first);
     const arrivals: number[] = [];
     first.on('message', () => arrivals.push(Date.now()));
@@ -45,11 +69,11 @@ describe('retained messages across two regional clusters (agents embedded in the
     expect(seenFirst.map(key).sort()).toEqual(['ret/1=one', 'ret/2=two']);
     // They arrive after the SUBACK, as live publishes (MQTT 3.1.1: retain=1 only for the SUBSCRIBE's own copies).
     expect(seenFirst.every((m) => !m.retain)).toBe(true);
-    expect((await B.link('ra')).forwarded).toBe(2);
-    expect((await retainedSync(B.core)).sent).toBe(2);
+    expect((await B.link(a)).forwarded).toBe(2);
+    expect((await retainedSync(agentOf(B))).sent).toBe(2);
 
     // A now holds B's retained messages: a second subscriber (same filter, the agent's node) gets them from A's store.
-    const second = track(await A.client({ clientId: 'ra-sub-2' }));
+    const second = track(await A.client({ clientId: `${a}-sub-2` }));
     const seenSecond = record(second);
     await second.subscribeAsync('ret/#', { qos: 1 });
     await waitFor(() => seenSecond.length >= 2, 'A\'s retained copies at the second subscriber');
@@ -57,67 +81,77 @@ describe('retained messages across two regional clusters (agents embedded in the
     expect(seenSecond.map(key).sort()).toEqual(['ret/1=one', 'ret/2=two']);
     expect(seenSecond.every((m) => m.retain)).toBe(true);
     expect(seenFirst).toHaveLength(2);
-    expect((await B.link('ra')).forwarded).toBe(2);
-    expect((await retainedSync(A.core)).linkedTopics).toBe(2);
+    expect((await B.link(a)).forwarded).toBe(2);
+    expect((await retainedSync(agentOf(A))).linkedTopics).toBe(2);
+
+    // Every node of A stores them, also one without a matching route until now (a sidecar stores them everywhere).
+    const onCore = track(await connectClient(A.core.mqttPort, { clientId: `${a}-sub-core` }));
+    const seenOnCore = record(onCore);
+    await onCore.subscribeAsync('ret/#', { qos: 1 });
+    await waitFor(() => seenOnCore.length >= 2, 'A\'s retained copies on A\'s core');
+    await sleep(500);
+    expect(seenOnCore.map(key).sort()).toEqual(['ret/1=one', 'ret/2=two']);
+    expect(seenOnCore.every((m) => m.retain)).toBe(true);
+    await onCore.unsubscribeAsync('ret/#');
   });
 
   test('an update and a deletion in B reach A\'s subscribers and A\'s retained store', async () => {
-    const sub = track(await A.client({ clientId: 'ra-sub-upd' }));
+    const sub = track(await A.client({ clientId: `${a}-sub-upd` }));
     const seen = record(sub);
     await sub.subscribeAsync('ret/#', { qos: 1 });
     await waitFor(() => seen.length >= 2, 'A\'s retained copies');
-    const pub = track(await B.client({ clientId: 'rb-retained-upd' }));
+    const pub = track(await B.client({ clientId: `${b}-retained-upd` }));
     await pub.publishAsync('ret/1', 'one v2', { qos: 1, retain: true });
     await pub.publishAsync('ret/2', '', { qos: 1, retain: true });
     await waitFor(() => seen.length >= 4, 'update and deletion at A\'s subscriber');
     expect(seen.slice(2).map(key)).toEqual(['ret/1=one v2', 'ret/2=']);
 
-    const late = track(await A.client({ clientId: 'ra-sub-late' }));
+    const late = track(await A.client({ clientId: `${a}-sub-late` }));
     const seenLate = record(late);
     await late.subscribeAsync('ret/#', { qos: 1 });
     await waitFor(() => seenLate.length >= 1, 'A\'s retained copy at a late subscriber');
     await sleep(1000);
     expect(seenLate.map(key)).toEqual(['ret/1=one v2']);
     expect(seenLate[0].retain).toBe(true);
-    expect((await retainedSync(A.core)).linkedTopics).toBe(1);
+    expect((await retainedSync(agentOf(A))).linkedTopics).toBe(1);
   });
 
   test('a route from B does not send B\'s own retained messages back (A\'s linked copies stay in A); A\'s own retained messages go', async () => {
-    const aPub = track(await A.client({ clientId: 'ra-retained-pub' }));
+    const aPub = track(await A.client({ clientId: `${a}-retained-pub` }));
     await aPub.publishAsync('ret/a', 'from a', { qos: 1, retain: true });
-    const forwardedBefore = (await A.link('rb')).forwarded;
-    const skippedBefore = (await retainedSync(A.core)).skippedLinked;
+    const forwardedBefore = (await A.link(b)).forwarded;
+    const skippedBefore = (await retainedSync(agentOf(A))).skippedLinked;
 
-    const bSub = track(await B.client({ clientId: 'rb-sub' }));
+    const bSub = track(await B.client({ clientId: `${b}-sub` }));
     const seen = record(bSub);
     await bSub.subscribeAsync('ret/#', { qos: 1 });
     await waitFor(() => seen.some((m) => m.topic === 'ret/a'), 'A\'s retained message at B\'s subscriber');
     await sleep(1200);
     // B's own ret/1 from B's store (retain=1), A's ret/a over the link (live); the copy of ret/1 held in A never came back.
     expect(seen.map(key).sort()).toEqual(['ret/1=one v2', 'ret/a=from a']);
-    expect((await A.link('rb')).forwarded).toBe(forwardedBefore + 1);
-    const sync = await retainedSync(A.core);
+    expect((await A.link(b)).forwarded).toBe(forwardedBefore + 1);
+    const sync = await retainedSync(agentOf(A));
     expect(sync.skippedLinked).toBe(skippedBefore + 1);
     expect(sync.sent).toBe(1);
     // B's retained ret/1 is still its own: a fresh subscriber in B gets it once, unchanged.
-    const check = track(await B.client({ clientId: 'rb-check' }));
+    const check = track(await B.client({ clientId: `${b}-check` }));
     const seenCheck = record(check);
     await check.subscribeAsync('ret/1', { qos: 1 });
     await waitFor(() => seenCheck.length >= 1, 'B\'s retained ret/1');
     await sleep(500);
     expect(seenCheck.map(key)).toEqual(['ret/1=one v2']);
-    expect((await retainedSync(B.core)).linkedTopics).toBe(1);
+    expect((await retainedSync(agentOf(B))).linkedTopics).toBe(1);
   });
 
   test('a retained message deleted in B while A had no route is deleted in A at A\'s next subscription', async () => {
-    for (const c of clients.filter((c) => /^ra-sub/.test(c.options.clientId ?? ''))) await c.unsubscribeAsync('ret/#');
-    await waitFor(async () => (await B.link('ra')).routesReceived === 0, 'A\'s ret/# route gone from B');
-    const pub = track(await B.client({ clientId: 'rb-retained-del' }));
+    for (const c of clients.filter((c) => (c.options.clientId ?? '').startsWith(`${a}-sub`))) await c.unsubscribeAsync('ret/#');
+    await waitFor(async () => (await B.link(a)).routesReceived === 0, 'A\'s ret/# route gone from B');
+    const pub = track(await B.client({ clientId: `${b}-retained-del` }));
     await pub.publishAsync('ret/1', '', { qos: 1, retain: true });
     await pub.publishAsync('ret/3', 'three', { qos: 1, retain: true });
-    const forwardedBefore = (await B.link('ra')).forwarded;
+    const forwardedBefore = (await B.link(a)).forwarded;
 
-    const sub = track(await A.client({ clientId: 'ra-resub' }));
+    const sub = track(await A.client({ clientId: `${a}-resub` }));
     const seen = record(sub);
     await sub.subscribeAsync('ret/#', { qos: 1 });
     await waitFor(() => seen.length >= 4, 'A\'s retained copies, then the deletion and the new message from B');
@@ -127,10 +161,10 @@ describe('retained messages across two regional clusters (agents embedded in the
     expect(seen.filter((m) => m.retain).map(key).sort()).toEqual(['ret/1=one v2', 'ret/a=from a']);
     expect(seen.filter((m) => !m.retain).map(key).sort()).toEqual(['ret/1=', 'ret/3=three']);
     expect(seen).toHaveLength(4);
-    expect((await B.link('ra')).forwarded).toBe(forwardedBefore + 2);
-    expect((await retainedSync(B.core)).tombstones).toBe(1);
+    expect((await B.link(a)).forwarded).toBe(forwardedBefore + 2);
+    expect((await retainedSync(agentOf(B))).tombstones).toBe(1);
 
-    const late = track(await A.client({ clientId: 'ra-after-del' }));
+    const late = track(await A.client({ clientId: `${a}-after-del` }));
     const seenLate = record(late);
     await late.subscribeAsync('ret/#', { qos: 1 });
     await waitFor(() => seenLate.length >= 2, 'A\'s retained copies after the deletion');
@@ -142,7 +176,7 @@ describe('retained messages across two regional clusters (agents embedded in the
   test('a subscription in A while B keeps publishing retained topics: every value at most once, in order per topic', async () => {
     // On the agent's node, pipelined: many values are in the store (their durable write running) but not yet through
     // the `published` hook when the sync reads the store.
-    const pub = track(await connectClient(B.core.mqttPort, { clientId: 'rb-hot' }));
+    const pub = track(await connectClient(B.core.mqttPort, { clientId: `${b}-hot` }));
     const topics = 20;
     let publishing = true;
     let published = 0;
@@ -152,7 +186,7 @@ describe('retained messages across two regional clusters (agents embedded in the
       }
     })();
     await sleep(300);
-    const sub = track(await A.client({ clientId: 'ra-hot' }));
+    const sub = track(await A.client({ clientId: `${a}-hot` }));
     const seen = record(sub);
     await sub.subscribeAsync('hot/#', { qos: 1 });
     await sleep(1500);
@@ -169,7 +203,7 @@ describe('retained messages across two regional clusters (agents embedded in the
       expect(values).toEqual([...values].sort((x, y) => x - y));
       expect(values[values.length - 1]).toBe(last - (topics - 1 - k));
     }
-    console.log(`retained sync under live streams: ${published} published on ${topics} topics, ${seen.length} at A, twins ${(await retainedSync(B.core)).twins}`);
+    console.log(`retained sync under live streams: ${published} published on ${topics} topics, ${seen.length} at A, twins ${(await retainedSync(agentOf(B))).twins}`);
   });
 });
 
@@ -298,39 +332,5 @@ describe('retained messages across a restart of the sending agent', () => {
     expect(seen.every((m) => m.retain)).toBe(true);
     expect((await A.link('sb')).forwarded).toBe(0);
     expect((await retainedSync(A.broker)).skippedLinked).toBe(5);
-  });
-});
-
-describe('retained messages with a sidecar agent (receiving side only, as documented)', () => {
-  let A: ClusterRegion;
-  let B: ClusterRegion;
-  const { track } = linkedRegionsFixture(() => linkedSidecarRegions('xa', 'xb', { bReplicant: true }), (r) => ({ A, B } = r));
-
-  test('B\'s (embedded) retained messages reach a subscriber in the sidecar region once; the sidecar sends none of A\'s', async () => {
-    const bPub = track(await B.client({ clientId: 'xb-pub' }));
-    await bPub.publishAsync('side/b', 'from b', { qos: 1, retain: true });
-    const aPub = track(await A.client({ clientId: 'xa-pub' }));
-    await aPub.publishAsync('side/a', 'from a', { qos: 1, retain: true });
-
-    const sub = track(await A.client({ clientId: 'xa-sub' }));
-    const seen = record(sub);
-    await sub.subscribeAsync('side/#', { qos: 1 });
-    await waitFor(() => seen.some((m) => m.topic === 'side/b'), 'B\'s retained message in the sidecar region');
-    await sleep(1000);
-    expect(seen.map(key).sort()).toEqual(['side/a=from a', 'side/b=from b']);
-    expect(seen.find((m) => m.topic === 'side/b')?.retain).toBe(false);
-    const sidecarStatus = await (A.sidecar as NonNullable<typeof A.sidecar>).getJson<{ retainedSync: RetainedSyncInfo | null }>('/api/v1/links');
-    expect(sidecarStatus.retainedSync).toBeNull();
-
-    // The sidecar does not sync: a subscriber in B gets A's retained message only if it is published again.
-    const bSub = track(await B.client({ clientId: 'xb-sub' }));
-    const seenB = record(bSub);
-    await bSub.subscribeAsync('side/#', { qos: 1 });
-    await waitFor(async () => (await A.link('xb')).routesReceived === 1, 'B\'s route at A\'s sidecar');
-    await sleep(1500);
-    expect(seenB.map(key)).toEqual(['side/b=from b']);
-    await aPub.publishAsync('side/a', 'from a again', { qos: 1, retain: true });
-    await waitFor(() => seenB.length >= 2, 'A\'s live retained publish in B');
-    expect(key(seenB[1])).toBe('side/a=from a again');
   });
 });

@@ -134,4 +134,19 @@ describe('RetainedSync (retained messages across links)', () => {
     const sync = await open(area, store([]));
     await expect(sync.admit('eu', linked('k', 'v'))).resolves.toBe(true);
   });
+
+  test('a live retained publish queued for the link after the route came and before the sync read supersedes the synced copy', async () => {
+    // A replica that lags the live copies (a sidecar's): it still holds v1 when the live v2 was queued.
+    const retained = store([['h/1', 'v1', 1], ['h/2', 'w1', 1]]);
+    const sync = await open(new MemoryArea(), retained);
+    sync.beginSync('eu', 'h/#');
+    sync.queued('eu', linked('h/1', 'v2'));
+    sync.queued('us', linked('h/2', 'w2')); // another link: no effect on eu
+    sync.queued('eu', linked('x/1', 'other')); // not under the filter
+    expect(sync.forNewRoute('eu', 'h/#').map((m) => `${m.topic}=${m.payload}`)).toEqual(['h/2=w1']);
+    expect(sync.counters.superseded).toBe(1);
+    // Once read, the pending sync is over: the next route on the same filter syncs everything again.
+    sync.beginSync('eu', 'h/#');
+    expect(sync.forNewRoute('eu', 'h/#').map((m) => m.topic).sort()).toEqual(['h/1', 'h/2']);
+  });
 });
