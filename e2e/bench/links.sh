@@ -10,12 +10,15 @@
 #   2b. link drain: with A's link cut, DRAIN_COUNT messages queued in A; after the restore, the rate at which B's
 #      subscriber receives them (the link's own forwarding capacity, publishers' QoS 2 flow control excluded)
 #   3. route convergence: CONV_SUBS subscriptions in A until B's /api/v1/links counts them, with DELAY_MS one way
+#   4. route bootstrap (last: it sets routeTtlSeconds BOOT_TTL on both links): BOOT_ROUTES subscriptions in A, the
+#      A -> B link cut until B expired A's lane, restored; time until B holds all of them again, no delay
 #
 # Environment: PAYLOAD (256, forwarding cases)  BW_PAYLOADS ("256 1024", bandwidth cases)  ROUNDS (10)  DELAY_MS (40)  LAT_RATE (5000)  LAT_SECONDS (6)  TPUT_SECONDS (6)
 #   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  CONV_SUBS (10000)  DRAIN_COUNT (30000)
-#   DRAIN_QOS (2)  CASES ("bandwidth forwarding drain convergence": the parts to run)
+#   DRAIN_QOS (2)  BOOT_ROUTES (100000)  BOOT_TTL (3)  CASES ("bandwidth forwarding drain convergence bootstrap": the parts to run)
 #   MERIDIAN_FLAGS (extra `meridian broker` flags, e.g. '--durability relaxed')  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
-#   PROFILE=1  V8 CPU profile of both Meridian regions during the no-delay throughput case, taken in-process by
+#   PROFILE=1  V8 CPU profile of both Meridian regions during the no-delay throughput case and the bootstrap window
+#              (restore to the last route in B), taken in-process by
 #              lib/cluster-node-hook.ts (SIGUSR2); prints their top self-time functions
 set -euo pipefail
 
@@ -33,7 +36,9 @@ TPUT_SECONDS=${TPUT_SECONDS:-6}
 CONV_SUBS=${CONV_SUBS:-10000}
 DRAIN_COUNT=${DRAIN_COUNT:-30000}
 DRAIN_QOS=${DRAIN_QOS:-2}
-CASES=${CASES:-bandwidth forwarding drain convergence}
+BOOT_ROUTES=${BOOT_ROUTES:-100000}
+BOOT_TTL=${BOOT_TTL:-3}
+CASES=${CASES:-bandwidth forwarding drain convergence bootstrap}
 wants_case() { [[ " $CASES " == *" $1 "* ]]; }
 # shellcheck source=lib/brokers.sh
 source "$REPO_ROOT/e2e/bench/lib/brokers.sh"
@@ -189,6 +194,16 @@ log "3. route convergence, $CONV_SUBS subscriptions, ${DELAY_MS} ms one way (loa
 "${LOAD[@]}" convergence --port "$A_PORT" --admin "http://127.0.0.1:$B_ADMIN" --link a --control "$CONTROL" \
   --count "$CONV_SUBS" >"$RESULTS_DIR/convergence.json"
 fi
+if wants_case bootstrap; then
+log "4. route bootstrap, $BOOT_ROUTES routes, no delay (load $(load_average))"
+curl -fsS -X POST "$CONTROL/delay?ms=0" >/dev/null
+boot_profile=()
+if [[ "${PROFILE:-0}" == 1 ]]; then boot_profile=(--hook-dir "$HOOK_DIR" --profile-dir "$RESULTS_DIR"); fi
+"${LOAD[@]}" bootstrap --port "$A_PORT" --admin-a "http://127.0.0.1:$A_ADMIN" --admin-b "http://127.0.0.1:$B_ADMIN" \
+  --links-a "$WORK_DIR/region-a/links/links.yaml" --links-b "$WORK_DIR/region-b/links/links.yaml" --control "$CONTROL" \
+  --proxy toB --count "$BOOT_ROUTES" --ttl "$BOOT_TTL" --pid-a "${REGION_PIDS[0]}" --pid-b "${REGION_PIDS[1]}" \
+  ${boot_profile[@]+"${boot_profile[@]}"} >"$RESULTS_DIR/bootstrap.json"
+fi
 log "cases took $((SECONDS - started)) s"
 
 echo "Cluster links: two standalone regions on loopback, ${PAYLOAD} B payloads in the forwarding cases, one-way delay ${DELAY_MS} ms where noted"
@@ -199,9 +214,12 @@ echo
 wants_case forwarding && print_region_cpu
 if [[ "${PROFILE:-0}" == 1 ]]; then
   for name in a b; do
-    echo
-    echo "Region $name CPU profile during 1-throughput-no-delay (self time):"
-    node "$LIB/cpuprofile-top.js" "$RESULTS_DIR/throughput-$name.cpuprofile" 20
+    for profiled in throughput bootstrap; do
+      [[ -f "$RESULTS_DIR/$profiled-$name.cpuprofile" ]] || continue
+      echo
+      echo "Region $name CPU profile during the $profiled case (self time):"
+      node "$LIB/cpuprofile-top.js" "$RESULTS_DIR/$profiled-$name.cpuprofile" 20
+    done
   done
 fi
 echo

@@ -553,17 +553,35 @@ export class LinkAgent {
     const sync = this.retainedSync;
     if (!sync) return;
     sync.beginSync(name, filter);
+    // The filters that arrive together (a bootstrap brings ~100 k) are handled in one step, not one promise each.
+    const waiting = this.retainedFiltersWaiting.get(name);
+    if (waiting) {
+      waiting.push(filter);
+      return;
+    }
+    const filters = [filter];
+    this.retainedFiltersWaiting.set(name, filters);
     void this.applying.then(() => this.local.exportReady).then(() => {
+      this.retainedFiltersWaiting.delete(name);
       const link = this.links.get(name);
       if (!link || this.stopped || this.roleOf(name) !== 'active') return;
-      const messages = sync.forNewRoute(name, filter);
-      for (const message of messages) {
-        link.enqueue(message, message.qos > 0).catch((err: Error) => {
-          this.logger.warn({ link: name, topic: message.topic, err: err.message }, 'retained message not queued for a new remote route');
-        });
-      }
-      if (messages.length > 0) this.logger.info({ link: name, filter, retained: messages.length }, 'retained messages queued for a new remote route');
-    }).catch((err: Error) => this.logger.error({ link: name, filter, err: err.message }, 'retained messages for a new remote route not queued'));
+      for (const one of filters) this.queueRetainedFor(link, sync, one);
+    }).catch((err: Error) => {
+      this.retainedFiltersWaiting.delete(name);
+      this.logger.error({ link: name, filters: filters.length, first: filters[0], err: err.message }, 'retained messages for new remote routes not queued');
+    });
+  }
+
+  private readonly retainedFiltersWaiting = new Map<string, string[]>();
+
+  private queueRetainedFor(link: Link, sync: RetainedSync, filter: string): void {
+    const messages = sync.forNewRoute(link.name, filter);
+    for (const message of messages) {
+      link.enqueue(message, message.qos > 0).catch((err: Error) => {
+        this.logger.warn({ link: link.name, topic: message.topic, err: err.message }, 'retained message not queued for a new remote route');
+      });
+    }
+    if (messages.length > 0) this.logger.info({ link: link.name, filter, retained: messages.length }, 'retained messages queued for a new remote route');
   }
 
   // ── routes ──────────────────────────────────────────────────────────────────────────────────────────────

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { RouteTable } from '../routing/route-table.js';
-import type { StoreArea } from '../store/area.js';
+import type { AreaOp, StoreArea } from '../store/area.js';
 
 export type FilterChange = (op: 'add' | 'delete', filter: string) => void;
 
@@ -18,6 +18,8 @@ export class RemoteRouteMemory {
   private readonly restored = new RouteTable();
   private readonly live = new Set<string>();
   private writes: Promise<void> = Promise.resolve();
+  /** Changes not written yet (filter → last op), written as one batch: a bootstrap adds ~100 k at once. */
+  private readonly unwritten = new Map<string, 'add' | 'delete'>();
   private timer?: NodeJS.Timeout;
 
   private constructor(private readonly area: StoreArea, private readonly regionChanged: FilterChange, private readonly logger: Logger) {}
@@ -30,6 +32,22 @@ export class RemoteRouteMemory {
       if (memory.restored.add(filter, RESTORED)) regionChanged('add', filter);
     }
     return memory;
+  }
+
+  /**
+   * Filters another agent of the region held for this link (it went away and this agent takes the link over): they
+   * are restored like this agent's own at start — matched and held in the region until the remote confirms them
+   * (its bootstrap with the new agent) or `expireAfter` drops them. Returns how many were new.
+   */
+  adopt(filters: Iterable<string>): number {
+    let added = 0;
+    for (const filter of filters) {
+      if (this.live.has(filter) || !this.restored.add(filter, RESTORED)) continue;
+      this.regionChanged('add', filter);
+      this.persist('add', filter);
+      added++;
+    }
+    return added;
   }
 
   get restoredCount(): number {
@@ -82,13 +100,25 @@ export class RemoteRouteMemory {
 
   /** Resolves when every change so far is written. */
   flushed(): Promise<void> {
+    if (this.unwritten.size > 0) this.writeUnwritten();
     return this.writes;
   }
 
   private persist(op: 'add' | 'delete', filter: string): void {
-    const key = createHash('sha256').update(filter).digest('base64url');
+    if (this.unwritten.size === 0) queueMicrotask(() => this.writeUnwritten());
+    this.unwritten.set(filter, op);
+  }
+
+  /** The changes of this turn of the event loop, in one store batch after the previous one. */
+  private writeUnwritten(): void {
+    if (this.unwritten.size === 0) return;
+    const ops: AreaOp[] = [...this.unwritten].map(([filter, op]) => {
+      const key = createHash('sha256').update(filter).digest('base64url');
+      return op === 'add' ? { type: 'put', key, value: Buffer.from(filter, 'utf8') } : { type: 'del', key };
+    });
+    this.unwritten.clear();
     this.writes = this.writes
-      .then(() => (op === 'add' ? this.area.put(key, Buffer.from(filter, 'utf8')) : this.area.del(key)))
-      .catch((err: Error) => this.logger.warn({ filter, err: err.message }, 'remote route not persisted (a restart may miss it until the remote bootstraps)'));
+      .then(() => this.area.batch(ops))
+      .catch((err: Error) => this.logger.warn({ routes: ops.length, first: ops[0]?.key, err: err.message }, 'remote routes not persisted (a restart may miss them until the remote bootstraps)'));
   }
 }

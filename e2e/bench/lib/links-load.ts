@@ -6,10 +6,14 @@
  *   bandwidth   --pub-port P --sub-port S --control URL --proxies a,b --label L [--rounds R] [--payload B]
  *   convergence --port P --admin URL --link NAME --control URL [--count N]
  *   drain       --pub-port P --sub-port S --admin URL --link NAME --control URL --proxy NAME [--count N] [--payload B] [--qos Q]
+ *   bootstrap   --port P --admin-a URL --admin-b URL --links-a F --links-b F --control URL --proxy NAME [--count N] [--ttl S]
+ *               [--pid-a PID --pid-b PID] [--hook-dir D --profile-dir D]
+ *               route bootstrap after a link outage (see `bootstrap` below); with the PIDs, the regions' CPU time in
+ *               the bootstrap window; with the hook dir (PROFILE=1), a CPU profile of each region over that window only
  *   commits     --before F --after F --label L --case C   store commit latency (meridian_store_write_seconds) between two /metrics scrapes
  *   summarize   --dir RESULTS_DIR               the Markdown table of every JSON result in the directory
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { hashPassword } from '../../../broker/src/mqtt/auth/password.js';
@@ -91,7 +95,7 @@ async function prepare(flags: Flags): Promise<void> {
   writeFileSync(path.join(dir, 'link-password'), `${LINK_PASSWORD}\n`);
 }
 
-interface LinkInfo { name: string; state: string; routesReceived: number; routesSent: number }
+interface LinkInfo { name: string; state: string; routesReceived: number; routesSent: number; bootstraps: number; lastBootstrapAt: string | null; remoteAgents: number; incarnation: number }
 
 async function linkInfo(admin: string, name: string): Promise<LinkInfo> {
   const { links } = await getJson<{ links: LinkInfo[] }>(`${admin}/api/v1/links`);
@@ -211,6 +215,118 @@ async function convergence(flags: Flags): Promise<void> {
       kind: 'convergence', subscriptions: count, oneWayDelayMs: oneWayMs, rttMs: 2 * oneWayMs,
       subscribeMs: subscribed - started, afterLastSubackMs: visible - subscribed, fromFirstSubscribeMs: visible - started,
       targetMs: 2 * oneWayMs + 200,
+    }));
+  } finally {
+    await client.endAsync();
+  }
+}
+
+/** Sets `routeTtlSeconds` on every entry of a links file (atomic replace: the agent hot-reloads it). */
+function setRouteTtl(file: string, seconds: number): void {
+  const text = readFileSync(file, 'utf8').replace(/^ {4}routeTtlSeconds: .*\n/gm, '');
+  const next = text.replace(/^( {2}- name: .*\n)/gm, `$1    routeTtlSeconds: ${seconds}\n`);
+  if (next === text) throw new Error(`links-load: no link entry in ${file}`);
+  writeFileSync(`${file}.tmp`, next);
+  renameSync(`${file}.tmp`, file);
+}
+
+/** utime + stime of a process in ms (/proc/<pid>/stat), or null when the PID is not given or not readable. */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the command name; USER_HZ is 100 on Linux.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+/** Asks a region's cluster-node-hook (preloaded with PROFILE=1) for `command`; resolves with the answer file. */
+async function askHook(dir: string, pid: number, command: string, answer: string): Promise<string> {
+  const file = path.join(dir, `${pid}.${answer}`);
+  rmSync(file, { force: true });
+  writeFileSync(path.join(dir, `${pid}.cmd`), `${command}\n`);
+  process.kill(pid, 'SIGUSR2');
+  await waitUntil(async () => existsSync(file), `region pid ${pid} to answer ${command}`, 30000, 20);
+  return file;
+}
+
+async function proxyConnections(control: string, proxy: string): Promise<number> {
+  const stats = await getJson<Record<string, { connections: number }>>(`${control}/stats`);
+  if (!stats[proxy]) throw new Error(`links-load: no proxy ${proxy} at ${control}`);
+  return stats[proxy].connections;
+}
+
+/**
+ * Bootstrap of `count` routes across a link (issue 4: ≤ 2 s for 100 k). Both links get `routeTtlSeconds: ttl`
+ * (hot reload), `count` subscriptions are made in A and reach B; the A → B proxy is cut until B has expired A's
+ * lane (table empty: a real bootstrap follows, not a resume), then restored. Measured: from the restore and from
+ * the moment A's agent reconnected through the proxy until B's table holds every route again (one new lane:
+ * `bootstraps` + 1). The restore → reconnect part is A's redial back-off, not the bootstrap.
+ */
+async function bootstrap(flags: Flags): Promise<void> {
+  const adminA = flag(flags, 'admin-a');
+  const adminB = flag(flags, 'admin-b');
+  const control = flag(flags, 'control');
+  const proxy = flag(flags, 'proxy');
+  const count = Number(flag(flags, 'count', '100000'));
+  const ttl = Number(flag(flags, 'ttl', '3'));
+  const incarnationBefore = (await linkInfo(adminA, 'b')).incarnation;
+  setRouteTtl(flag(flags, 'links-a'), ttl);
+  setRouteTtl(flag(flags, 'links-b'), ttl);
+  await waitUntil(async () => {
+    const [a, b] = await Promise.all([linkInfo(adminA, 'b'), linkInfo(adminB, 'a')]);
+    return a.incarnation > incarnationBefore && a.state === 'connected' && b.state === 'connected' && b.remoteAgents > 0;
+  }, `links restarted with routeTtlSeconds ${ttl}`, 30000);
+  const client = await connect(Number(flag(flags, 'port')), 'bootstrap-sub');
+  try {
+    const filters = Array.from({ length: count }, (_, i) => `boot/${i}/+/state`);
+    const subscribeStarted = performance.now();
+    for (let i = 0; i < filters.length; i += 1000) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < Math.min(i + 1000, filters.length); j += 100) batch.push(client.subscribeAsync(filters.slice(j, j + 100), { qos: 1 }));
+      await Promise.all(batch);
+    }
+    const subscribedMs = performance.now() - subscribeStarted;
+    await waitUntil(async () => (await linkInfo(adminB, 'a')).routesReceived >= count, `${count} routes in B before the cut`, 120000, 20);
+    const convergedMs = performance.now() - subscribeStarted;
+
+    await fetch(`${control}/cut?name=${proxy}`, { method: 'POST' });
+    const cutAt = performance.now();
+    await waitUntil(async () => (await linkInfo(adminB, 'a')).routesReceived === 0, 'A\'s lane expired in B', (ttl + 30) * 1000, 20);
+    const expiredAfterMs = performance.now() - cutAt;
+    const before = await linkInfo(adminB, 'a');
+    const pids = { a: flags.has('pid-a') ? Number(flags.get('pid-a')) : undefined, b: flags.has('pid-b') ? Number(flags.get('pid-b')) : undefined };
+    const hookDir = flags.get('hook-dir');
+    if (hookDir !== undefined) for (const pid of Object.values(pids)) if (pid !== undefined) await askHook(hookDir, pid, 'profile-start', 'profile-start.done');
+    const cpuBefore = { a: cpuMs(pids.a), b: cpuMs(pids.b) };
+
+    // The connections counted in the restore's own answer: every later one is accepted (a refused dial counts too).
+    const restoreAnswer = await fetch(`${control}/restore?name=${proxy}`, { method: 'POST' });
+    const restoredAt = performance.now();
+    const connectionsBefore = ((await restoreAnswer.json()) as Record<string, { connections: number }>)[proxy].connections;
+    let reconnectedAt = 0;
+    await waitUntil(async () => {
+      if (reconnectedAt === 0 && (await proxyConnections(control, proxy)) > connectionsBefore) reconnectedAt = performance.now();
+      return (await linkInfo(adminB, 'a')).routesReceived >= count;
+    }, `${count} routes back in B after the restore`, 60000, 5);
+    const fullAt = performance.now();
+    const cpuAfter = { a: cpuMs(pids.a), b: cpuMs(pids.b) };
+    if (hookDir !== undefined) {
+      const profileDir = flag(flags, 'profile-dir');
+      for (const [region, pid] of Object.entries(pids)) {
+        if (pid !== undefined) renameSync(await askHook(hookDir, pid, 'profile-stop', 'cpuprofile'), path.join(profileDir, `bootstrap-${region}.cpuprofile`));
+      }
+    }
+    const after = await linkInfo(adminB, 'a');
+    if (reconnectedAt === 0) reconnectedAt = fullAt;
+    const spent = (r: 'a' | 'b'): number | null => (cpuBefore[r] === null || cpuAfter[r] === null ? null : (cpuAfter[r] as number) - (cpuBefore[r] as number));
+    console.log(JSON.stringify({
+      kind: 'bootstrap', routes: count, routeTtlSeconds: ttl, subscribeMs: subscribedMs, initialConvergenceMs: convergedMs,
+      laneExpiredAfterCutMs: expiredAfterMs, restoreToReconnectMs: reconnectedAt - restoredAt, reconnectToFullMs: fullAt - reconnectedAt,
+      restoreToFullMs: fullAt - restoredAt, cpuMsA: spent('a'), cpuMsB: spent('b'), routesAfter: after.routesReceived, bootstrapsBefore: before.bootstraps, bootstrapsAfter: after.bootstraps,
+      targetMs: 2000,
     }));
   } finally {
     await client.endAsync();
@@ -378,11 +494,19 @@ function summarize(flags: Flags): void {
       `visible in B ${r.afterLastSubackMs.toFixed(0)} ms after the last SUBACK, ${r.fromFirstSubscribeMs.toFixed(0)} ms after the first SUBSCRIBE ` +
       `(target ≤ ${r.targetMs} ms).`);
   }
+  for (const f of files.filter((x) => x.startsWith('bootstrap'))) {
+    const r = read(f) as unknown as { routes: number; initialConvergenceMs: number; laneExpiredAfterCutMs: number; restoreToReconnectMs: number; reconnectToFullMs: number; restoreToFullMs: number; bootstrapsBefore: number; bootstrapsAfter: number; targetMs: number; cpuMsA: number | null; cpuMsB: number | null };
+    lines.push('', `Route bootstrap: ${r.routes} subscriptions in A (in B ${(r.initialConvergenceMs / 1000).toFixed(1)} s after the first SUBSCRIBE); ` +
+      `link A → B cut until B dropped A's lane (${(r.laneExpiredAfterCutMs / 1000).toFixed(1)} s), restored: all ${r.routes} routes in B again ` +
+      `**${r.reconnectToFullMs.toFixed(0)} ms after A's agent reconnected** (target ≤ ${r.targetMs} ms), ${r.restoreToFullMs.toFixed(0)} ms after the restore ` +
+      `(${r.restoreToReconnectMs.toFixed(0)} ms of redial back-off); bootstraps ${r.bootstrapsBefore} → ${r.bootstrapsAfter}; ` +
+      `CPU from the restore to the last route: A ${r.cpuMsA ?? '?'} ms, B ${r.cpuMsB ?? '?'} ms.`);
+  }
   console.log(lines.join('\n'));
 }
 
 const commands: Record<string, (flags: Flags) => Promise<void> | void> = {
-  prepare, 'wait-link': waitLink, bandwidth, convergence, drain, commits, summarize,
+  prepare, 'wait-link': waitLink, bandwidth, convergence, drain, bootstrap, commits, summarize,
 };
 
 async function main(): Promise<void> {
