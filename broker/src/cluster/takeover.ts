@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
 import type { AdminServer } from '../admin/server.js';
 import type { Logger } from '../log/logger.js';
-import type { DetachedSession, DurablePersistence } from '../store/persistence.js';
+import type { DetachedSession, DurablePersistence, SessionImport, SessionSnapshot, StoredPacket } from '../store/persistence.js';
 import type { RpcHandler, RpcHeader, RpcMessage } from './rpc.js';
 import { checkClaims, checkRouteCheck, checkRoutesReady, decodeSnapshot, encodeSnapshot, type ClaimsMessage, type RouteCheck } from './session-codec.js';
 
@@ -40,7 +40,7 @@ export type TakeoverClient = Pick<Client, 'id' | 'clean' | 'close'> & { conn: { 
 
 export type SessionStore = Pick<DurablePersistence,
   'hasSession' | 'sessionClientIds' | 'exportSession' | 'importSession' | 'detachSession' | 'reattachSession' |
-  'deleteDetachedSession' | 'deleteSession' | 'queuedCount'>;
+  'deleteDetachedSession' | 'deleteSession' | 'queuedCount' | 'subscriptionObserver'>;
 
 export interface TakeoverRpc {
   handle(kind: string, handler: RpcHandler): void;
@@ -347,11 +347,12 @@ export class SessionTakeover {
         backoff = Math.min(backoff * 2, BUSY_BACKOFF_MS.max);
         continue;
       }
-      return this.settlePull(holder, clientId, reply);
+      return this.settlePull(holder, clientId, reply, waitIfDown);
     }
   }
 
-  private async settlePull(holder: string, clientId: string, reply: RpcMessage): Promise<PullOutcome> {
+  /** `connecting`: a CONNECT here waits for the pull (no connection of the id reads the session here yet). */
+  private async settlePull(holder: string, clientId: string, reply: RpcMessage, connecting: boolean): Promise<PullOutcome> {
     switch (reply.header.outcome) {
       case 'refused':
         this.registry.setRemote(holder, clientId, Number(reply.header.time));
@@ -365,7 +366,7 @@ export class SessionTakeover {
         this.logger.info({ clientId, from: holder }, 'takeover: the client\'s connection on another node was closed and its session ended (clean start here)');
         return 'done';
       case 'exported':
-        return this.completeImport(holder, clientId, String(reply.header.token), reply.body);
+        return this.completeImport(holder, clientId, String(reply.header.token), reply.body, connecting);
       default:
         this.logger.warn({ clientId, holder, outcome: reply.header.outcome }, 'takeover: the holder stayed busy; continuing without its session (it is merged later)');
         return 'failed';
@@ -377,15 +378,21 @@ export class SessionTakeover {
    * session's messages here too, then commit (the holder detaches it and sends what it queued since, which skips
    * what this node queued already), then release.
    */
-  private async completeImport(holder: string, clientId: string, token: string, body: Buffer): Promise<PullOutcome> {
+  private async completeImport(holder: string, clientId: string, token: string, body: Buffer, connecting: boolean): Promise<PullOutcome> {
     const snapshot = decodeSnapshot(body);
-    const imported = await this.deps.store.importSession(snapshot);
+    const importing = this.deps.store.importSession(snapshot);
+    // Entries above the mark are the ones this node queues from now on: taken as soon as the import's entries are in
+    // memory (before its durable write), which is at once for the store.
+    let mark = this.deps.store.exportSession(clientId)?.watermark;
+    const imported = await importing;
+    mark ??= this.deps.store.exportSession(clientId)?.watermark ?? 0;
     let late;
     let routesMs;
     try {
       routesMs = await this.awaitRoutesEverywhere(holder, clientId, snapshot.subscriptions);
       const reply = await this.deps.rpc.request(holder, { kind: KIND.commit, clientId, token }, EMPTY, this.options.requestTimeoutMs);
-      late = await this.deps.store.importSession(decodeSnapshot(reply.body));
+      const lateSnapshot = decodeSnapshot(reply.body);
+      late = connecting ? await this.importLateInOrder(lateSnapshot, mark) : await this.deps.store.importSession(lateSnapshot);
     } catch (err) {
       this.logger.warn({ clientId, holder, err: (err as Error).message },
         'takeover: session imported but the handover was not committed; the holder keeps its copy and the two are merged later (repeats skipped, messages delivered meanwhile may come twice)');
@@ -401,6 +408,41 @@ export class SessionTakeover {
       queuedDuringHandover: late.queued, qos2Received: imported.received, routesConfirmedMs: routesMs,
     }, 'takeover: session taken over from another node');
     return 'done';
+  }
+
+  /**
+   * The holder's late messages were published before this node's own since the import (per publishing node: before
+   * it routed the session here), so they go before them in the queue [MQTT-4.6.0-6]; of a message both nodes queued
+   * the holder's entry stays, at its place. The session is taken out of memory and put back rearranged in the same
+   * event-loop turn (no publish can fall in between), written as a delete and an import: if this node fails between
+   * the two, the holder — which keeps the session's keys until the release — takes it back after the handover
+   * timeout. Only while the CONNECT waits: nothing has been sent from the queue yet.
+   */
+  private async importLateInOrder(late: SessionSnapshot, mark: number): Promise<SessionImport> {
+    const { store } = this.deps;
+    const { clientId } = late;
+    if (!store.hasSession(clientId)) return store.importSession(late);
+    const lateIds = new Set(late.outgoing.map(publishIdentity).filter((id) => id !== ''));
+    // The subscriptions come back as they were: observers (routes, shared groups) must not see them go and return.
+    const observer = store.subscriptionObserver;
+    store.subscriptionObserver = undefined;
+    let written: Promise<[void, SessionImport]>;
+    let repeats = 0;
+    try {
+      const current = store.detachSession(clientId) as DetachedSession;
+      const own = current.outgoing.filter((entry) => entry.seq > mark).map((entry) => entry.packet);
+      const ownNew = own.filter((packet) => !lateIds.has(publishIdentity(packet)));
+      repeats = own.length - ownNew.length;
+      const merged: SessionSnapshot = {
+        clientId, stored: current.stored, subscriptions: current.subscriptions, incoming: current.incoming, watermark: 0,
+        outgoing: [...current.outgoing.filter((entry) => entry.seq <= mark).map((entry) => entry.packet), ...late.outgoing, ...ownNew],
+      };
+      written = Promise.all([store.deleteDetachedSession(current), store.importSession(merged)]);
+    } finally {
+      store.subscriptionObserver = observer;
+    }
+    await written;
+    return { subscriptions: 0, queued: late.outgoing.length - repeats, received: 0 };
   }
 
   /**
@@ -734,6 +776,11 @@ export class SessionTakeover {
 }
 
 type RouteReadiness = 'ready' | 'missing' | 'timeout';
+
+/** A queued publish's identity (broker id and counter: the same on every node, see README.md, "Handover"); '' for none. */
+function publishIdentity(packet: StoredPacket): string {
+  return packet.cmd === 'publish' && packet.brokerId != null ? `${packet.brokerId}\u0000${packet.brokerCounter}` : '';
+}
 
 /** The ordinary filters a session queues on (QoS > 0), whose routes the taker waits for; shared groups route apart. */
 function routedFilters(subscriptions: readonly { topic: string; qos: number }[]): string[] {
