@@ -103,7 +103,6 @@ export class BrokerNode {
     this._aedes = await this.createAedes();
     this._shared = SharedSubscriptions.attach(this.aedes, this.store.persistence, { logger: this.logger, registry: this.metrics.registry });
     this.registerStateGauges();
-    await publishOrphanedWills(this.aedes, this.store.persistence, config.node.name, this.logger);
     if (clusterEnabled(config)) {
       this._cluster = await ClusterNode.create({ config, logger: this.logger, metrics: this.metrics, admin: this.admin, store: this.store, aedes: this.aedes, shared: this._shared });
     }
@@ -114,6 +113,7 @@ export class BrokerNode {
       await this.untilRegionalTable(this._cluster);
       if (this.stopping) return;
     }
+    this.publishOrphanedWills();
     for (const listenerConfig of config.listeners) {
       const listener = await startListener(listenerConfig, (stream, info, req) => this.onConnection(stream, info, req));
       this.listeners.push(listener);
@@ -158,6 +158,17 @@ export class BrokerNode {
     if (cluster.readiness.isReady) return;
     this.logger.info({ maxWaitSeconds: this.config.cluster.tableWaitSeconds }, 'waiting for the regional route table before accepting clients');
     await Promise.race([cluster.tableReady, this.stopRequested]);
+  }
+
+  /**
+   * Wills left by a crash of the previous incarnation, published once the cluster's table and the links are there
+   * (they reach every subscriber of the region and the links, like any publish). In the background: a copy for a
+   * node or link agent that is restarting may take a while, and must not hold the listeners closed.
+   */
+  private publishOrphanedWills(): void {
+    publishOrphanedWills(this.aedes, this.store.persistence, this.config.node.name, this.logger).catch((err: Error) => {
+      if (!this.stopping) this.logger.warn({ err: err.message }, 'wills of clients orphaned by an earlier incarnation: not all published');
+    });
   }
 
   /** The embedded link agent (`--links <file>`). */
