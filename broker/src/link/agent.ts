@@ -596,6 +596,8 @@ export class LinkAgent {
       else if (routeId === CONTROL_ROUTE_ID) {
         this.controlRouteChanged(op, filter, owner);
         this.holderMarkerChanged(op, filter, owner);
+      } else {
+        this.otherRemoteRouteChanged(op, filter, owner, routeId);
       }
     });
   }
@@ -610,6 +612,20 @@ export class LinkAgent {
     if (op === 'add') owners.add(owner);
     else owners.delete(owner);
     this.controlOwners.set(match[1], owners);
+  }
+
+  /** The `$link/<name>` remote routes other agents hold in the region: link → owner → filters. */
+  private readonly othersRemoteRoutes = new Map<string, Map<string, Set<string>>>();
+
+  private otherRemoteRouteChanged(op: 'add' | 'delete', filter: string, owner: string, routeId: string): void {
+    if (owner === this.host.nodeName || routeId === CONTROL_ROUTE_ID) return;
+    const link = routeId.slice(linkRouteId('').length);
+    const owners = this.othersRemoteRoutes.get(link) ?? new Map<string, Set<string>>();
+    const filters = owners.get(owner) ?? new Set<string>();
+    if (op === 'add') filters.add(filter);
+    else filters.delete(filter);
+    owners.set(owner, filters);
+    this.othersRemoteRoutes.set(link, owners);
   }
 
   private holderMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
@@ -924,12 +940,27 @@ export class LinkAgent {
         role === 'active' ? 'link agent active for the link' : 'link agent standby for the link (another agent serves it)');
       if (role === 'active') this.activate(region, name, slot, term);
       else this.deactivate(region, name, slot);
+      if (role === 'active' && decision.kind === 'take') this.adoptRoutesOf(name, [...holders.keys()]);
     }
     clearTimeout(this.graceTimer);
     if (Number.isFinite(nextCheck)) {
       this.graceTimer = setTimeout(() => this.assignRoles(), Math.max(0, nextCheck - Date.now()) + AGENT_JOIN_SETTLE_MS);
       this.graceTimer.unref();
     }
+  }
+
+  /**
+   * Taking a link over from agents that went away: the remote routes they still hold in the region (their lanes have
+   * not expired: the grace is below the route TTL) are held by this agent at once, so that copies handed over when
+   * their lanes expire find this agent holding the routes even before the remote agents re-initialise with it.
+   */
+  private adoptRoutesOf(name: string, previousHolders: string[]): void {
+    const owners = this.othersRemoteRoutes.get(name);
+    const link = this.links.get(name);
+    if (!owners || !link) return;
+    const filters = previousHolders.filter((agent) => agent !== this.host.nodeName).flatMap((agent) => [...owners.get(agent) ?? []]);
+    const adopted = link.adoptRemoteRoutes(filters);
+    if (adopted > 0) this.logger.info({ link: name, from: previousHolders, routes: adopted }, 'remote routes of the previous holder taken over until the remote confirms them');
   }
 
   private activate(region: SidecarRegion, name: string, slot: LinkSlot, term: number): void {

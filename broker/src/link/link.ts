@@ -227,6 +227,16 @@ export class Link {
     return this.bootstraps === 0 && this.memory.restoredCount === 0 && Date.now() - this.startedAt < this.config.routeTtlSeconds * 1000;
   }
 
+  /**
+   * Takes over the remote routes another agent of the region held for this link (`RemoteRouteMemory.adopt`): they
+   * count until the remote confirms them or a route TTL passes. Returns how many were new here.
+   */
+  adoptRemoteRoutes(filters: Iterable<string>): number {
+    const added = this.memory.adopt(filters);
+    if (added > 0) this.memory.expireAfter(this.config.routeTtlSeconds * 1000);
+    return added;
+  }
+
   /** Does a remote agent hold a route matching `topic`? */
   wants(topic: string): boolean {
     if (isLinkTopic(topic)) return false;
