@@ -166,6 +166,8 @@ describe('cluster link between two regions (embedded agents, standalone nodes)',
     await waitFor(() => seen.length >= total, 'all queued messages in A', 20000);
     await sleep(500);
     expect(seen.map((s) => Number(s.payload))).toEqual([...Array(total).keys()]);
+    // A's agent redials B with a back-off: the next test starts from a connected link.
+    await waitFor(async () => (await A.link('eu')).state === 'connected', 'A\'s link to B connected again', 20000);
   });
 
   test('a bad link entry is reported with its key path; hot reload adds and removes links without touching the others', async () => {
