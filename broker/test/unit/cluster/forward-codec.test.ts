@@ -15,6 +15,25 @@ describe('forwarded message codec', () => {
     expect(decodeForwarded(encodeForwarded(redirected))).toEqual(redirected);
   });
 
+  test('version 3 carries the origin identity, with or without a publish id; older versions stay as they were', () => {
+    const origin = { brokerId: 'core-2.7', counter: 2 ** 40 + 3 };
+    const withOrigin = { ...sample, origin };
+    const encoded = encodeForwarded(withOrigin);
+    expect(encoded[0]).toBe(3);
+    expect(decodeForwarded(encoded)).toEqual(withOrigin);
+    const both = { ...withOrigin, publishId: 'core-2.7:41' };
+    expect(decodeForwarded(encodeForwarded(both))).toEqual(both);
+    expect(encodeForwarded(sample)[0]).toBe(1);
+    expect(encodeForwarded({ ...sample, publishId: 'x:1' })[0]).toBe(2);
+    expect(() => encodeForwarded({ ...sample, origin: { brokerId: '', counter: 1 } })).toThrow(RangeError);
+    expect(() => encodeForwarded({ ...sample, origin: { brokerId: 'n.1', counter: 0 } })).toThrow(RangeError);
+    // truncated inside the counter, and an empty origin broker id on the wire
+    expect(() => decodeForwarded(Buffer.concat([encoded.subarray(0, encoded.length - sample.payload.length - 1)]))).toThrow(/origin counter/);
+    const emptyOrigin = Buffer.from(encodeForwarded({ ...sample, payload: Buffer.alloc(0), origin: { brokerId: 'n', counter: 1 } }));
+    emptyOrigin.writeUInt16BE(0, emptyOrigin.length - 8 - 1 - 2);
+    expect(() => decodeForwarded(emptyOrigin)).toThrow(ForwardDecodeError);
+  });
+
   test('a share group needs its filter, both ways', () => {
     expect(() => encodeForwarded({ ...sample, shareGroup: 'workers' })).toThrow(RangeError);
     expect(() => encodeForwarded({ ...sample, shareFilter: 'a/+' })).toThrow(RangeError);
