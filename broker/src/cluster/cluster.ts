@@ -85,7 +85,7 @@ export class ClusterNode {
     this.localRoutes = new LocalRoutes((op, filter, routeId) => (op === 'add' ? this.driver.subscribe(filter, routeId) : this.driver.unsubscribe(filter, routeId)));
     this.takeover = new SessionTakeover({
       nodeId: this.nodeId, store: host.store.persistence, rpc: this.rpc, peers: this.membership, takeovers: this.metrics.takeovers, logger: this.logger,
-      routes: routes.table,
+      routes: routes.table, originIds: (nodeId) => this.forwarder.readsOrigin(nodeId, true),
     });
     this.retained = new RetainedReplicator(this.rpc, host.store.persistence,
       () => this.membership.list().filter((m) => m.connected).map((m) => m.nodeId), this.logger);
@@ -277,6 +277,7 @@ export class ClusterNode {
 
   private onPeerDown(nodeId: string, reason: string): void {
     this.membership.down(nodeId);
+    this.forwarder.readsOrigin(nodeId, false);
     this.syncPeers.delete(nodeId);
     this.driver.disconnect(nodeId);
     this.logger.info({ peer: nodeId, reason }, 'cluster peer disconnected');

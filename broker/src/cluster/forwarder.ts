@@ -29,6 +29,8 @@ export class Forwarder {
   /** Nodes holding `$link/...` routes (link agents), with how many: their copies carry a copy identity. */
   private readonly linkRouteOwners = new Map<string, number>();
   private copySeq = 0;
+  /** Peers that announced they read the origin identity (forward format version 3); others get copies without it. */
+  private readonly originReaders = new Set<string>();
 
   constructor(
     private readonly selfId: string,
@@ -48,6 +50,12 @@ export class Forwarder {
     const count = (this.linkRouteOwners.get(owner) ?? 0) + (op === 'add' ? 1 : -1);
     if (count > 0) this.linkRouteOwners.set(owner, count);
     else this.linkRouteOwners.delete(owner);
+  }
+
+  /** Whether `nodeId` reads the origin identity of a copy (it announced so since it connected) or not (it left). */
+  readsOrigin(nodeId: string, reads: boolean): void {
+    if (reads) this.originReaders.add(nodeId);
+    else this.originReaders.delete(nodeId);
   }
 
   /** The packet came from another node (it is published here only, never forwarded or replicated again). */
@@ -146,7 +154,7 @@ export class Forwarder {
     if (message.copy === undefined && this.linkRouteOwners.has(nodeId)) {
       message = { ...message, copy: { incarnation: this.incarnation, seq: ++this.copySeq, attempt: 0 } };
     }
-    const payload = encodeForwarded(message);
+    const payload = encodeForwarded(message.origin === undefined || this.originReaders.has(nodeId) ? message : withoutOrigin(message));
     this.metrics.forwardedOut.inc({ peer: nodeId });
     this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
     try {
@@ -228,6 +236,11 @@ export function decodeArrival(fromNode: string, payload: Buffer, metrics: Cluste
   metrics.forwardedIn.inc({ peer: fromNode });
   metrics.forwardedBytesIn.inc({ peer: fromNode }, payload.length);
   return message;
+}
+
+function withoutOrigin(message: ForwardedMessage): ForwardedMessage {
+  const { origin: _origin, ...rest } = message;
+  return rest;
 }
 
 function asBuffer(payload: string | Buffer): Buffer {

@@ -66,6 +66,11 @@ export interface TakeoverDeps {
    * README.md, "Handover"). Without it (a test of the protocol alone) the handover commits right after the import.
    */
   routes?: TakeoverRoutes;
+  /**
+   * Told that a peer reads the origin identity of forwarded copies (forward format version 3): each node announces
+   * it to every peer it connects to. A copy to a node that did not is sent without it (an older node refuses it).
+   */
+  originIds?: (nodeId: string) => void;
   store: SessionStore;
   rpc: TakeoverRpc;
   peers: TakeoverPeers;
@@ -88,7 +93,7 @@ export function compareClaims(a: Claim, b: Claim): number {
 
 const KIND = {
   claims: 'session.claims', takeover: 'session.takeover', commit: 'session.commit', release: 'session.release',
-  routes: 'session.routes', routesReady: 'session.routes-ready', flush: 'session.flush',
+  routes: 'session.routes', routesReady: 'session.routes-ready', flush: 'session.flush', originIds: 'session.origin-ids',
 } as const;
 const ROUTE_POLL_MS = 5;
 const EMPTY = Buffer.alloc(0);
@@ -235,6 +240,7 @@ export class SessionTakeover {
     deps.rpc.handle(KIND.routesReady, (from, message) => this.onRoutesReady(from, message.header));
     // Acknowledged by the transport only after every earlier message from the sender was handled (see flushTo).
     deps.rpc.handle(KIND.flush, () => undefined);
+    deps.rpc.handle(KIND.originIds, (from) => this.deps.originIds?.(from));
   }
 
   private get self(): string { return this.deps.nodeId; }
@@ -268,6 +274,9 @@ export class SessionTakeover {
 
   peerConnected(nodeId: string): void {
     this.sendAllClaims(nodeId);
+    this.deps.rpc.notify(nodeId, { kind: KIND.originIds }).catch((err: Error) => {
+      this.logger.debug({ peer: nodeId, err: err.message }, 'origin identity support not announced (announced again when the peer reconnects)');
+    });
     const waiters = this.peerWaiters.get(nodeId);
     this.peerWaiters.delete(nodeId);
     for (const wake of waiters ?? []) wake();
