@@ -59,4 +59,21 @@ describe('whole-cluster restart: a node accepts clients only with a complete reg
     expect(acceptedAfterMs).toBeGreaterThanOrEqual(STAGGER_MS);
     process.stdout.write(`whole-cluster restart: core-1 accepted clients ${acceptedAfterMs} ms after its start (others ${STAGGER_MS} ms later)\n`);
   }, 90000);
+
+  test('a single node restarted while the others run waits only for their lanes', async () => {
+    await cluster.node('repl-1').stop('SIGTERM');
+    const restarted = await cluster.startNode('repl-1');
+    const complete = restarted.logs.map((line) => parseLine(line)).find((entry) => entry?.msg === 'regional route table complete');
+    expect(complete).toBeDefined();
+    expect((await restarted.getJson<{ table: { complete: boolean } }>('/api/v1/cluster')).body.table.complete).toBe(true);
+    process.stdout.write(`single-node restart: repl-1's table complete after ${String(complete?.waitedMs)} ms (lanes ${String(complete?.lanes)})\n`);
+  }, 60000);
 });
+
+function parseLine(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
