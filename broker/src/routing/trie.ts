@@ -5,6 +5,9 @@
  * and only grows a Map when a second literal child appears; `+` and `#` children have their own slots so that
  * matching never looks them up by string.
  */
+/** A removed inline child is replaced from `more` only while `more` holds at most this many (see removeChild). */
+const PROMOTE_MAX = 8;
+
 class TrieNode<T> {
   firstKey: string | undefined = undefined;
   firstChild: TrieNode<T> | undefined = undefined;
@@ -35,7 +38,9 @@ class TrieNode<T> {
     if (this.firstKey === level) {
       this.firstKey = undefined;
       this.firstChild = undefined;
-      this.promoteFromMore();
+      // Promote only from a small Map: taking the first entry of a big one that has seen many deletions walks its
+      // deleted slots, and removing the children in insertion order (a lane of 100 k routes expiring) was quadratic.
+      if (this.more !== undefined && this.more.size <= PROMOTE_MAX) this.promoteFromMore();
       return;
     }
     this.more?.delete(level);
