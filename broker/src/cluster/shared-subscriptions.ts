@@ -247,3 +247,27 @@ export class ClusterSharedSubscriptions {
     if (outcome === 'dropped') this.logger.debug({ group, filter, topic: message.topic }, 'shared message dropped: no member here can take it');
   }
 }
+
+/**
+ * The group choice for a cluster member without clients of its own (a sidecar link agent publishing linked
+ * messages into its region): one copy per matched group to one owner node, the owners taken in turn like a node
+ * does (`ShareOwners.next`); an owner found gone (`send` resolves false) is passed over for the next. The owner then
+ * hands the copy to a connected member or redirects it (`ClusterSharedSubscriptions.receive`). Resolves with the
+ * groups no owner took.
+ */
+export async function dispatchToGroupOwners(matched: readonly ShareOwners[], message: ForwardedMessage, selfId: string, send: SendToNode): Promise<ShareOwners[]> {
+  const untaken: ShareOwners[] = [];
+  await Promise.all(matched.map(async (share) => {
+    const excluded = new Set<string>([selfId]);
+    for (;;) {
+      const owner = share.next(selfId, false, excluded);
+      if (owner === undefined) {
+        untaken.push(share);
+        return;
+      }
+      if (await send(owner, { ...message, shareGroup: share.group, shareFilter: share.filter })) return;
+      excluded.add(owner);
+    }
+  }));
+  return untaken;
+}

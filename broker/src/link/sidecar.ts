@@ -6,7 +6,7 @@ import { Membership, type GossipedMember } from '../cluster/membership.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { RouteSyncDriver } from '../cluster/route-sync-driver.js';
 import { Rpc } from '../cluster/rpc.js';
-import { ClusterRoutes } from '../cluster/shared-subscriptions.js';
+import { ClusterRoutes, dispatchToGroupOwners, type ShareOwners } from '../cluster/shared-subscriptions.js';
 import { RememberedMembers } from '../cluster/remembered-members.js';
 import { TableReadiness } from '../cluster/table-readiness.js';
 import type { StoreArea } from '../store/index.js';
@@ -220,9 +220,39 @@ export class LinkSidecar implements SidecarRegion {
     if (linked && message.retain) await this.retained.storeEverywhere({ topic: message.topic, payload: message.payload, qos: message.qos });
     const owners = this.routes.table.match(message.topic);
     owners.delete(this.nodeId);
-    if (owners.size === 0) return;
-    const payload = encodeForwarded({ ...message, timestamp: message.timestamp ?? Date.now(), ...(linked ? { linked: true } : {}) });
-    await Promise.all([...owners].map((nodeId) => this.send(nodeId, payload, message.topic)));
+    const groups = this.routes.shares.match(message.topic);
+    if (owners.size === 0 && groups === null) return;
+    const forwarded: ForwardedMessage = { ...message, timestamp: message.timestamp ?? Date.now(), ...(linked ? { linked: true } : {}) };
+    const payload = owners.size === 0 ? undefined : encodeForwarded(forwarded);
+    await Promise.all([
+      ...[...owners].map((nodeId) => this.send(nodeId, payload as Buffer, message.topic)),
+      ...(groups === null ? [] : [this.publishToGroups(groups, forwarded)]),
+    ]);
+  }
+
+  /**
+   * Shared-subscription groups get one copy each, to one node holding the group's route (in turn, as a node picks);
+   * that node hands it to one member. A node found gone is passed over; a group no node takes is logged and counted.
+   */
+  private async publishToGroups(groups: ShareOwners[], message: ForwardedMessage): Promise<void> {
+    const untaken = await dispatchToGroupOwners(groups, message, this.nodeId, (nodeId, copy) => this.sendShared(nodeId, encodeForwarded(copy), copy.topic));
+    for (const share of untaken) {
+      this.metrics.forwardDropped.inc({ peer: 'shared-group', reason: 'no-owner' });
+      this.logger.warn({ group: share.group, filter: share.filter, topic: message.topic }, 'shared message dropped: no node of the group is reachable');
+    }
+  }
+
+  /** One attempt to hand a shared copy to `nodeId`: false when the node is gone (the next owner is tried). */
+  private async sendShared(nodeId: string, payload: Buffer, topic: string): Promise<boolean> {
+    this.metrics.forwardedOut.inc({ peer: nodeId });
+    this.metrics.forwardedBytesOut.inc({ peer: nodeId }, payload.length);
+    try {
+      await this.transport.send(nodeId, Channel.Forward, payload);
+      return true;
+    } catch (err) {
+      if (err instanceof SendFailure && NOT_HANDED_OVER.has(err.code) && !this.stopping) return false;
+      throw new Error(`publishing '${topic}' to a shared group on ${nodeId} failed: ${(err as Error).message}`);
+    }
   }
 
   private routeChanged(op: 'add' | 'delete', filter: string, owner: string, routeId: string): void {
