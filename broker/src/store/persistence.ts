@@ -578,6 +578,12 @@ export class DurablePersistence {
   /** Appends `packet` to the client's queue unless it is full. */
   private enqueueFor(clientId: string, packet: StoredPacket, ops: KvOp[]): void {
     let queue = this.state.outgoing.get(clientId);
+    // Every node's copy of a message has the origin's identity (cluster README, "Handover"): a session handed over
+    // holds the old node's entry of a message whose copy reaches it here afterwards. Queued once; live delivery skips it.
+    if (queue !== undefined && packet.brokerId != null && queue.samePublish(packet) !== undefined) {
+      this.deliveries.rememberSkipped(counterKey(packet), clientId);
+      return;
+    }
     if ((queue?.size ?? 0) >= this.deps.maxQueuedMessages || !this.deps.hasRoom()) {
       this.deps.onQueueFull(clientId, packet.topic ?? '');
       // A connected session's delivery of this packet follows at once: let its updates through (passRefused).
