@@ -255,6 +255,8 @@ describe('several link agents in one region: one active agent per link', () => {
     process.stdout.write(`multi-agent kill beyond the grace: ${JSON.stringify(results)}\n`);
     // The link stayed where it was for the grace (6 s: 2/3 of the 9 s route TTL), then moved.
     expect(movedAt - killedAt).toBeGreaterThanOrEqual(GRACE_MS - 500);
+    // The victim knew it had been away beyond the grace: standby, joined only after its previous lane had expired.
+    expect(M.sidecars[victim].logs.some((l) => l.includes('away beyond the grace'))).toBe(true);
     // It held the dead agent's remote routes at once (adopted from the regional table), not only after nb's bootstrap.
     expect(M.sidecars[other].logs.some((l) => l.includes('previous holder taken over') && l.includes('"link":"nb"'))).toBe(true);
     // The guarantee across a move (README "Several agents per region"): nothing lost; a message may be delivered
