@@ -7,6 +7,7 @@
 #
 # Prints a Markdown table with the ratio Meridian/mosquitto. Environment:
 #   TPUT_SECONDS (8)  LAT_SECONDS (5)  LAT_RATE_TOTAL (2000)  PAYLOAD (256)  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
+#   QOS_LEVELS ("0 1 2": the QoS levels to run)
 #   PROFILE=1         run Meridian under --cpu-prof and print its top self-time functions
 #   MERIDIAN_FLAGS    extra `meridian broker` flags, e.g. '--durability relaxed'
 #   RESULTS_DIR       where the JSON reports go (default: a temp dir, printed at the end)
@@ -19,6 +20,7 @@ TPUT_SECONDS=${TPUT_SECONDS:-8}
 LAT_SECONDS=${LAT_SECONDS:-5}
 LAT_RATE_TOTAL=${LAT_RATE_TOTAL:-2000}
 PAYLOAD=${PAYLOAD:-256}
+QOS_LEVELS=${QOS_LEVELS:-0 1 2}
 # shellcheck source=lib/brokers.sh
 source "$REPO_ROOT/e2e/bench/lib/brokers.sh"
 
@@ -75,7 +77,7 @@ for port in "$MERIDIAN_PORT" "$MOSQUITTO_PORT"; do
 done
 
 started=$SECONDS
-for qos in 0 1 2; do
+for qos in $QOS_LEVELS; do
   for pubs in 1 10; do
     for mode in tput lat; do
       log "QoS $qos, $pubs -> $pubs, $mode (load $(load_average))"
