@@ -126,7 +126,10 @@ interface AliveRecord {
   peers: string[];
 }
 
-/** Agents must look gone this long before the links they served move (a blip of a connection moves nothing). */
+/**
+ * Roles are looked at again this long after an agent peer disconnected (its links move only after the grace,
+ * `moveGraceMs`, counted from the disconnect) and AGENT_JOIN_SETTLE_MS after one connected.
+ */
 const AGENT_CHANGE_SETTLE_MS = 500;
 const AGENT_JOIN_SETTLE_MS = 50;
 /**
