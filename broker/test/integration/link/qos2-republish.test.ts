@@ -33,7 +33,10 @@ async function withCrashHook<T>(suffix: string | undefined, start: () => Promise
 async function publishIntoCrash(port: number, clientId: string, topic: string, messageId: number, exited: Promise<unknown>): Promise<void> {
   const publisher = await RawMqttClient.connected(port, { clientId, clean: false });
   publisher.send({ cmd: 'publish', topic, payload: Buffer.from(topic), qos: 2, retain: false, dup: false, messageId });
-  const exit = await Promise.race([exited.then(() => 'exited'), sleep(20_000).then(() => 'timeout')]);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => { timer = setTimeout(() => resolve('timeout'), 20_000); });
+  const exit = await Promise.race([exited.then(() => 'exited'), timeout]);
+  clearTimeout(timer);
   await publisher.destroy();
   expect(exit).toBe('exited');
 }
