@@ -15,7 +15,7 @@
 #
 # Environment: PAYLOAD (256, forwarding cases)  BW_PAYLOADS ("256 1024", bandwidth cases)  ROUNDS (10)  DELAY_MS (40)  LAT_RATE (5000)  LAT_SECONDS (6)  TPUT_SECONDS (6)
 #   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  CONV_SUBS (10000)  DRAIN_COUNT (30000)
-#   DRAIN_QOS (2)  BOOT_ROUTES (100000)  BOOT_TTL (3)  CASES ("bandwidth forwarding drain convergence bootstrap": the parts to run)
+#   DRAIN_QOS (2)  BOOT_ROUTES (100000)  BOOT_TTL (10)  CASES ("bandwidth forwarding drain convergence bootstrap": the parts to run)
 #   MERIDIAN_FLAGS (extra `meridian broker` flags, e.g. '--durability relaxed')  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
 #   PROFILE=1  V8 CPU profile of both Meridian regions during the no-delay throughput case and the bootstrap window
 #              (restore to the last route in B), taken in-process by
@@ -37,7 +37,7 @@ CONV_SUBS=${CONV_SUBS:-10000}
 DRAIN_COUNT=${DRAIN_COUNT:-30000}
 DRAIN_QOS=${DRAIN_QOS:-2}
 BOOT_ROUTES=${BOOT_ROUTES:-100000}
-BOOT_TTL=${BOOT_TTL:-3}
+BOOT_TTL=${BOOT_TTL:-10}
 CASES=${CASES:-bandwidth forwarding drain convergence bootstrap}
 wants_case() { [[ " $CASES " == *" $1 "* ]]; }
 # shellcheck source=lib/brokers.sh
