@@ -338,3 +338,73 @@ describe('retained messages across a restart of the sending agent', () => {
     expect((await retainedSync(A.broker)).skippedLinked).toBe(5);
   });
 });
+
+describe('retained messages across a kill -9 of a sidecar agent', () => {
+  test('the sending sidecar: after the restart it refills its copy of the region\'s retained messages, resends them for the restored route, A publishes none again', async () => {
+    // B's agent is the sidecar (kb), A's is embedded (ka).
+    const r = await linkedSidecarRegions('kb', 'ka', { bReplicant: false });
+    const clients: MqttClient[] = [];
+    try {
+      const A = r.B;
+      const B = r.A;
+      const pub = await B.client({ clientId: 'kb-pub' });
+      clients.push(pub);
+      for (let i = 0; i < 5; i++) await pub.publishAsync(`keep/${i}`, `v${i}`, { qos: 1, retain: true });
+      const sub = await A.client({ clientId: 'ka-sub', clean: false });
+      clients.push(sub);
+      const seen = record(sub);
+      await sub.subscribeAsync('keep/#', { qos: 1 });
+      await waitFor(() => seen.length >= 5, 'five retained messages of B at A');
+
+      await B.killSidecar();
+      await B.restartSidecar();
+      await waitFor(async () => (await B.link('ka')).forwarded >= 5, 'the restarted sidecar resends its region\'s retained messages', 30000);
+      await waitFor(async () => (await retainedSync(agentOf(A))).suppressed >= 5, 'A recognises the resent copies', 15000);
+      await sleep(1000);
+      expect(seen.map(key).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `keep/${i}=v${i}`));
+      expect((await retainedSync(agentOf(B))).sent).toBe(5);
+
+      await pub.publishAsync('keep/0', 'v0 new', { qos: 1, retain: true });
+      await waitFor(() => seen.length >= 6, 'the update after the restart');
+      expect(key(seen[5])).toBe('keep/0=v0 new');
+    } finally {
+      for (const c of clients) c.end(true);
+      await r.dispose();
+    }
+  });
+
+  test('the receiving sidecar: its origin records survive and its copy is refilled, a route from B afterwards sends none of B\'s copies back', async () => {
+    const { A, B, dispose } = await linkedSidecarRegions('kc', 'kd', { bReplicant: false });
+    const clients: MqttClient[] = [];
+    try {
+      const pub = await B.client({ clientId: 'kd-pub' });
+      clients.push(pub);
+      for (let i = 0; i < 5; i++) await pub.publishAsync(`keep/${i}`, `v${i}`, { qos: 1, retain: true });
+      const sub = await A.client({ clientId: 'kc-sub' });
+      clients.push(sub);
+      const seen = record(sub);
+      await sub.subscribeAsync('keep/#', { qos: 1 });
+      await waitFor(() => seen.length >= 5, 'five retained messages of B in the sidecar region');
+
+      await A.killSidecar();
+      await A.restartSidecar();
+      await waitFor(async () => (await A.link('kd')).state === 'connected' && (await B.link('kc')).state === 'connected', 'both links connected after the restart', 30000);
+      expect((await retainedSync(agentOf(A))).linkedTopics).toBe(5);
+      const bSub = await B.client({ clientId: 'kd-sub' });
+      clients.push(bSub);
+      const seenB = record(bSub);
+      await bSub.subscribeAsync('keep/#', { qos: 1 });
+      await waitFor(async () => (await A.link('kd')).routesReceived >= 1, 'B\'s route at A\'s sidecar', 20000);
+      await sleep(1500);
+      // B's own five from its store (retain = 1); the sidecar held A's copies of them (refilled from A's core) and
+      // skipped them as linked.
+      expect(seenB.map(key).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `keep/${i}=v${i}`));
+      expect(seenB.every((m) => m.retain)).toBe(true);
+      expect((await A.link('kd')).forwarded).toBe(0);
+      expect((await retainedSync(agentOf(A))).skippedLinked).toBe(5);
+    } finally {
+      for (const c of clients) c.end(true);
+      await dispose();
+    }
+  });
+});
