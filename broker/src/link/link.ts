@@ -255,27 +255,7 @@ export class Link {
       this.ctx.respond(capabilitiesTopic(peer), Buffer.from([BATCH_VERSION]));
       void this.announceKnownEpoch(peer);
     }
-    const before = frame[0] === ROUTESYNC_INIT ? this.inboundIncarnation(peer) : undefined;
     this.receiver.receive(peer, frame);
-    if (frame[0] === ROUTESYNC_INIT) {
-      const after = this.inboundIncarnation(peer);
-      if (after !== undefined && after !== before) this.rebootstrapRemote();
-    }
-  }
-
-  private inboundIncarnation(peer: string): number | undefined {
-    return this.receiver.sync.peers().find((p) => p.peer === peer)?.inbound?.incarnation;
-  }
-
-  /**
-   * A remote agent opened a route-sync stream this side had none with, or one of a new incarnation: it restarted (its
-   * receiver hub is empty) or reconnected. Our stream to it is handshaken again at once, so that it learns our routes
-   * now rather than at our next heartbeat (up to 5 s: a wiped agent holds every copy until it has them). It stops
-   * after one exchange: the remote's answering handshake finds a stream from us of the same incarnation open.
-   */
-  private rebootstrapRemote(): void {
-    if (!this.connected || this.stopped) return;
-    this.sender.connect(this.config.name);
   }
 
   /**
