@@ -69,8 +69,8 @@ function configured(placement: LinkPlacement): ConditionInput {
 const AUTH_FAILURE = /bad user ?name or password|not authori[sz]ed|must be a superuser/i;
 
 /**
- * What the agent says when it marks a link misconfigured (broker/src/link/link.ts); it keeps redialling, so between
- * two refusals the link is `connecting` with this lastError.
+ * What the agent says when it marks a link misconfigured (broker/src/link/link.ts). Agents of this version keep the
+ * link `misconfigured` while they redial; older ones showed it `connecting` with this lastError between two refusals.
  */
 const MISCONFIGURED = /belong to another cluster|route sync refused by the remote|cannot prepare the connection/;
 
