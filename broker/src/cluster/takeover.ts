@@ -40,7 +40,7 @@ export type TakeoverClient = Pick<Client, 'id' | 'clean' | 'close'> & { conn: { 
 
 export type SessionStore = Pick<DurablePersistence,
   'hasSession' | 'sessionClientIds' | 'exportSession' | 'importSession' | 'detachSession' | 'reattachSession' |
-  'deleteDetachedSession' | 'deleteSession' | 'queuedCount' | 'subscriptionObserver'>;
+  'deleteDetachedSession' | 'deleteSession' | 'queuedCount' | 'subscriptionObserver' | 'outgoingEnqueueCombi'>;
 
 export interface TakeoverRpc {
   handle(kind: string, handler: RpcHandler): void;
@@ -96,6 +96,11 @@ const KIND = {
   routes: 'session.routes', routesReady: 'session.routes-ready', flush: 'session.flush', originIds: 'session.origin-ids',
 } as const;
 const ROUTE_POLL_MS = 5;
+/**
+ * How long a taker remembers the late messages of a handover: the holder forwards a message it published itself
+ * only after its durable write, so that copy can reach the taker after the late import (and the client's ack of it).
+ */
+const LATE_MEMORY_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
 const BUSY_BACKOFF_MS = { first: 20, max: 500 };
 
@@ -219,6 +224,8 @@ export class SessionTakeover {
   private readonly reconciling = new Set<string>();
   private readonly pendingClaims = new Map<string, number | null>();
   private readonly peerWaiters = new Map<string, Set<() => void>>();
+  /** Per client id: identities of the late messages of a recent handover here (see `skipLateRepeats`). */
+  private readonly recentLate = new Map<string, { ids: Set<string>; timer: NodeJS.Timeout }>();
   /** Route confirmations this node waits for as a taker, by `<token>\0<peer>`. */
   private readonly routeWaiters = new Map<string, (ready: RouteReadiness) => void>();
   private flushScheduled = false;
@@ -232,6 +239,7 @@ export class SessionTakeover {
     this.logger = deps.logger.child({ component: 'takeover' });
     // Stored sessions claim from time 0: older than any CONNECT, so a client connecting anywhere takes them over.
     for (const clientId of deps.store.sessionClientIds()) this.registry.setOwn(clientId, 0);
+    this.skipLateRepeats();
     deps.rpc.handle(KIND.claims, (from, message) => this.onClaims(from, message.header));
     deps.rpc.handle(KIND.takeover, (from, message) => this.onTakeover(from, message.header));
     deps.rpc.handle(KIND.commit, (from, message) => this.onCommit(from, message.header));
@@ -244,6 +252,35 @@ export class SessionTakeover {
   }
 
   private get self(): string { return this.deps.nodeId; }
+
+  /**
+   * A copy of a late message that reaches this node after the handover is not queued again for the session, which
+   * has (or had, if the client already acknowledged it) the holder's entry. aedes' own check for a resumed session's
+   * replayed messages keeps it from being sent live as well.
+   */
+  private skipLateRepeats(): void {
+    const { store } = this.deps;
+    const enqueue = store.outgoingEnqueueCombi.bind(store);
+    store.outgoingEnqueueCombi = (subs, packet) => {
+      if (this.recentLate.size === 0) return enqueue(subs, packet);
+      const identity = publishIdentity(packet);
+      const fresh = subs.filter((sub) => !this.recentLate.get(sub.clientId)?.ids.has(identity));
+      if (fresh.length === subs.length) return enqueue(subs, packet);
+      return fresh.length > 0 ? enqueue(fresh, packet) : Promise.resolve();
+    };
+  }
+
+  private rememberLate(clientId: string, late: readonly StoredPacket[]): void {
+    const ids = new Set(late.map(publishIdentity).filter((id) => id !== ''));
+    clearTimeout(this.recentLate.get(clientId)?.timer);
+    if (ids.size === 0) {
+      this.recentLate.delete(clientId);
+      return;
+    }
+    const timer = setTimeout(() => this.recentLate.delete(clientId), LATE_MEMORY_MS);
+    timer.unref();
+    this.recentLate.set(clientId, { ids, timer });
+  }
 
   /**
    * Called for an authenticated CONNECT before aedes reads the session: takes the client id over from every other
@@ -297,6 +334,8 @@ export class SessionTakeover {
     this.peerWaiters.clear();
     for (const settle of this.routeWaiters.values()) settle('timeout');
     this.routeWaiters.clear();
+    for (const { timer } of this.recentLate.values()) clearTimeout(timer);
+    this.recentLate.clear();
   }
 
   /** `/api/v1/cluster/sessions`: claims and local state of one client id, or counts. */
@@ -402,6 +441,7 @@ export class SessionTakeover {
       const reply = await this.deps.rpc.request(holder, { kind: KIND.commit, clientId, token }, EMPTY, this.options.requestTimeoutMs);
       const lateSnapshot = decodeSnapshot(reply.body);
       late = connecting ? await this.importLateInOrder(lateSnapshot, mark) : await this.deps.store.importSession(lateSnapshot);
+      this.rememberLate(clientId, lateSnapshot.outgoing);
     } catch (err) {
       this.logger.warn({ clientId, holder, err: (err as Error).message },
         'takeover: session imported but the handover was not committed; the holder keeps its copy and the two are merged later (repeats skipped, messages delivered meanwhile may come twice)');

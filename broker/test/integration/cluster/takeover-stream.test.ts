@@ -17,15 +17,15 @@ const TAKEOVERS = 5;
 const CLIENT_ID = 'ts-mover';
 const PROBE = 'probe';
 
-interface Stream { qos: 1 | 2; sent: string[]; stopped: boolean; done: Promise<void> }
+interface Stream { name: string; qos: 1 | 2; sent: string[]; stopped: boolean; done: Promise<void> }
 
-/** Publishes `q<qos> <seq>` one at a time (each waits for its PUBACK / PUBCOMP), pausing `gapMs` between. */
-function startStream(client: MqttClient, qos: 1 | 2, gapMs: number): Stream {
-  const stream: Stream = { qos, sent: [], stopped: false, done: Promise.resolve() };
+/** Publishes `<name> <seq>` one at a time (each waits for its PUBACK / PUBCOMP), pausing `gapMs` between. */
+function startStream(client: MqttClient, name: string, qos: 1 | 2, gapMs: number): Stream {
+  const stream: Stream = { name, qos, sent: [], stopped: false, done: Promise.resolve() };
   stream.done = (async () => {
     for (let seq = 0; !stream.stopped; seq++) {
-      const payload = `q${qos} ${seq}`;
-      await client.publishAsync(`ts/stream/${qos}`, payload, { qos });
+      const payload = `${name} ${seq}`;
+      await client.publishAsync(`ts/${name}`, payload, { qos });
       stream.sent.push(payload);
       await new Promise((resolve) => setTimeout(resolve, gapMs));
     }
@@ -59,14 +59,20 @@ describe('session takeover under a steady publish stream', () => {
     const port = (name: string): number => nodes.node(name).mqttPort;
 
     const received: string[] = [];
+    /** Per delivery: which connection (0 the first) and the packet's DUP flag, to tell where a repeat came from. */
+    const deliveries = new Map<string, string[]>();
+    let connection = -1;
     // One client-side QoS 2 receive store across connections: a PUBREL the new node re-sends completes the message
     // the previous connection received (a fresh store would make MQTT.js drop it).
     const incomingStore = new mqtt.Store({ clean: false });
     const connectSubscriber = (node: string): Promise<MqttClient> => new Promise((resolve, reject) => {
       const client = mqtt.connect(`mqtt://127.0.0.1:${port(node)}`, { clientId: CLIENT_ID, clean: false, reconnectPeriod: 0, connectTimeout: 20_000, incomingStore });
       clients.push(client);
-      client.on('message', (_topic, payload) => {
-        if (payload.toString() !== PROBE) received.push(payload.toString());
+      const index = ++connection;
+      client.on('message', (_topic, payload, packet) => {
+        if (payload.toString() === PROBE) return;
+        received.push(payload.toString());
+        deliveries.set(payload.toString(), [...(deliveries.get(payload.toString()) ?? []), `connection ${index}${packet.dup ? ' dup' : ''} at ${Date.now() % 100000}`]);
       });
       client.once('connect', () => resolve(client));
       client.once('error', reject);
@@ -85,7 +91,10 @@ describe('session takeover under a steady publish stream', () => {
       return probed;
     }, 10_000, () => 'the subscriber\'s route on core-2');
 
-    const streams = [startStream(publisher, 1, 2), startStream(publisher, 2, 2)];
+    // The steady stream comes from core-2; a slower QoS 2 one from core-1, the node the session leaves every other time.
+    const onCore1 = await connectClient(port('core-1'), { clientId: 'ts-pub-core-1' });
+    clients.push(onCore1);
+    const streams = [startStream(publisher, 'q1', 1, 2), startStream(publisher, 'q2', 2, 2), startStream(onCore1, 'h2', 2, 10)];
     const sentCount = (): number => streams.reduce((n, s) => n + s.sent.length, 0);
     for (let round = 1; round <= TAKEOVERS; round++) {
       await sleep(600);
@@ -107,10 +116,12 @@ describe('session takeover under a steady publish stream', () => {
 
     const seen = new Map<string, number>();
     for (const payload of received) seen.set(payload, (seen.get(payload) ?? 0) + 1);
-    const lost = (qos: 1 | 2): string[] => (streams.find((s) => s.qos === qos) as Stream).sent.filter((payload) => !seen.has(payload));
-    const twice = (qos: 1 | 2): string[] => [...seen].filter(([payload, n]) => n > 1 && payload.startsWith(`q${qos} `)).map(([payload]) => payload);
+    const ofQos = (qos: 1 | 2): Stream[] => streams.filter((s) => s.qos === qos);
+    const lost = (qos: 1 | 2): string[] => ofQos(qos).flatMap((s) => s.sent).filter((payload) => !seen.has(payload));
+    const twice = (qos: 1 | 2): string[] => ofQos(qos).flatMap((s) => s.sent).filter((payload) => (seen.get(payload) ?? 0) > 1);
     const report = { sent: total, lostQos1: lost(1), lostQos2: lost(2), duplicatedQos2: twice(2), duplicatedQos1: twice(1).length };
     console.info(`takeover stream: ${JSON.stringify(report)}`);
+    for (const payload of report.duplicatedQos2) console.info(`${payload}: ${(deliveries.get(payload) ?? []).join('; ')}`);
     expect(total).toBeGreaterThan(200);
     expect(report).toMatchObject({ lostQos1: [], lostQos2: [], duplicatedQos2: [] });
 
