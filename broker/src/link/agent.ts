@@ -273,7 +273,11 @@ export class LinkAgent {
     const exportReady = Promise.all([host.region.tableReady, host.region.retained.ready]).then(() => undefined);
     const agent = new LinkAgent(host, { publish: (message, linked) => host.region.publish(message, linked), routes: host.region, exportReady }, options);
     agent.sidecarRegion = host.region;
-    agent.retainedSync = await RetainedSync.open(host.store.area('link-retained'), host.region.retained, agent.logger);
+    const sync = await RetainedSync.open(host.store.area('link-retained'), host.region.retained, agent.logger);
+    // The region's agents hold different links: each tells the others what came over its links (never sent onwards).
+    sync.onOrigin = (topic, origin) => host.region.retained.shareOrigin(topic, origin);
+    host.region.retained.onOrigin = (topic, origin) => void sync.adoptOrigin(topic, origin);
+    agent.retainedSync = sync;
     agent.intakeMarks = await IntakeMarks.open(host.store.area('link-intake'), agent.logger);
     agent.trackRegionRoutes(host.region);
     await agent.decideResume();

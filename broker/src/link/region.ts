@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RetainedSource } from './retained-sync.js';
+import type { RegionRetained } from './retained-sync.js';
 import { RouteTable, type RouteSink } from '../routing/route-table.js';
 
 /** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
@@ -41,7 +41,7 @@ export interface SidecarRegion extends RegionRoutes {
   /** Resolves once the regional table is here: what the links export is known (a link dials its remote then). */
   readonly tableReady: Promise<void>;
   /** The region's retained messages; `ready` once the first copy from a core is here (see RegionRetained). */
-  readonly retained: RetainedSource & { readonly ready: Promise<void> };
+  readonly retained: RegionRetained;
   /**
    * Sends a copy to every node with a matching route, and stores a linked retained message on every node; resolves
    * when all acknowledged it (QoS ≥ 1).

@@ -30,7 +30,7 @@ export interface RetainedSource {
 }
 
 /** Where a retained message held here came from: the link it crossed and a digest of its payload. */
-interface LinkedOrigin {
+export interface LinkedOrigin {
   link: string;
   digest: string;
 }
@@ -104,6 +104,11 @@ export class RetainedSync {
   /** By link and filter. */
   private readonly pendingSyncs = new Map<string, PendingSync>();
   private writes: Promise<void> = Promise.resolve();
+  /**
+   * Called when a retained message that came over a link is recorded here (undefined origin: a linked deletion):
+   * a sidecar tells its region's other link agents, which hold other links (`RegionRetained.shareOrigin`).
+   */
+  onOrigin?: (topic: string, origin: LinkedOrigin | undefined) => void;
   readonly counters: RetainedSyncCounters = { sent: 0, skippedLinked: 0, tombstones: 0, suppressed: 0, twins: 0, kept: 0, superseded: 0 };
 
   private constructor(private readonly area: StoreArea, private readonly source: RetainedSource | undefined, private readonly logger: Logger) {}
@@ -254,8 +259,15 @@ export class RetainedSync {
         return false;
       }
     }
-    await this.record(message.topic, message.payload.length === 0 ? undefined : { link, digest: digestOf(message.payload) });
+    const origin = message.payload.length === 0 ? undefined : { link, digest: digestOf(message.payload) };
+    this.onOrigin?.(message.topic, origin);
+    await this.record(message.topic, origin);
     return true;
+  }
+
+  /** Another link agent of the region recorded where the retained message on `topic` came from: recorded here too. */
+  adoptOrigin(topic: string, origin: LinkedOrigin | undefined): Promise<void> {
+    return this.record(topic, origin);
   }
 
   /** A client of this node published a retained message on `topic`: it is local now. */
@@ -323,6 +335,9 @@ export function scanRetained(topics: () => string[], get: (topic: string) => Ret
  * `retained` notification), since a node replicates only its own clients' retained messages and the copies the
  * sidecar forwards reach only the nodes with a matching route.
  */
+/** Rpc notification between the link agents of a region: `{ topic, link?, digest? }` (no link: not linked any more). */
+const ORIGIN_NOTIFICATION = 'link.retained-origin';
+
 export class RegionRetained implements RetainedSource {
   private readonly trie = new RetainedTrie();
   private readonly held = new Map<string, RetainedCopy>();
@@ -330,11 +345,33 @@ export class RegionRetained implements RetainedSource {
   readonly ready: Promise<void>;
   private markReady!: () => void;
 
-  constructor(private readonly rpc: Rpc, private readonly nodes: () => string[], private readonly logger: Logger) {
+  /** Another link agent of the region recorded where a retained message came from (see `shareOrigin`). */
+  onOrigin?: (topic: string, origin: LinkedOrigin | undefined) => void;
+
+  constructor(private readonly rpc: Rpc, private readonly nodes: () => string[], private readonly agents: () => string[], private readonly logger: Logger) {
     this.ready = new Promise((resolve) => { this.markReady = resolve; });
     rpc.handle('retained', (_from, message) => {
       for (const entry of decodeEntries(message.body)) this.apply({ topic: entry.topic, payload: entry.payload, qos: asQos(entry.qos) });
     });
+    rpc.handle(ORIGIN_NOTIFICATION, (from, message) => {
+      const { topic, link, digest } = message.header;
+      if (typeof topic !== 'string' || (link !== undefined && (typeof link !== 'string' || typeof digest !== 'string'))) {
+        throw new Error(`malformed ${ORIGIN_NOTIFICATION} from ${from}: ${JSON.stringify(message.header)}`);
+      }
+      this.onOrigin?.(topic, typeof link === 'string' ? { link, digest: digest as string } : undefined);
+    });
+  }
+
+  /**
+   * Tells the region's other link agents where the retained message on `topic` came from, so that none of them sends
+   * it onwards to its own links once its copy holds it (refilled from a core). Best effort: an agent that is down now
+   * does not learn it (see README, "Sidecar agents").
+   */
+  shareOrigin(topic: string, origin: LinkedOrigin | undefined): void {
+    const header = { kind: ORIGIN_NOTIFICATION, topic, ...(origin ?? {}) };
+    for (const agent of this.agents()) {
+      this.rpc.notify(agent, header).catch((err: Error) => this.logger.warn({ agent, topic, err: err.message }, 'origin of a linked retained message not told to another link agent'));
+    }
   }
 
   get size(): number {

@@ -106,7 +106,8 @@ export class LinkSidecar implements SidecarRegion {
     this.membership = new Membership(options.nodeName);
     this.metrics = new ClusterMetrics(options.metrics);
     this.rpc = new Rpc(transport, this.logger);
-    this.retained = new RegionRetained(this.rpc, () => this.membership.list().filter((m) => NODE_ROLES.has(m.role) && m.connected).map((m) => m.nodeId), this.logger);
+    const connected = (roles: (role: string) => boolean) => () => this.membership.list().filter((m) => roles(m.role) && m.connected).map((m) => m.nodeId);
+    this.retained = new RegionRetained(this.rpc, connected((role) => NODE_ROLES.has(role)), connected((role) => role === 'agent'), this.logger);
     this.driver = new RouteSyncDriver(sync, {
       send: (nodeId, channel, payload) => transport.send(nodeId, channel, payload),
       resetPeer: (nodeId, reason) => transport.removePeer(nodeId, reason),

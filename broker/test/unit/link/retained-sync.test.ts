@@ -1,5 +1,5 @@
 import { createLogger } from '../../../src/log/logger.js';
-import { RETAINED_SYNC_CLIENT_ID, RetainedSync, scanRetained, SYNC_TWIN_MS, type RetainedCopy } from '../../../src/link/retained-sync.js';
+import { RETAINED_SYNC_CLIENT_ID, RetainedSync, scanRetained, SYNC_TWIN_MS, type LinkedOrigin, type RetainedCopy } from '../../../src/link/retained-sync.js';
 import type { LinkMessage } from '../../../src/link/queue.js';
 import { MemoryArea } from './memory-area.js';
 
@@ -148,5 +148,22 @@ describe('RetainedSync (retained messages across links)', () => {
     // Once read, the pending sync is over: the next route on the same filter syncs everything again.
     sync.beginSync('eu', 'h/#');
     expect(sync.forNewRoute('eu', 'h/#').map((m) => m.topic).sort()).toEqual(['h/1', 'h/2']);
+  });
+
+  test('an origin told by another agent of the region keeps the message from being sent onwards; admit tells the others', async () => {
+    const area = new MemoryArea();
+    const retained = store([['r/1', 'from c', 1]]);
+    const other = await open(area, retained);
+    const told: Array<[string, LinkedOrigin | undefined]> = [];
+    const receiving = await open(new MemoryArea(), store([]));
+    receiving.onOrigin = (topic, origin) => told.push([topic, origin]);
+    await receiving.admit('c', linked('r/1', 'from c'));
+    await receiving.admit('c', linked('r/2', ''));
+    expect(told.map(([topic, origin]) => [topic, origin?.link])).toEqual([['r/1', 'c'], ['r/2', undefined]]);
+    // The agent holding another link learns it: its copy of the region's retained messages holds r/1, never sent.
+    await other.adoptOrigin('r/1', told[0][1]);
+    expect(other.forNewRoute('d', 'r/#')).toEqual([]);
+    expect(other.counters.skippedLinked).toBe(1);
+    expect((await open(area, retained)).linkedTopics).toBe(1);
   });
 });
