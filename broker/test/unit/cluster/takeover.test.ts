@@ -204,6 +204,41 @@ describe('takeover of a stored session', () => {
     expect(a.takeover.registry.ownTime('c1')).toBeUndefined();
   });
 
+  test('a message both nodes queued during the handover stays once, at the holder\'s place; the holder\'s late ones go before the taker\'s own; a copy trailing the handover is not queued again', async () => {
+    const a = net.add('a');
+    const b = net.add('b');
+    await net.connectAll();
+    await a.offlineSession('c1', 2);
+    // Copies of one publish carry the origin's identity on every node (here: publisher node p).
+    const [lateOnly, both, trailing, own] = ['late', 'both', 'trailing', 'own'].map((payload, i) => packet('p', i + 1, payload, 2));
+    const to = [{ clientId: 'c1' }];
+    const importSession = b.store.importSession.bind(b.store);
+    let imports = 0;
+    b.store.importSession = async (snapshot) => {
+      const imported = await importSession(snapshot);
+      if (imports++ === 0) {
+        await a.store.outgoingEnqueueCombi(to, { ...lateOnly });
+        await a.store.outgoingEnqueueCombi(to, { ...both });
+        await b.store.outgoingEnqueueCombi(to, { ...both });
+        await b.store.outgoingEnqueueCombi(to, { ...own });
+        await a.store.outgoingEnqueueCombi(to, { ...trailing });
+      }
+      return imported;
+    };
+    await b.takeover.admit(new FakeClient('c1'));
+    await settle();
+    const expected = ['m0', 'm1', 'late', 'both', 'trailing', 'own'];
+    expect(b.payloads('c1')).toEqual(expected);
+    // The holder's copy of `trailing` reaches b after the handover: still queued, and also once acknowledged.
+    await b.store.outgoingEnqueueCombi(to, { ...trailing });
+    expect(b.payloads('c1')).toEqual(expected);
+    await b.store.outgoingUpdate({ id: 'c1' }, { ...trailing, messageId: 7 });
+    await b.store.outgoingClearMessageId({ id: 'c1' }, { cmd: 'puback', messageId: 7 });
+    await b.store.outgoingEnqueueCombi(to, { ...trailing });
+    expect(b.payloads('c1')).toEqual(expected.filter((p) => p !== 'trailing'));
+    expect(a.store.hasSession('c1')).toBe(false);
+  });
+
   test('messages queued on the old node during the handover follow in the commit; none is lost or repeated', async () => {
     const a = net.add('a');
     const b = net.add('b');
