@@ -56,7 +56,7 @@ const RESEND_PAUSE_MS = 250;
 /** The members whose lanes the sidecar needs before publishing into the region: the nodes with clients. */
 const NODE_ROLES: ReadonlySet<string> = new Set(['core', 'replicant']);
 /** Rpc notifications every member gets that concern nodes with clients only. */
-const IGNORED_NOTIFICATIONS = ['session.claims'];
+const IGNORED_NOTIFICATIONS = ['session.claims', 'session.origin-ids'];
 /** After the regional table is here, how long the agent waits at most for its copy of the region's retained messages. */
 const RETAINED_FILL_WAIT_MS = 5000;
 
