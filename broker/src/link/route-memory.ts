@@ -6,6 +6,17 @@ import type { AreaOp, StoreArea } from '../store/area.js';
 export type FilterChange = (op: 'add' | 'delete', filter: string) => void;
 
 const RESTORED = 'restored';
+/** Filters up to this many UTF-8 bytes are their own store key; longer ones are keyed by their sha256 (key size limit). */
+const DIRECT_KEY_MAX_BYTES = 200;
+
+/**
+ * The store key of a persisted filter. Hashing every filter cost ≈ 10 % of a 100 k-route bootstrap's CPU, so a short
+ * filter is its own key. Stores written before keyed every filter by its bare base64url sha256 (no `/` in it, so
+ * never equal to these keys); `open` moves them.
+ */
+export function filterKey(filter: string): string {
+  return Buffer.byteLength(filter, 'utf8') <= DIRECT_KEY_MAX_BYTES ? `f/${filter}` : `h/${createHash('sha256').update(filter).digest('base64url')}`;
+}
 
 /**
  * The union of the remote agents' filters of one link, persisted. A restarted agent knows no remote route until the
@@ -27,9 +38,14 @@ export class RemoteRouteMemory {
   /** Loads the persisted filters; each is reported to the region as an added route. */
   static async open(area: StoreArea, regionChanged: FilterChange, logger: Logger): Promise<RemoteRouteMemory> {
     const memory = new RemoteRouteMemory(area, regionChanged, logger);
-    for (const [, value] of await area.range('')) {
+    const moved: AreaOp[] = [];
+    for (const [key, value] of await area.range('')) {
       const filter = value.toString('utf8');
+      if (key !== filterKey(filter)) moved.push({ type: 'del', key }, { type: 'put', key: filterKey(filter), value });
       if (memory.restored.add(filter, RESTORED)) regionChanged('add', filter);
+    }
+    if (moved.length > 0) {
+      await area.batch(moved).catch((err: Error) => logger.warn({ routes: moved.length / 2, err: err.message }, 'remote routes kept under their old store keys (moved at the next start)'));
     }
     return memory;
   }
@@ -113,7 +129,7 @@ export class RemoteRouteMemory {
   private writeUnwritten(): void {
     if (this.unwritten.size === 0) return;
     const ops: AreaOp[] = [...this.unwritten].map(([filter, op]) => {
-      const key = createHash('sha256').update(filter).digest('base64url');
+      const key = filterKey(filter);
       return op === 'add' ? { type: 'put', key, value: Buffer.from(filter, 'utf8') } : { type: 'del', key };
     });
     this.unwritten.clear();

@@ -1,5 +1,6 @@
 import { createLogger } from '../../../src/log/logger.js';
-import { RemoteRouteMemory } from '../../../src/link/route-memory.js';
+import { createHash } from 'node:crypto';
+import { filterKey, RemoteRouteMemory } from '../../../src/link/route-memory.js';
 import { MemoryArea } from './memory-area.js';
 
 const logger = createLogger('silent');
@@ -52,7 +53,7 @@ describe('RemoteRouteMemory (a link\'s remote filters across restarts)', () => {
     memory.liveChanged('add', 'a/#');
     memory.expireRestored();
     await memory.flushed();
-    expect(region.slice(0, 2).sort()).toEqual(['add a/#', 'add b/#']); // restored in key (hash) order
+    expect(region.slice(0, 2).sort()).toEqual(['add a/#', 'add b/#']); // restored in key order
     expect(region.slice(2)).toEqual(['delete b/#']);
     expect(memory.matches('b/1')).toBe(false);
     expect([...area.data.values()].map((v) => v.toString())).toEqual(['a/#']);
@@ -69,6 +70,23 @@ describe('RemoteRouteMemory (a link\'s remote filters across restarts)', () => {
     await memory.flushed();
     expect(region.sort()).toEqual(['add a/#', 'add c/+', 'delete a/#', 'delete c/+']);
     expect(area.data.size).toBe(2);
+  });
+
+  test('short filters are their own store key, long ones a hash; entries of older stores (bare sha256 keys) are moved at open', async () => {
+    const area = new MemoryArea();
+    const long = `x/${'y'.repeat(300)}/#`;
+    const legacyKey = (filter: string): string => createHash('sha256').update(filter).digest('base64url');
+    await area.batch([{ type: 'put', key: legacyKey('old/#'), value: Buffer.from('old/#') }, { type: 'put', key: legacyKey(long), value: Buffer.from(long) }]);
+    const { memory, region } = await open(area);
+    expect(region.sort()).toEqual([`add ${long}`, 'add old/#'].sort());
+    expect([...area.data.keys()].sort()).toEqual([filterKey(long), filterKey('old/#')].sort());
+    expect(filterKey('old/#')).toBe('f/old/#');
+    expect(filterKey(long)).toMatch(/^h\/[A-Za-z0-9_-]{43}$/);
+    // The moved entries are the ones a later change updates.
+    memory.liveChanged('add', 'old/#');
+    memory.liveChanged('delete', 'old/#');
+    await memory.flushed();
+    expect([...area.data.values()].map((v) => v.toString())).toEqual([long]);
   });
 
   test('a failed write is logged, not thrown; later writes still happen', async () => {
