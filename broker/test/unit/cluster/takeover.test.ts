@@ -14,6 +14,8 @@ const FAST: Partial<TakeoverOptions> = { unreachableWaitMs: 150, requestTimeoutM
 class Net {
   readonly nodes = new Map<string, TestNode>();
   readonly down = new Map<string, number>();
+  /** Whether `node`'s route table holds the route (filter, owner): every route is everywhere unless a test says not. */
+  routed: (node: string, filter: string, owner: string) => boolean = () => true;
 
   add(name: string, clock: () => number = Date.now, options: Partial<TakeoverOptions> = FAST): TestNode {
     const node = new TestNode(this, name, clock, options);
@@ -72,7 +74,8 @@ class TestNode {
       list: () => [...net.nodes.keys()].filter((n) => n !== name).map((nodeId) => ({ nodeId, connected: net.reachable(name, nodeId) })),
     };
     const takeovers = { inc: ({ role }: { role: string }) => { this.counts[role] = (this.counts[role] ?? 0) + 1; } };
-    this.takeover = new SessionTakeover({ nodeId: name, store: this.store, rpc: this.rpc, peers, takeovers, logger, now: clock }, options);
+    const routes = { has: (filter: string, owner: string) => net.routed(name, filter, owner) };
+    this.takeover = new SessionTakeover({ nodeId: name, store: this.store, rpc: this.rpc, peers, takeovers, logger, now: clock, routes }, options);
   }
 
   private async send(to: string, payload: Buffer): Promise<void> {
@@ -237,6 +240,32 @@ describe('takeover of a stored session', () => {
     await b.store.outgoingEnqueueCombi(to, { ...trailing });
     expect(b.payloads('c1')).toEqual(expected.filter((p) => p !== 'trailing'));
     expect(a.store.hasSession('c1')).toBe(false);
+  });
+
+  test('the taker commits only once every peer holds its routes; a peer that never does is waited for routeWaitMs', async () => {
+    const options = { ...FAST, routeWaitMs: 400, handoverTimeoutMs: 3000 };
+    const a = net.add('a', Date.now, options);
+    const b = net.add('b', Date.now, options);
+    net.add('c', Date.now, options);
+    await net.connectAll();
+    await a.offlineSession('c1', 1);
+    let cHasRoutes = false;
+    net.routed = (node, filter, owner) => owner !== 'b' || node !== 'c' || cHasRoutes;
+    const admitted = b.takeover.admit(new FakeClient('c1'));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(a.store.hasSession('c1')).toBe(true); // not committed: c does not route c1's filters to b yet
+    cHasRoutes = true;
+    await admitted;
+    await until(() => !a.store.hasSession('c1'));
+    expect(b.payloads('c1')).toEqual(['m0']);
+
+    await b.offlineSession('c2', 1);
+    net.routed = (node, filter, owner) => owner !== 'a' || node !== 'c';
+    const started = Date.now();
+    await a.takeover.admit(new FakeClient('c2'));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    await until(() => !b.store.hasSession('c2'));
+    expect(a.payloads('c2')).toEqual(['m0']);
   });
 
   test('messages queued on the old node during the handover follow in the commit; none is lost or repeated', async () => {
