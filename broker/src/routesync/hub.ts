@@ -52,6 +52,11 @@ export interface RouteSyncOptions {
   maxRetainedOps?: number;
   /** How long an expired actor's incarnation is remembered. Default 10 × ttlMs. */
   tombstoneMs?: number;
+  /**
+   * At most how long a new incarnation's lane keeps the previous one's link routes (`isHeldOverRoute`) when it
+   * never marks itself complete (`LANE_COMPLETE_ROUTE`). Default 10 × ttlMs.
+   */
+  holdOverMs?: number;
   /** How often expired lanes are looked for. Default min(1000, ttlMs / 10) ms. */
   gcIntervalMs?: number;
   onEvent?: (event: RouteSyncEvent) => void;
@@ -175,7 +180,9 @@ export class RouteSync {
     this.policy = options.policy ?? regionalClusterPolicy;
     this.gcIntervalMs = options.gcIntervalMs ?? Math.min(1000, Math.max(1, Math.floor(this.ttlMs / 10)));
     this.local = new LocalLane(options.actor, options.incarnation, batch);
-    this.store = new LaneStore(options.actor, this.sink, { ttlMs: this.ttlMs, tombstoneMs: options.tombstoneMs ?? 10 * this.ttlMs });
+    this.store = new LaneStore(options.actor, this.sink, {
+      ttlMs: this.ttlMs, tombstoneMs: options.tombstoneMs ?? 10 * this.ttlMs, holdOverMs: options.holdOverMs ?? 10 * this.ttlMs,
+    });
     this.sessionOptions = {
       cluster: options.cluster,
       actor: options.actor,

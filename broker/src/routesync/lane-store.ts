@@ -2,12 +2,36 @@ import type { RouteSink } from '../routing/route-table.js';
 import type { LaneDelta, LaneRef, LaneVersion, RouteOp, RouteSpec } from './messages.js';
 import { RouteSet } from './route-set.js';
 
+/**
+ * The route a lane carries once it is *complete* (a link agent adds it when its links know their remotes' routes).
+ * Never published to: `$LINK/cluster/...` is the link control namespace and `$link/$control` keeps it out of what
+ * the agents export.
+ */
+export const LANE_COMPLETE_ROUTE: RouteSpec = { filter: '$LINK/cluster/lane-complete', routeId: '$link/$control' };
+
+/**
+ * Routes an actor's next incarnation inherits until its lane is complete: a link agent's remote routes
+ * (`$link/<link>`; not its control routes `$link/$...`). A restarted agent whose store was wiped starts without
+ * them and gets them back only from the remotes' bootstrap; meanwhile they keep routing copies to it (same actor),
+ * which holds them until it knows the remote routes.
+ */
+export function isHeldOverRoute(routeId: string): boolean {
+  return routeId.startsWith('$link/') && !routeId.startsWith('$link/$');
+}
+
 /** The routes of one remote actor, at one version of one incarnation. */
 export interface Lane {
   readonly actor: string;
   readonly incarnation: number;
   version: number;
+  /** Exactly the actor's routes at `version`. */
   routes: RouteSet;
+  /**
+   * Routes of earlier incarnations still in the sink (never in `routes`) until the lane is complete or
+   * `heldUntil`; not part of the lane's version, never relayed (each receiver holds over its own).
+   */
+  heldOver: RouteSet | null;
+  heldUntil: number;
   lastHeardAt: number;
 }
 
@@ -47,6 +71,8 @@ export interface LaneStoreOptions {
   ttlMs: number;
   /** How long the incarnation of an expired actor is remembered (to ignore late messages of older ones). */
   tombstoneMs: number;
+  /** At most how long held-over routes stay when the new incarnation never marks its lane complete. */
+  holdOverMs: number;
 }
 
 interface Seen {
@@ -150,6 +176,7 @@ export class LaneStore {
   gc(now: number): ExpiredLane[] {
     const expired: ExpiredLane[] = [];
     for (const lane of this.lanesByActor.values()) {
+      if (lane.heldOver !== null && now >= lane.heldUntil) this.releaseHeldOver(lane);
       if (now - lane.lastHeardAt <= this.options.ttlMs) continue;
       expired.push({ actor: lane.actor, incarnation: lane.incarnation, version: lane.version, routes: lane.routes.toArray() });
       this.removeLane(lane, now);
@@ -160,11 +187,12 @@ export class LaneStore {
     return expired;
   }
 
-  /** Earliest time at which gc() would remove a lane, or null without lanes. */
+  /** Earliest time at which gc() would remove a lane or release held-over routes, or null without lanes. */
   nextExpiry(): number | null {
     let earliest: number | null = null;
     for (const lane of this.lanesByActor.values()) {
-      const at = lane.lastHeardAt + this.options.ttlMs + 1;
+      const expiry = lane.lastHeardAt + this.options.ttlMs + 1;
+      const at = lane.heldOver === null ? expiry : Math.min(expiry, lane.heldUntil);
       if (earliest === null || at < earliest) earliest = at;
     }
     return earliest;
@@ -186,11 +214,14 @@ export class LaneStore {
 
   private replaceLane(version: LaneVersion, routes: RouteSet, now: number): ApplyResult {
     const old = this.lanesByActor.get(version.actor);
+    const sameIncarnation = old !== undefined && old.incarnation === version.incarnation;
     this.observeIncarnation(version.actor, version.incarnation, now);
-    const ops = this.swapRoutes(version.actor, old?.routes ?? null, routes);
-    const lane: Lane = { ...version, routes, lastHeardAt: now };
+    const heldOver = this.heldOverFrom(old, routes, sameIncarnation);
+    const heldUntil = old?.heldOver ? old.heldUntil : now + this.options.holdOverMs;
+    const ops = this.swapRoutes(version.actor, old ?? null, routes, heldOver);
+    const lane: Lane = { ...version, routes, heldOver, heldUntil, lastHeardAt: now };
     this.lanesByActor.set(version.actor, lane);
-    if (old !== undefined && old.incarnation === version.incarnation) {
+    if (old !== undefined && sameIncarnation) {
       const delta: LaneDelta = { ...version, base: old.version, ops };
       return { outcome: 'applied', change: { kind: 'delta', delta } };
     }
@@ -198,20 +229,24 @@ export class LaneStore {
     return { outcome: 'applied', change: { kind: 'new', lane: { ...version }, replaced } };
   }
 
-  /** Mirrors old → next into the sink; returns the ops that take old to next. */
-  private swapRoutes(owner: string, old: RouteSet | null, next: RouteSet): RouteOp[] {
+  /**
+   * Mirrors the old lane's routes and held-over routes → `next` and `heldOver` into the sink; returns the ops that
+   * take the old lane's routes to `next` (held-over routes are not part of any version).
+   */
+  private swapRoutes(owner: string, old: Lane | null, next: RouteSet, heldOver: RouteSet | null): RouteOp[] {
     const ops: RouteOp[] = [];
+    const inNext = (r: RouteSpec): boolean => next.has(r.filter, r.routeId) || heldOver?.has(r.filter, r.routeId) === true;
+    const inOld = (r: RouteSpec): boolean => old !== null && (old.routes.has(r.filter, r.routeId) || old.heldOver?.has(r.filter, r.routeId) === true);
     if (old !== null) {
-      for (const r of old) {
-        if (next.has(r.filter, r.routeId)) continue;
-        ops.push({ op: 'delete', filter: r.filter, routeId: r.routeId });
-        this.sink?.delete(r.filter, owner, r.routeId);
+      for (const r of old.routes) {
+        if (!next.has(r.filter, r.routeId)) ops.push({ op: 'delete', filter: r.filter, routeId: r.routeId });
+        if (!inNext(r)) this.sink?.delete(r.filter, owner, r.routeId);
       }
+      for (const r of old.heldOver ?? []) if (!inNext(r)) this.sink?.delete(r.filter, owner, r.routeId);
     }
     for (const r of next) {
-      if (old?.has(r.filter, r.routeId) === true) continue;
-      ops.push({ op: 'add', filter: r.filter, routeId: r.routeId });
-      this.sink?.add(r.filter, owner, r.routeId);
+      if (old?.routes.has(r.filter, r.routeId) !== true) ops.push({ op: 'add', filter: r.filter, routeId: r.routeId });
+      if (!inOld(r)) this.sink?.add(r.filter, owner, r.routeId);
     }
     return ops;
   }
@@ -219,18 +254,47 @@ export class LaneStore {
   private applyToLane(lane: Lane, ops: readonly RouteOp[]): void {
     for (const op of ops) {
       if (op.op === 'add') {
-        if (lane.routes.add(op.filter, op.routeId)) this.sink?.add(op.filter, lane.actor, op.routeId);
+        // A held-over route the new incarnation adds again is already in the sink: it just stops being held.
+        if (lane.routes.add(op.filter, op.routeId) && lane.heldOver?.delete(op.filter, op.routeId) !== true) {
+          this.sink?.add(op.filter, lane.actor, op.routeId);
+        }
       } else if (lane.routes.delete(op.filter, op.routeId)) {
         this.sink?.delete(op.filter, lane.actor, op.routeId);
       }
     }
+    if (lane.heldOver !== null && (lane.heldOver.size === 0 || isComplete(lane.routes))) this.releaseHeldOver(lane);
+  }
+
+  /** The held-over routes leave the sink: the lane is complete, or they were held for `holdOverMs`. */
+  private releaseHeldOver(lane: Lane): void {
+    for (const r of lane.heldOver ?? []) this.sink?.delete(r.filter, lane.actor, r.routeId);
+    lane.heldOver = null;
+  }
+
+  /**
+   * What the next lane of `old`'s actor holds over: for a new incarnation, `old`'s held-over routes and those of
+   * its routes that `isHeldOverRoute`; within one incarnation, what `old` held; none once `next` is complete.
+   */
+  private heldOverFrom(old: Lane | undefined, next: RouteSet, sameIncarnation: boolean): RouteSet | null {
+    if (old === undefined || isComplete(next)) return null;
+    const held = new RouteSet();
+    for (const r of old.heldOver ?? []) if (!next.has(r.filter, r.routeId)) held.add(r.filter, r.routeId);
+    if (!sameIncarnation) {
+      for (const r of old.routes) if (isHeldOverRoute(r.routeId) && !next.has(r.filter, r.routeId)) held.add(r.filter, r.routeId);
+    }
+    return held.size > 0 ? held : null;
   }
 
   private removeLane(lane: Lane, now: number): void {
+    this.releaseHeldOver(lane);
     for (const r of lane.routes) this.sink?.delete(r.filter, lane.actor, r.routeId);
     this.lanesByActor.delete(lane.actor);
     this.seen.set(lane.actor, { incarnation: lane.incarnation, since: now });
   }
+}
+
+function isComplete(routes: RouteSet): boolean {
+  return routes.has(LANE_COMPLETE_ROUTE.filter, LANE_COMPLETE_ROUTE.routeId);
 }
 
 function applyOps(routes: RouteSet, ops: readonly RouteOp[]): void {

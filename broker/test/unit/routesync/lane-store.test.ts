@@ -1,13 +1,13 @@
 import { RouteTable } from '../../../src/routing/route-table.js';
-import { LaneStore } from '../../../src/routesync/lane-store.js';
+import { LANE_COMPLETE_ROUTE, LaneStore } from '../../../src/routesync/lane-store.js';
 import type { LaneDelta, RouteOp } from '../../../src/routesync/messages.js';
 import { RouteSet } from '../../../src/routesync/route-set.js';
 
 const TTL = 15_000;
 
-function setup(): { store: LaneStore; table: RouteTable } {
+function setup(holdOverMs = 10 * TTL): { store: LaneStore; table: RouteTable } {
   const table = new RouteTable();
-  return { store: new LaneStore('me', table, { ttlMs: TTL, tombstoneMs: 10 * TTL }), table };
+  return { store: new LaneStore('me', table, { ttlMs: TTL, tombstoneMs: 10 * TTL, holdOverMs }), table };
 }
 
 function add(filter: string, routeId = ''): RouteOp {
@@ -159,5 +159,61 @@ describe('LaneStore garbage collection', () => {
     expect(store.nextExpiry()).toBeNull();
     store.applyDelta(delta('n1', 1, 0, 1, []), 100);
     expect(store.nextExpiry()).toBe(100 + TTL + 1);
+  });
+});
+
+describe('LaneStore held-over link routes (a link agent back with a wiped store)', () => {
+  const complete = (): RouteOp => add(LANE_COMPLETE_ROUTE.filter, LANE_COMPLETE_ROUTE.routeId);
+  const routesWithIds = (table: RouteTable): string[] => [...table.routes()].map((r) => `${r.filter}|${r.owner}|${r.routeId}`).sort();
+
+  function oldAgentLane(store: LaneStore): void {
+    store.applyDelta(delta('agent', 5, 0, 1, [add('a/#', '$link/far'), add('b', '$link/far'), add('$LINK/cluster/route/far/+', '$link/$control'), add('c')]), 0);
+  }
+
+  it('a new incarnation keeps the old lane’s $link/<link> routes in the sink (not its control or ordinary routes) until its lane is complete', () => {
+    const { store, table } = setup();
+    oldAgentLane(store);
+    expect(store.applyDelta(delta('agent', 9, 0, 1, [add('x')]), 10).outcome).toBe('applied');
+    expect(routesWithIds(table)).toEqual(['a/#|agent|$link/far', 'b|agent|$link/far', 'x|agent|']);
+    expect([...table.match('a/1')]).toEqual(['agent']);
+    // The lane itself is exactly the new incarnation's routes (relayed as such).
+    expect(store.get('agent')?.routes.toArray()).toEqual([{ filter: 'x', routeId: '' }]);
+    // The remote's bootstrap brings one route back: it stops being held, no flap.
+    store.applyDelta(delta('agent', 9, 1, 2, [add('b', '$link/far')]), 20);
+    expect(store.get('agent')?.heldOver?.toArray()).toEqual([{ filter: 'a/#', routeId: '$link/far' }]);
+    store.applyDelta(delta('agent', 9, 2, 3, [complete()]), 30);
+    expect(routesWithIds(table)).toEqual([`${LANE_COMPLETE_ROUTE.filter}|agent|${LANE_COMPLETE_ROUTE.routeId}`, 'b|agent|$link/far', 'x|agent|']);
+    expect(store.get('agent')?.heldOver).toBeNull();
+  });
+
+  it('a new incarnation whose first snapshot is already complete replaces the lane at once', () => {
+    const { store, table } = setup();
+    oldAgentLane(store);
+    store.applySnapshot({ actor: 'agent', incarnation: 9, version: 4 }, RouteSet.of([{ filter: 'x', routeId: '' }, LANE_COMPLETE_ROUTE]), 10);
+    expect(routesWithIds(table)).toEqual([`${LANE_COMPLETE_ROUTE.filter}|agent|${LANE_COMPLETE_ROUTE.routeId}`, 'x|agent|']);
+  });
+
+  it('held routes survive same-incarnation snapshots and a further incarnation, and go after holdOverMs at the latest', () => {
+    const { store, table } = setup(5000);
+    oldAgentLane(store);
+    store.applyDelta(delta('agent', 9, 0, 1, [add('x')]), 1000);
+    store.applySnapshot({ actor: 'agent', incarnation: 9, version: 3 }, RouteSet.of([{ filter: 'y', routeId: '' }, { filter: 'a/#', routeId: '$link/far' }]), 2000);
+    expect(routesWithIds(table)).toEqual(['a/#|agent|$link/far', 'b|agent|$link/far', 'y|agent|']);
+    store.applyDelta(delta('agent', 10, 0, 1, [add('z')]), 3000);
+    expect(routesWithIds(table)).toEqual(['a/#|agent|$link/far', 'b|agent|$link/far', 'z|agent|']);
+    // The deadline is the first hold's.
+    expect(store.nextExpiry()).toBe(6000);
+    store.gc(5999);
+    expect(routesWithIds(table)).toHaveLength(3);
+    store.gc(6000);
+    expect(routesWithIds(table)).toEqual(['z|agent|']);
+  });
+
+  it('an expiring lane takes its held-over routes with it', () => {
+    const { store, table } = setup();
+    oldAgentLane(store);
+    store.applyDelta(delta('agent', 9, 0, 1, []), 10);
+    expect(store.gc(10 + TTL + 1).map((l) => l.actor)).toEqual(['agent']);
+    expect(routesWithIds(table)).toEqual([]);
   });
 });
