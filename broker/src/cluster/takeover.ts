@@ -51,7 +51,8 @@ export interface TakeoverRpc {
 export interface TakeoverPeers {
   /** `since`: when the node's current state (connected or not) began, ms since the epoch. */
   get(nodeId: string): { connected: boolean; since: number } | undefined;
-  list(): { nodeId: string; connected: boolean }[];
+  /** `role`: `core` and `replicant` nodes run this protocol; others (a sidecar link agent: `agent`) do not. */
+  list(): { nodeId: string; connected: boolean; role?: string }[];
 }
 
 /** The cluster route table, as the handover reads it. */
@@ -506,7 +507,7 @@ export class SessionTakeover {
     if (!this.deps.routes || filters.length === 0) return 0;
     const started = this.now();
     const check: RouteCheck = { clientId, token: randomUUID(), filters, holder };
-    const peers = this.deps.peers.list().filter((peer) => peer.connected && peer.nodeId !== this.self).map((peer) => peer.nodeId);
+    const peers = this.deps.peers.list().filter((peer) => peer.connected && peer.nodeId !== this.self && takesPart(peer.role)).map((peer) => peer.nodeId);
     const answers = await Promise.all(peers.map((peer) => this.confirmRoutes(peer, check)));
     const flushed = await this.flushTo(holder);
     const unconfirmed = peers.filter((_, i) => answers[i] !== 'ready');
@@ -825,6 +826,11 @@ export class SessionTakeover {
 }
 
 type RouteReadiness = 'ready' | 'missing' | 'timeout';
+
+/** Nodes answer the route confirmation; a sidecar link agent (role `agent`) does not (README.md, "Limits"). */
+function takesPart(role: string | undefined): boolean {
+  return role === undefined || role === 'core' || role === 'replicant';
+}
 
 /** A queued publish's identity (broker id and counter: the same on every node, see README.md, "Handover"); '' for none. */
 function publishIdentity(packet: StoredPacket): string {
