@@ -5,7 +5,7 @@ import { BrokerMetrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/server.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { LinkAgent, stickyGraceDefaultMs } from '../link/agent.js';
-import { LinkSidecar } from '../link/sidecar.js';
+import { LinkSidecar, sidecarClusterIncarnation } from '../link/sidecar.js';
 import { openStore, type NodeStore } from '../store/index.js';
 import { parseFlags, UsageError, type ParsedFlags } from './flags.js';
 
@@ -150,7 +150,7 @@ class RunningAgent {
     this.sidecar = await LinkSidecar.create({
       clusterName: settings.clusterName, nodeName: settings.nodeName, seeds: settings.seeds, secretFile: settings.secretFile,
       clusterHost: settings.clusterHost, clusterPort: settings.clusterPort, advertise: settings.advertise,
-      routeTtlSeconds: settings.routeTtlSeconds, incarnation: this.store.incarnation, logger, metrics,
+      routeTtlSeconds: settings.routeTtlSeconds, incarnation: await sidecarClusterIncarnation(this.store.area('cluster-incarnation'), this.store.incarnation), logger, metrics,
       membersArea: this.store.area('cluster-members'),
     });
     this.agent = await LinkAgent.startSidecar({

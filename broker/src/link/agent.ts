@@ -14,6 +14,7 @@ import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
 import { holderMarkerFilter, isLinkRouteId, linkRouteId, parseHolderMarker, stickyHolder, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { LANE_COMPLETE_ROUTE } from '../routesync/lane-store.js';
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
 import type { CopyIdentity } from '../cluster/forward-codec.js';
@@ -328,6 +329,7 @@ export class LinkAgent {
     this.reload();
     await this.applying;
     this.watch();
+    if (this.local.routes) this.markLaneCompleteWhenRoutesKnown(this.local.routes);
   }
 
   /**
@@ -388,8 +390,7 @@ export class LinkAgent {
       this.heldForRoutes++;
       return this.routesGate;
     }
-    const awaiting = (): Link[] => [...this.links.values()].filter((link) =>
-      (!this.rolesAssigned || this.roleOf(link.name) === 'active') && link.awaitingRemoteRoutes);
+    const awaiting = (): Link[] => this.linksAwaitingRemoteRoutes();
     const pending = awaiting().filter((link) => !link.wants(topic));
     if (this.stopped || pending.length === 0) return undefined;
     this.heldForRoutes++;
@@ -401,6 +402,29 @@ export class LinkAgent {
     });
     this.routesGate = gate;
     return gate;
+  }
+
+  /** Active links (every link before the roles are assigned) that do not know their remote's routes yet. */
+  private linksAwaitingRemoteRoutes(): Link[] {
+    return [...this.links.values()].filter((link) => (!this.rolesAssigned || this.roleOf(link.name) === 'active') && link.awaitingRemoteRoutes);
+  }
+
+  /**
+   * Adds `LANE_COMPLETE_ROUTE` to this agent's lane once no link awaits its remote's routes (at most one route TTL
+   * after the start): until then every node keeps the `$link/...` routes of this agent's previous incarnation, so
+   * that copies published after a restart with a wiped store still reach it (held here, `untilRemoteRoutesKnown`).
+   */
+  private markLaneCompleteWhenRoutesKnown(region: RegionRoutes): void {
+    const check = (): void => {
+      if (this.stopped) return;
+      if (this.linksAwaitingRemoteRoutes().length > 0) {
+        setTimeout(check, ROUTES_KNOWN_POLL_MS).unref();
+        return;
+      }
+      region.addRoute(LANE_COMPLETE_ROUTE.filter, LANE_COMPLETE_ROUTE.routeId);
+      this.logger.info('link agent lane complete: the remote routes of its links are in the region');
+    };
+    check();
   }
 
   /**

@@ -36,6 +36,33 @@ export interface LinkSidecarOptions {
   membersArea?: StoreArea;
 }
 
+const INCARNATION_BASE_KEY = 'base';
+
+/**
+ * The sidecar's incarnation in the cluster: a wall-clock base (ms, chosen when its store is new, kept in `area`) +
+ * the store's incarnation (bumped and fsynced at every start). A wiped store therefore never repeats an incarnation
+ * the region has seen: its base is later than the old base plus the old store's restarts. The stores' own
+ * incarnation starts at 1 again, which the cores took for a duplicate of the old lane, or refused as stale.
+ * Assumes the wall clock does not go back by more than the time between two stores.
+ */
+export async function sidecarClusterIncarnation(area: StoreArea, storeIncarnation: number, now = Date.now()): Promise<number> {
+  const stored = await area.get(INCARNATION_BASE_KEY);
+  let base: number;
+  if (stored?.length === 8) {
+    base = Number(stored.readBigUInt64BE(0));
+  } else {
+    // The first start of this store (or of a store from before this): a base later than any earlier one. Written
+    // before the incarnation is used; if it were lost, the next start's base would be later still.
+    base = now;
+    const bytes = Buffer.alloc(8);
+    bytes.writeBigUInt64BE(BigInt(base));
+    await area.put(INCARNATION_BASE_KEY, bytes);
+  }
+  const incarnation = base + storeIncarnation;
+  if (!Number.isSafeInteger(incarnation)) throw new Error(`sidecar cluster incarnation ${base} + ${storeIncarnation} is not a safe integer`);
+  return incarnation;
+}
+
 /** A cluster-forwarded copy reaching the agent from node `from`; resolves when it may be acknowledged. */
 export type SidecarIntake = (message: ForwardedMessage, from: string) => Promise<void>;
 
