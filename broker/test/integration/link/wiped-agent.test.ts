@@ -136,6 +136,8 @@ describe('sidecar agent back with a wiped store', () => {
     if (lost > 0) console.log(A.core.logs.filter((l) => /-agent|lane_/.test(l)).slice(-20).join('\n'));
     expect(lostAfterRestart).toBe(0);
     expect(outOfOrder).toBe(0);
+    // The new incarnation marked its lane complete (the cores then dropped the old lane's routes).
+    expect((A.sidecar?.logs ?? []).some((l) => l.includes('link agent lane complete'))).toBe(true);
     const info = await A.sidecar?.getJson<{ heldForRoutes: number }>('/api/v1/links');
     expect(info?.heldForRoutes).toBeGreaterThan(0);
   }, 90000);
