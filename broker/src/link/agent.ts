@@ -229,7 +229,8 @@ export class LinkAgent {
   private graceTimer?: NodeJS.Timeout;
   private readonly waitingLogged = new Set<string>();
   /** Set while copies wait for the remote routes: every copy arriving meanwhile waits on it too (arrival order). */
-  private routesGate?: Promise<void>;
+  /** Per link that awaits its remote's routes and holds copies: resolves when it knows them (or is stopped). */
+  private readonly routesGates = new Map<string, Promise<void>>();
   private constructor(
     private readonly host: LinkAgentBase,
     private readonly local: LocalSide,
@@ -369,39 +370,47 @@ export class LinkAgent {
     if (fields.retain) this.retainedSync?.localPublish(message.topic);
     // A standby link being restarted closed must not miss a copy (the cluster acknowledges it anyway).
     if (this.restarting.size > 0) await Promise.all(this.restarting.values());
-    const held = this.untilRemoteRoutesKnown(message.topic);
-    if (held) await held;
     if (this.stopped) throw new Error(`'${message.topic}' not queued: the link agent is stopping`);
     const origin = copy && from !== undefined ? { node: from, ...copy } : undefined;
-    const queued = this.enqueue({ ...fields, timestamp: timestamp ?? Date.now() }, origin);
-    if (queued !== null && message.qos > 0) await queued;
+    const entry: LinkMessage = { ...fields, timestamp: timestamp ?? Date.now() };
+    const gates = this.untilRemoteRoutesKnown(message.topic);
+    const queued = this.enqueue(entry, origin, (link) => !gates.has(link.name));
+    // Each held part queues for its one link when that link's gate opens (a rejection leaves the copy
+    // unacknowledged: resent to the next incarnation, the links that queued it skip it by the intake marks).
+    const held = [...gates].map(([name, gate]) => gate.then(() => {
+      if (this.stopped) throw new Error(`'${message.topic}' not queued for link '${name}': the link agent is stopping`);
+      const part = this.enqueue(entry, origin, (link) => link.name === name);
+      return message.qos > 0 ? part : undefined;
+    }));
+    await Promise.all([message.qos > 0 ? queued : null, ...held]);
   }
 
   /**
    * A copy reaches a sidecar only through a `$link/<name>` route of it in the regional table: some remote wanted it.
    * While an active link does not know its remote's routes yet (a wiped store or an empty restore: nothing
-   * restored, no remote agent's lane since the start), `wants()` would drop it, so the copy waits (unacknowledged)
-   * until the remote's routes are here, at most one route TTL after the link's start (`Link.awaitingRemoteRoutes`).
+   * restored, no remote agent's lane since the start), its `wants()` would drop it, so for that link the copy waits
+   * (unacknowledged) until the remote's routes are here, at most one route TTL after the link's start
+   * (`Link.awaitingRemoteRoutes`); the other links take it at once. Returns the gates the copy waits at, per link.
    */
-  private untilRemoteRoutesKnown(topic: string): Promise<void> | undefined {
-    // Once a copy is held, every later one waits behind it and all go on together, in arrival order (one promise:
-    // its reactions run in registration order): a newer copy must not be queued before an older held one.
-    if (this.routesGate) {
-      this.heldForRoutes++;
-      return this.routesGate;
+  private untilRemoteRoutesKnown(topic: string): Map<string, Promise<void>> {
+    // Once a link holds a copy, every later one waits behind it for that link and all go on together, in arrival
+    // order (one promise per link: its reactions run in registration order): a newer copy must not be queued
+    // before an older held one.
+    const gates = new Map(this.routesGates);
+    if (this.stopped) return gates;
+    for (const link of this.linksAwaitingRemoteRoutes()) {
+      if (gates.has(link.name) || link.wants(topic)) continue;
+      this.logger.info({ topic, link: link.name }, 'copies wait for the remote routes (none restored, none received yet)');
+      const gate = (async (): Promise<void> => {
+        while (!this.stopped && this.linksAwaitingRemoteRoutes().includes(link)) await new Promise((resolve) => setTimeout(resolve, ROUTES_KNOWN_POLL_MS));
+      })().finally(() => {
+        if (this.routesGates.get(link.name) === gate) this.routesGates.delete(link.name);
+      });
+      this.routesGates.set(link.name, gate);
+      gates.set(link.name, gate);
     }
-    const awaiting = (): Link[] => this.linksAwaitingRemoteRoutes();
-    const pending = awaiting().filter((link) => !link.wants(topic));
-    if (this.stopped || pending.length === 0) return undefined;
-    this.heldForRoutes++;
-    this.logger.info({ topic, links: pending.map((l) => l.name) }, 'copies wait for the remote routes (none restored, none received yet)');
-    const gate = (async (): Promise<void> => {
-      while (!this.stopped && awaiting().length > 0) await new Promise((resolve) => setTimeout(resolve, ROUTES_KNOWN_POLL_MS));
-    })().finally(() => {
-      if (this.routesGate === gate) this.routesGate = undefined;
-    });
-    this.routesGate = gate;
-    return gate;
+    if (gates.size > 0) this.heldForRoutes++;
+    return gates;
   }
 
   /** Active links (every link before the roles are assigned) that do not know their remote's routes yet. */
@@ -433,8 +442,8 @@ export class LinkAgent {
    * the copy's identity is stored with each queue entry and a resent copy is skipped for the links that queued it
    * before this agent restarted.
    */
-  private enqueue(message: LinkMessage, origin?: CopyOrigin): Promise<unknown> | null {
-    let targets = [...this.links.values()].filter((link) => link.wants(message.topic));
+  private enqueue(message: LinkMessage, origin?: CopyOrigin, only: (link: Link) => boolean = () => true): Promise<unknown> | null {
+    let targets = [...this.links.values()].filter((link) => only(link) && link.wants(message.topic));
     if (targets.length === 0) return null;
     const sync = this.retainedSync;
     if (message.retain && sync) {

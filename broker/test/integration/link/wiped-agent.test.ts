@@ -142,3 +142,76 @@ describe('sidecar agent back with a wiped store', () => {
     expect(info?.heldForRoutes).toBeGreaterThan(0);
   }, 90000);
 });
+
+/**
+ * The copies a wiped agent holds wait per link: a link whose remote bootstrapped it takes them while another link's
+ * remote is unreachable (that link awaits its routes for its route TTL, 60 s). With one gate for all links they
+ * waited for the unreachable remote too.
+ */
+describe('sidecar agent back with a wiped store, one remote unreachable', () => {
+  let A: ClusterRegion;
+  let B: ClusterRegion;
+  let C: ClusterRegion;
+  const proxies: TcpProxy[] = [];
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    const [toB, bToA, toC, cToA] = await Promise.all([1, 1, 1, 1].map((port) => TcpProxy.start(port)));
+    proxies.push(toB, bToA, toC, cToA);
+    A = new ClusterRegion('wipedpl');
+    B = new ClusterRegion('nearpl');
+    C = new ClusterRegion('gonepl');
+    await A.start([{ name: 'nearpl', servers: [toB.address], topics: ['#'] }, { name: 'gonepl', servers: [toC.address], topics: ['#'] }], { replicant: false, sidecar: true });
+    await B.start([{ name: 'wipedpl', servers: [bToA.address], topics: ['#'] }], { replicant: false });
+    await C.start([{ name: 'wipedpl', servers: [cToA.address], topics: ['#'] }], { replicant: false });
+    toB.setTarget(B.core.mqttPort);
+    toC.setTarget(C.core.mqttPort);
+    bToA.setTarget(A.core.mqttPort);
+    cToA.setTarget(A.core.mqttPort);
+    await waitFor(async () => (await A.link('nearpl')).state === 'connected' && (await A.link('gonepl')).state === 'connected'
+      && (await B.link('wipedpl')).state === 'connected' && (await C.link('wipedpl')).state === 'connected', 'all links connected', 30000);
+  }, 90000);
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await A?.dispose();
+    await B?.dispose();
+    await C?.dispose();
+    for (const p of proxies) await p.close();
+  });
+
+  test('a link whose remote bootstrapped the new agent takes the held copies without waiting for the other link', async () => {
+    const sub = await B.client({ clientId: 'near-audit', clean: false });
+    clients.push(sub);
+    const seen: string[] = [];
+    sub.on('message', (_topic, payload) => seen.push(payload.toString()));
+    await sub.subscribeAsync('pl/#', { qos: 1 });
+    await waitFor(async () => (await A.link('nearpl')).routesReceived >= 1, 'the audit route visible at the sidecar');
+
+    await A.killSidecar();
+    rmSync(path.join(A.dir, 'agent'), { recursive: true, force: true });
+    // C becomes unreachable both ways: its agent cannot bootstrap the new agent, which awaits its routes.
+    const [, , toC, cToA] = proxies;
+    for (const proxy of [toC, cToA]) {
+      proxy.refuse();
+      proxy.cut();
+    }
+    await A.restartSidecar();
+    const restartedAt = Date.now();
+    // One publisher per message: a QoS 1 copy is acknowledged only once every link's part is queued, so the held
+    // part for the unreachable link keeps each publish unacknowledged (and aedes handles a client's packets in turn).
+    const count = 20;
+    const publishers = await Promise.all(Array.from({ length: count }, (_, i) => A.client({ clientId: `pl-pub-${i}` })));
+    clients.push(...publishers);
+    publishers.forEach((pub, i) => void pub.publishAsync('pl/x', `m-${i}`, { qos: 1 }).catch(() => undefined));
+    const missing = (): string[] => Array.from({ length: count }, (_, i) => `m-${i}`).filter((p) => !seen.includes(p));
+    await waitFor(() => missing().length === 0, `all ${count} events at the reachable remote`, 25000).catch((err: Error) => {
+      throw new Error(`${err.message}; missing: [${missing().join(',')}]; agent logs:\n${(A.sidecar?.logs ?? []).slice(-25).join('\n')}`);
+    });
+    const deliveredAfterMs = Date.now() - restartedAt;
+    const gone = await A.link('gonepl');
+    console.log(`wiped agent, per-link gate: ${count} events at the reachable remote ${deliveredAfterMs} ms after the restart; unreachable link ${gone.state}`);
+    // The other link still awaits its remote's routes (its route TTL is 60 s): the copies did not wait for it.
+    expect(gone.state).not.toBe('connected');
+    expect((A.sidecar?.logs ?? []).some((l) => l.includes('copies wait for the remote routes') && l.includes('gonepl'))).toBe(true);
+  }, 90000);
+});
