@@ -38,7 +38,7 @@ function describeCluster(cluster: ClusterNode): object {
     routes: table.routes,
     owners: table.owners,
     nodes,
-    lanes: [...lanes.values()].map((lane) => ({ actor: lane.actor, incarnation: lane.incarnation, version: lane.version, routes: lane.routes })),
+    lanes: [...lanes.values()].map((lane) => ({ actor: lane.actor, incarnation: lane.incarnation, version: lane.version, routes: lane.routes, heldOver: lane.heldOver })),
     sync: { peers: cluster.sync.peers(), stats: cluster.sync.stats() },
   };
 }

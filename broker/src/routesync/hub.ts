@@ -76,6 +76,8 @@ export interface Outgoing {
 
 export interface LaneInfo extends LaneVersion {
   routes: number;
+  /** Routes of earlier incarnations still routed to this actor until its lane is complete (`LaneStore`). */
+  heldOver: number;
   lastHeardAt: number;
   local: boolean;
 }
@@ -334,6 +336,7 @@ export class RouteSync {
       incarnation: this.options.incarnation,
       version: this.local.version,
       routes: this.local.publishedSize,
+      heldOver: 0,
       lastHeardAt: Number.NaN,
       local: true,
     };
@@ -342,6 +345,7 @@ export class RouteSync {
       incarnation: l.incarnation,
       version: l.version,
       routes: l.routes.size,
+      heldOver: l.heldOver?.size ?? 0,
       lastHeardAt: l.lastHeardAt,
       local: false,
     }));

@@ -47,9 +47,21 @@ describe('sidecar agent back with a wiped store', () => {
     clients.push(pub);
     for (let i = 0; i < 10; i++) await pub.publishAsync('events/door', `warm-${i}`, { qos: 1 });
     await waitFor(() => seen.length >= 10, 'warm-up events across');
+    const agentLane = async (): Promise<{ incarnation: number; heldOver: number } | undefined> =>
+      (await A.core.getJson<{ lanes: Array<{ actor: string; incarnation: number; heldOver: number }> }>('/api/v1/cluster')).body.lanes.find((l) => l.actor === A.agentName(0));
+    const before = await agentLane();
+    expect(before?.incarnation).toBeGreaterThan(1);
 
     await A.killSidecar();
     rmSync(path.join(A.dir, 'agent'), { recursive: true, force: true });
+    let maxHeldOver = 0;
+    let sampling = true;
+    const sampler = (async (): Promise<void> => {
+      while (sampling) {
+        maxHeldOver = Math.max(maxHeldOver, (await agentLane().catch(() => undefined))?.heldOver ?? 0);
+        await sleep(100);
+      }
+    })();
     // Published while the agent is dead: the core holds the copies for it (its routes are still in the table).
     const held = 40;
     const acks = Array.from({ length: held }, (_, i) => pub.publishAsync('events/door', `held-${i}`, { qos: 1 }));
@@ -60,8 +72,16 @@ describe('sidecar agent back with a wiped store', () => {
     await waitFor(() => missing().length === 0, `all ${held} held events at the remote`, 30000).catch((err: Error) => {
       throw new Error(`${err.message}; missing: [${missing().join(',')}]; agent logs:\n${(A.sidecar?.logs ?? []).slice(-25).join('\n')}`);
     });
+    sampling = false;
+    await sampler;
     const logs = A.sidecar?.logs ?? [];
     expect(logs.some((l) => l.includes('copies wait for the remote routes'))).toBe(true);
+    // Between the new lane and its lane-complete mark the core routed with the old lane's link routes.
+    expect(maxHeldOver).toBeGreaterThan(0);
+    // The wiped store's cluster incarnation is above the old one (not 1 again), and the core dropped the old
+    // lane's held-over routes once the new lane was complete.
+    await waitFor(async () => (await agentLane())?.heldOver === 0, 'no held-over route left at the core');
+    expect((await agentLane())?.incarnation).toBeGreaterThan(before?.incarnation ?? Infinity);
     const info = await A.sidecar?.getJson<{ heldForRoutes: number }>('/api/v1/links');
     expect(info?.heldForRoutes).toBeGreaterThan(0);
   });
