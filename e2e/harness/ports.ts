@@ -7,11 +7,11 @@ import net, { type AddressInfo } from 'node:net';
 const RANGE = { low: 20000, high: 32767 };
 const handedOut = new Set<number>();
 
-/** A port free on 127.0.0.1 right now, outside the ephemeral range, not handed out before by this process. */
-export async function freePort(): Promise<number> {
+/** A port free on `host` (default 127.0.0.1) right now, outside the ephemeral range, not handed out before by this process. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = RANGE.low + Math.floor(Math.random() * (RANGE.high - RANGE.low + 1));
-    if (handedOut.has(port) || !(await portIsFree(port))) continue;
+    if (handedOut.has(port) || !(await portIsFree(port, host))) continue;
     handedOut.add(port);
     return port;
   }
@@ -30,12 +30,12 @@ export async function ephemeralPort(): Promise<number> {
   return port;
 }
 
-/** Whether something can listen on 127.0.0.1:port now. */
-export async function portIsFree(port: number): Promise<boolean> {
+/** Whether something can listen on host:port now. */
+export async function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   const server = net.createServer();
   return new Promise((resolve) => {
     server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 

@@ -386,6 +386,8 @@ export class Link {
     if (this.misconfiguredBy === null) this.state = 'connecting';
     const client = mqtt.connect(options);
     this.client = client;
+    // Nagle's algorithm would hold a carrier back until the previous one's TCP ACK: up to a round trip per carrier.
+    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
     client.on('connect', () => {
       if (generation !== this.generation) return;
       client.subscribe([responseTopic(this.actor), capabilitiesTopic(this.actor)], { qos: 0 }, (err, granted) => {
@@ -409,8 +411,6 @@ export class Link {
         return;
       }
       this.refreshState();
-    // Nagle's algorithm would hold a carrier back until the previous one's TCP ACK: up to a round trip per carrier.
-    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
       if (this.envelopeVersion === null && !this.capabilitiesTimer && this.routeSyncReady()) this.awaitCapabilities(generation);
     });
     client.on('error', (err) => {

@@ -1,20 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort as allocatePort } from '../../../e2e/harness/ports.js';
 import { BrokerProcess } from './broker-process.js';
 
-/** A TCP port free right now on `host` (the OS picks it; the tiny race with other processes is acceptable in tests). */
+/**
+ * A free port below the ephemeral range (the e2e harness's allocator): a node stopped and restarted on its port
+ * cannot lose it to an outgoing connection of a concurrent test in between (seen as EADDRINUSE at the restart).
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return allocatePort(host);
 }
 
 export interface TestNodeSpec {

@@ -202,7 +202,8 @@ describe('ClusterLink status and finalizer with real link agents', () => {
       expect(failed.message).toContain('not valid YAML');
       expect((await kube.linkCondition('to-us-west', 'Ready', { status: 'False' })).reason).toBe('LinksFileError');
       expect((await kube.link('to-us-west'))?.status?.conditions?.find((c) => c.type === 'Connected')).toMatchObject({ status: 'True' });
-      expect(await agentLink('us-west')).toMatchObject({ state: 'connected' });
+      // The running link goes on (a loaded machine can make it redial once: connected again, not torn down).
+      await eventually('the us-west link still runs', async () => (await agentLink('us-west'))?.state === 'connected');
     } finally {
       writeFileSync(east!.linksFile, good);
       kubelet!.paused = false;

@@ -168,9 +168,9 @@ describe('several link agents in one region: one active agent per link', () => {
     const results: Record<string, ReturnType<typeof audit>> = Object.fromEntries([...topicsToB.map((t) => [t, audit(seenB, t, total)] as const), ...topicsToM.map((t) => [t, audit(seenM, t, total)] as const)]);
     process.stdout.write(`multi-agent restart within the grace: ${JSON.stringify({ results, msFromKillToRestarted: restartedAt - killedAt })}\n`);
     for (const [topic, result] of Object.entries(results)) expect({ topic, ...result }).toEqual({ topic, missing: [], duplicates: 0, inOrder: true });
-    // The other agent waited for the grace and never took nb; the restarted agent resumed it.
+    // The other agent never took nb (whether it saw the holder away depends on how fast the restart was: 0.4 s
+    // can fall between two of its checks); the restarted agent resumed it.
     const otherLogs = M.sidecars[other].logs.filter((l) => l.includes('"link":"nb"') && Date.parse((JSON.parse(l) as { time: string }).time) >= killedAt);
-    expect(otherLogs.some((l) => l.includes('link holder away'))).toBe(true);
     expect(otherLogs.filter((l) => l.includes('link agent active for the link'))).toEqual([]);
     expect(M.sidecars[victim].logs.some((l) => l.includes('back within the grace'))).toBe(true);
     expect((await M.linkOnAgents('nb')).map((s) => s?.role)).toEqual(agents.map((_, i) => (i === victim ? 'active' : 'standby')));
