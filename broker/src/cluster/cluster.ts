@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import type { RouteSink } from '../routing/route-table.js';
 import { RememberedMembers } from './remembered-members.js';
 import { TableReadiness } from './table-readiness.js';
+import { CLUSTER_INCARNATION_AREA, clusterIncarnation } from './incarnation.js';
 
 /** A change of the regional route table: a route (filter, owner, route id) appeared or went. */
 export type RouteChangeListener = (op: 'add' | 'delete', filter: string, owner: string, routeId: string) => void;
@@ -73,6 +74,8 @@ export class ClusterNode {
     /** The cluster route table (route sync's sink): ordinary routes and shared-subscription groups. */
     readonly routes: ClusterRoutes,
     private readonly remembered: RememberedMembers,
+    /** This node's incarnation in the cluster (`clusterIncarnation`): above every earlier one, even after a wiped store. */
+    readonly incarnation: number,
   ) {
     this.logger = host.logger.child({ component: 'cluster' });
     this.membership = new Membership(this.nodeId);
@@ -90,7 +93,7 @@ export class ClusterNode {
     this.retained = new RetainedReplicator(this.rpc, host.store.persistence,
       () => this.membership.list().filter((m) => m.connected).map((m) => m.nodeId), this.logger);
     this.shares = new ClusterSharedSubscriptions(this.nodeId, routes.shares, host.shared, (nodeId, message) => this.forwarder.send(nodeId, message), this.logger);
-    this.forwarder = new Forwarder(this.nodeId, routes.table, transport, host.aedes, this.metrics, this.logger, this.shares, host.store.incarnation);
+    this.forwarder = new Forwarder(this.nodeId, routes.table, transport, host.aedes, this.metrics, this.logger, this.shares, incarnation);
     this.readiness = new TableReadiness({
       sync,
       membership: this.membership,
@@ -131,8 +134,9 @@ export class ClusterNode {
     const logger = host.logger.child({ component: 'cluster' });
     const port = cluster.port ?? 4370;
     const selfAddress = cluster.advertise ?? `${cluster.host}:${port}`;
+    const incarnation = await clusterIncarnation(host.store.area(CLUSTER_INCARNATION_AREA), host.store.incarnation);
     const transport = new ClusterTransport({
-      identity: { clusterName: config.node.clusterName, nodeId: config.node.name, role: cluster.role, incarnation: host.store.incarnation, address: selfAddress },
+      identity: { clusterName: config.node.clusterName, nodeId: config.node.name, role: cluster.role, incarnation, address: selfAddress },
       secret: await readClusterSecret(cluster.secretFile as string),
       logger: host.logger,
       tls: cluster.tls ? clusterTls(cluster.tls) : undefined,
@@ -140,13 +144,13 @@ export class ClusterNode {
     });
     const routes = new ClusterRoutes();
     const sync = new RouteSync({
-      cluster: config.node.clusterName, actor: config.node.name, incarnation: host.store.incarnation, role: cluster.role,
+      cluster: config.node.clusterName, actor: config.node.name, incarnation, role: cluster.role,
       ttlMs: cluster.routeTtlSeconds * 1000, heartbeatMs: Math.min(cluster.heartbeatIntervalMs, (cluster.routeTtlSeconds * 1000) / 3), policy: regionalClusterPolicy,
       sink: watchedSink(routes, (op, filter, owner, routeId) => node.routeChanged(op, filter, owner, routeId)),
       onEvent: (event) => node.onRouteSyncEvent(event),
     });
     const remembered = await RememberedMembers.open(host.store.area('cluster-members'), logger);
-    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes, remembered);
+    const node: ClusterNode = new ClusterNode(host, transport, sync, selfAddress, routes, remembered, incarnation);
     node.wireTransport();
     followNodeSubscriptions(node.localRoutes, host.aedes, host.store.persistence);
     registerClusterApi(node, host.admin);

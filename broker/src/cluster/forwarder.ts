@@ -163,7 +163,8 @@ export class Forwarder {
       if (err instanceof SendFailure && AGENT_RESTARTED.has(err.code) && !resent && this.holdsLinkRoute(nodeId, message.topic)) {
         // A link agent restarted before acknowledging: dropping the copy would lose it for the link. Its new
         // incarnation restores its link routes at start and takes the copy (at worst queued twice, never lost).
-        // `peer-session-lost`: it restarted with a new store (a wiped volume starts at the same incarnation 1).
+        // `peer-session-lost`: the same incarnation no longer holds the stream (a wiped agent store no longer repeats
+        // an incarnation: see incarnation.ts).
         this.logger.info({ peer: nodeId, topic: message.topic }, 'link agent restarted: forwarded message handed over again');
         const again = message.copy ? { ...message, copy: { ...message.copy, attempt: message.copy.attempt + 1 } } : message;
         return this.send(nodeId, again, true, sentTo);

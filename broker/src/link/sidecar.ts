@@ -1,5 +1,6 @@
 import type { BrokerMetrics } from '../admin/metrics.js';
 import { Discovery } from '../cluster/discovery.js';
+import { clusterIncarnation } from '../cluster/incarnation.js';
 import { encodeForwarded, type ForwardedMessage } from '../cluster/forward-codec.js';
 import { decodeArrival } from '../cluster/forwarder.js';
 import { Membership, type GossipedMember } from '../cluster/membership.js';
@@ -36,32 +37,11 @@ export interface LinkSidecarOptions {
   membersArea?: StoreArea;
 }
 
-const INCARNATION_BASE_KEY = 'base';
-
 /**
- * The sidecar's incarnation in the cluster: a wall-clock base (ms, chosen when its store is new, kept in `area`) +
- * the store's incarnation (bumped and fsynced at every start). A wiped store therefore never repeats an incarnation
- * the region has seen: its base is later than the old base plus the old store's restarts. The stores' own
- * incarnation starts at 1 again, which the cores took for a duplicate of the old lane, or refused as stale.
- * Assumes the wall clock does not go back by more than the time between two stores.
+ * The sidecar's incarnation in the cluster: `clusterIncarnation` (store clock base + store incarnation), the same
+ * rule as the nodes'; the base stays in the store area `cluster-incarnation`, as before.
  */
-export async function sidecarClusterIncarnation(area: StoreArea, storeIncarnation: number, now = Date.now()): Promise<number> {
-  const stored = await area.get(INCARNATION_BASE_KEY);
-  let base: number;
-  if (stored?.length === 8) {
-    base = Number(stored.readBigUInt64BE(0));
-  } else {
-    // The first start of this store (or of a store from before this): a base later than any earlier one. Written
-    // before the incarnation is used; if it were lost, the next start's base would be later still.
-    base = now;
-    const bytes = Buffer.alloc(8);
-    bytes.writeBigUInt64BE(BigInt(base));
-    await area.put(INCARNATION_BASE_KEY, bytes);
-  }
-  const incarnation = base + storeIncarnation;
-  if (!Number.isSafeInteger(incarnation)) throw new Error(`sidecar cluster incarnation ${base} + ${storeIncarnation} is not a safe integer`);
-  return incarnation;
-}
+export const sidecarClusterIncarnation = clusterIncarnation;
 
 /** A cluster-forwarded copy reaching the agent from node `from`; resolves when it may be acknowledged. */
 export type SidecarIntake = (message: ForwardedMessage, from: string) => Promise<void>;
