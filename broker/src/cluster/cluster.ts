@@ -174,7 +174,7 @@ export class ClusterNode {
     });
     await this.discovery.start();
     this.readiness.start();
-    this.logger.info({ role: cluster.role, address: this.selfAddress, seeds: cluster.seeds, dns: cluster.discoveryDns, remembered: [...this.remembered.previous.keys()] }, 'cluster transport listening');
+    this.logger.info({ role: cluster.role, incarnation: this.incarnation, address: this.selfAddress, seeds: cluster.seeds, dns: cluster.discoveryDns, remembered: [...this.remembered.previous.keys()] }, 'cluster transport listening');
   }
 
   /** The aedes `published` hook. */
