@@ -134,3 +134,29 @@ export async function waitFor(check: () => Promise<boolean> | boolean, what: str
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface LinkedRegions { A: Region; B: Region; toB: TcpProxy; toA: TcpProxy }
+
+/**
+ * Registers the set-up and teardown of a describe block over two standalone regions `a` and `b` linked both ways:
+ * beforeAll starts them, waits until both links are connected and hands them to `use`; afterAll ends every client
+ * in `clients` (or passed to `track`), disposes the regions and closes the proxies.
+ */
+export function linkedStandaloneFixture(a: string, b: string, use: (regions: LinkedRegions) => void): { track: <T extends MqttClient>(client: T) => T; clients: MqttClient[] } {
+  let regions: LinkedRegions | undefined;
+  const clients: MqttClient[] = [];
+  beforeAll(async () => {
+    regions = await linkedRegions(a, b);
+    const { A, B } = regions;
+    await waitFor(async () => (await A.link(b)).state === 'connected' && (await B.link(a)).state === 'connected', 'both links connected');
+    use(regions);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await regions?.A.dispose();
+    await regions?.B.dispose();
+    await regions?.toB.close();
+    await regions?.toA.close();
+  });
+  return { track: <T extends MqttClient>(client: T): T => { clients.push(client); return client; }, clients };
+}

@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
 import { ClusterRegion, linkedClusterRegions, linkedSidecarRegions, linkedRegionsFixture, type LinkedClusterRegions } from './cluster-regions.js';
-import { connectClient, linkedRegions, sleep, waitFor, type Region } from './regions.js';
+import { connectClient, linkedStandaloneFixture, sleep, waitFor, type Region } from './regions.js';
 
 interface Seen { topic: string; payload: string; retain: boolean }
 
@@ -276,19 +276,7 @@ describe('retained messages across a restart of the sending agent', () => {
   let B: Region;
   let toB: TcpProxy;
   let toA: TcpProxy;
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    ({ A, B, toB, toA } = await linkedRegions('sa', 'sb'));
-    await waitFor(async () => (await A.link('sb')).state === 'connected' && (await B.link('sa')).state === 'connected', 'both links connected');
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toA?.close();
-    await toB?.close();
-  });
+  const { clients } = linkedStandaloneFixture('sa', 'sb', (regions) => ({ A, B, toB, toA } = regions));
 
   test('kill -9 of B\'s node: its restored remote route resends the retained messages, A publishes none of them again', async () => {
     const pub = await B.client({ clientId: 'sb-pub' });

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { linkedRegions, Region, sleep, waitFor } from './regions.js';
+import { linkedStandaloneFixture, Region, sleep, waitFor } from './regions.js';
 
 /** The parts of `/api/v1/links` this suite checks (issue 4, "Status and metrics"). */
 interface LinksReport {
@@ -44,19 +44,7 @@ describe('link status API: connectedSince, misconfigured until a handshake succe
   let B: Region;
   let toB: TcpProxy;
   let toA: TcpProxy;
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    ({ A, B, toB, toA } = await linkedRegions('us', 'eu'));
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toB?.close();
-    await toA?.close();
-  });
+  const { clients } = linkedStandaloneFixture('us', 'eu', (regions) => ({ A, B, toB, toA } = regions));
 
   test('connectedSince is the time the current connection became connected, null while it is down', async () => {
     const first = await linkOf(A, 'eu');

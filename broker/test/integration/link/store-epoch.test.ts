@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
 import { scrapeMetric } from '../../harness/metrics.js';
 import type { TcpProxy } from '../../harness/tcp-proxy.js';
-import { linkedRegions, sleep, waitFor, type LinkInfo, type Region } from './regions.js';
+import { linkedStandaloneFixture, sleep, waitFor, type LinkInfo, type Region } from './regions.js';
 
 interface LostQueueReport { kind: string; agent: string; oldEpoch: string | null; newEpoch: string; oldMark: number | null; knownIncarnation: number | null }
 type EpochLinkInfo = LinkInfo & { originResets: number; lostQueueReports: LostQueueReport[]; envelopes: string | null };
@@ -13,20 +13,7 @@ describe('link agent store epoch: a data directory deleted on the sending side',
   let A: Region;
   let B: Region;
   let toB: TcpProxy;
-  let toA: TcpProxy;
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    ({ A, B, toB, toA } = await linkedRegions('us', 'eu'));
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toB?.close();
-    await toA?.close();
-  });
+  const { clients } = linkedStandaloneFixture('us', 'eu', (regions) => ({ A, B, toB } = regions));
 
   /** kill -9 of B's node, optionally without its data directory, and a restart; A's agent is pointed at the new port. */
   async function restartB(deleteData: boolean): Promise<void> {
@@ -96,20 +83,7 @@ describe('link agent store epoch: the remote had seen only the first incarnation
   let A: Region;
   let B: Region;
   let toB: TcpProxy;
-  let toA: TcpProxy;
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    ({ A, B, toB, toA } = await linkedRegions('us', 'eu'));
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toB?.close();
-    await toA?.close();
-  });
+  const { clients } = linkedStandaloneFixture('us', 'eu', (regions) => ({ A, B, toB } = regions));
 
   test('an agent back with a wiped store after its first incarnation reports own-store-new with the epoch and mark the remote knew', async () => {
     const sub = await A.client({ clientId: 'a-first-incarnation' });

@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import type { TcpProxy } from '../../harness/tcp-proxy.js';
-import { linkedRegions, sleep, waitFor, type Region } from './regions.js';
+import { linkedStandaloneFixture, sleep, waitFor, type Region } from './regions.js';
 
 interface Seen { topic: string; payload: string }
 
@@ -29,20 +29,7 @@ describe('cluster link between two regions (embedded agents, standalone nodes)',
   let B: Region;
   let toB: TcpProxy;
   let toA: TcpProxy;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    ({ A, B, toB, toA } = await linkedRegions('us', 'eu'));
-    await waitFor(async () => (await A.link('eu')).state === 'connected' && (await B.link('us')).state === 'connected', 'both links connected');
-  });
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toB?.close();
-    await toA?.close();
-  });
+  const { track } = linkedStandaloneFixture('us', 'eu', (regions) => ({ A, B, toB, toA } = regions));
 
   test('subscribe in A → route in B → a message published in B arrives in A exactly once; unsubscribe → route gone', async () => {
     const sub = track(await A.client({ clientId: 'a-sub' }));
