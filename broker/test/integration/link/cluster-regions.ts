@@ -237,3 +237,27 @@ export function linkedRegionsFixture(start: () => Promise<LinkedClusterRegions>,
   return { track: <T extends MqttClient>(client: T): T => { clients.push(client); return client; }, clients };
 }
 
+
+/**
+ * Region `mz` (core + replicant + two sidecar agents sharing its links, route TTL 9 s) linked both ways with `nb`
+ * and `nc` (one core each, embedded agents), every link through its own proxy (pushed to `proxies` for the caller
+ * to close). nb's agent reaches mz through the replicant, nc's through the core: neither talks to a sidecar directly.
+ */
+export async function sharedAgentRegions(proxies: TcpProxy[]): Promise<{ M: ClusterRegion; B: ClusterRegion; C: ClusterRegion }> {
+  const [toB, toC, toMfromB, toMfromC] = await Promise.all([TcpProxy.start(1), TcpProxy.start(1), TcpProxy.start(1), TcpProxy.start(1)]);
+  proxies.push(toB, toC, toMfromB, toMfromC);
+  const M = new ClusterRegion('mz');
+  const B = new ClusterRegion('nb');
+  const C = new ClusterRegion('nc');
+  await M.start([{ name: 'nb', servers: [toB.address], topics: ['#'] }, { name: 'nc', servers: [toC.address], topics: ['#'] }],
+    { replicant: true, sidecars: 2, routeTtl: 9 });
+  await B.start([{ name: 'mz', servers: [toMfromB.address], topics: ['#'] }], { replicant: false });
+  await C.start([{ name: 'mz', servers: [toMfromC.address], topics: ['#'] }], { replicant: false });
+  toB.setTarget(B.core.mqttPort);
+  toC.setTarget(C.core.mqttPort);
+  toMfromB.setTarget((M.replicant ?? M.core).mqttPort);
+  toMfromC.setTarget(M.core.mqttPort);
+  await waitFor(async () => (await M.link('nb')).state === 'connected' && (await M.link('nc')).state === 'connected'
+    && (await B.link('mz')).state === 'connected' && (await C.link('mz')).state === 'connected', 'all links connected', 40000);
+  return { M, B, C };
+}

@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
-import { TcpProxy } from '../../harness/tcp-proxy.js';
+import type { TcpProxy } from '../../harness/tcp-proxy.js';
 import { activeAgentFor } from '../../../src/link/region.js';
-import { ClusterRegion, type AgentLinkInfo } from './cluster-regions.js';
+import { sharedAgentRegions, type AgentLinkInfo, type ClusterRegion } from './cluster-regions.js';
 import { sleep, waitFor } from './regions.js';
 
 interface Seen { topic: string; payload: string }
@@ -51,22 +51,7 @@ describe('several link agents in one region: one active agent per link', () => {
   }, null, 1);
 
   beforeAll(async () => {
-    const [toB, toC, toMfromB, toMfromC] = await Promise.all([TcpProxy.start(1), TcpProxy.start(1), TcpProxy.start(1), TcpProxy.start(1)]);
-    proxies.push(toB, toC, toMfromB, toMfromC);
-    M = new ClusterRegion('mz');
-    B = new ClusterRegion('nb');
-    C = new ClusterRegion('nc');
-    await M.start([{ name: 'nb', servers: [toB.address], topics: ['#'] }, { name: 'nc', servers: [toC.address], topics: ['#'] }],
-      { replicant: true, sidecars: 2, routeTtl: 9 });
-    await B.start([{ name: 'mz', servers: [toMfromB.address], topics: ['#'] }], { replicant: false });
-    await C.start([{ name: 'mz', servers: [toMfromC.address], topics: ['#'] }], { replicant: false });
-    toB.setTarget(B.core.mqttPort);
-    toC.setTarget(C.core.mqttPort);
-    // B's agent reaches mz through the replicant, C's through the core: neither talks to a sidecar directly.
-    toMfromB.setTarget((M.replicant ?? M.core).mqttPort);
-    toMfromC.setTarget(M.core.mqttPort);
-    await waitFor(async () => (await M.link('nb')).state === 'connected' && (await M.link('nc')).state === 'connected'
-      && (await B.link('mz')).state === 'connected' && (await C.link('mz')).state === 'connected', 'all links connected', 40000);
+    ({ M, B, C } = await sharedAgentRegions(proxies));
   }, 90000);
   afterAll(async () => {
     for (const c of clients) c.end(true);
