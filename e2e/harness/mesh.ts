@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TcpProxy } from '../../broker/test/harness/tcp-proxy.js';
-import { assertPortsFree, freePort } from './ports.js';
+import { assertPortsFree, freePort, reservePorts } from './ports.js';
 import { watchDir } from './process.js';
 import { Region, type RegionPorts } from './region.js';
 import { loadRegionManifest, REGION_NAMES, type RegionManifest, type RegionName } from './render.js';
@@ -141,7 +141,9 @@ export class Mesh {
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const names = [...new Set(options.regions ?? REGION_NAMES)];
     validateOptions(names, options);
-    await assertPortsFree(requestedPorts(names, options));
+    const requested = requestedPorts(names, options);
+    await assertPortsFree(requested);
+    reservePorts(requested.map((r) => r.port));
     const manifests = new Map(names.map((n) => [n, loadRegionManifest(n)]));
     const ownsDir = options.dir === undefined;
     const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'meridian-mesh-'));

@@ -18,6 +18,11 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error(`harness: no free port found in ${RANGE.low}-${RANGE.high} after 200 attempts`);
 }
 
+/** Keeps `freePort` from handing out ports a caller chose itself (free now, bound later by their owners). */
+export function reservePorts(ports: Iterable<number>): void {
+  for (const port of ports) handedOut.add(port);
+}
+
 /** A port the OS picks (ephemeral range), free right now. */
 export async function ephemeralPort(): Promise<number> {
   const server = net.createServer();
