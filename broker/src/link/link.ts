@@ -424,7 +424,9 @@ export class Link {
     const { tls, username, passwordFile } = this.config;
     const options: IClientOptions = {
       host: server.slice(0, colon), port: Number(server.slice(colon + 1)), protocol: tls ? 'mqtts' : 'mqtt', protocolVersion: 4,
-      clientId: `${this.config.clientIdPrefix}${this.ctx.localCluster}-${this.ctx.nodeName}`, clean: true,
+      // The link's name is part of it: two entries reaching one remote broker (one of them misconfigured) would
+      // otherwise take each other's session over at every redial.
+      clientId: `${this.config.clientIdPrefix}${this.ctx.localCluster}-${this.ctx.nodeName}-${this.config.name}`, clean: true,
       reconnectPeriod: 0, connectTimeout: 5000, keepalive: 15, resubscribe: false,
       username, password: passwordFile ? readFileSync(passwordFile, 'utf8').trim() : undefined,
     };

@@ -120,6 +120,23 @@ describe('link status API: connectedSince, misconfigured until a handshake succe
     expect((await linkOf(A, 'eu')).state).toBe('connected');
   }
 
+  test('a misconfigured entry that reaches the same remote broker as a running link does not disturb it', async () => {
+    const before = await linkOf(A, 'eu');
+    expect(before.state).toBe('connected');
+    // `zz` dials B (cluster eu) with the default client id prefix: refused as another cluster, and redialled.
+    A.writeLinks([{ name: 'eu', servers: [toB.address], topics: ['#'] }, { name: 'zz', servers: [toB.address], topics: ['#'] }]);
+    await waitFor(async () => (await linkOf(A, 'zz')).state === 'misconfigured', 'link zz misconfigured');
+    const states = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      states.add((await linkOf(A, 'eu')).state);
+      await sleep(100);
+    }
+    expect([...states]).toEqual(['connected']);
+    expect((await linkOf(A, 'eu')).connectedSince).toBe(before.connectedSince);
+    A.writeLinks([{ name: 'eu', servers: [toB.address], topics: ['#'] }]);
+    await waitFor(async () => (await report(A)).links.length === 1, 'link zz removed');
+  });
+
   test('a rejected entry that is fixed reports misconfigured until its handshake succeeds, then connected', async () => {
     B.writeLinks([{ name: 'us', servers: ['127.0.0.1:99999'], topics: ['#'] }]);
     await waitFor(async () => (await linkOf(B, 'us')).state === 'misconfigured', 'entry us rejected');
