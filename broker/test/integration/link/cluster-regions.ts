@@ -167,27 +167,7 @@ export interface LinkedClusterRegions {
  * report connected. A always has a replicant; B has one when `bReplicant`.
  */
 export async function linkedClusterRegions(a: string, b: string, bReplicant: boolean): Promise<LinkedClusterRegions> {
-  const toB = await TcpProxy.start(1);
-  const toA = await TcpProxy.start(1);
-  const A = new ClusterRegion(a);
-  const B = new ClusterRegion(b);
-  const dispose = async (): Promise<void> => {
-    await A.dispose();
-    await B.dispose();
-    await toA.close();
-    await toB.close();
-  };
-  try {
-    await A.start([{ name: b, servers: [toB.address], topics: ['#'] }], { replicant: true });
-    await B.start([{ name: a, servers: [toA.address], topics: ['#'] }], { replicant: bReplicant });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget(A.core.mqttPort);
-    await waitFor(async () => (await A.link(b)).state === 'connected' && (await B.link(a)).state === 'connected', 'both links connected');
-  } catch (err) {
-    await dispose();
-    throw err;
-  }
-  return { A, B, dispose };
+  return linkedTwoRegions(a, b, { sidecar: false, bReplicant, connectTimeoutMs: 15000 });
 }
 
 /**
@@ -196,6 +176,10 @@ export async function linkedClusterRegions(a: string, b: string, bReplicant: boo
  * replicant's ordinary MQTT listener, not through the sidecar.
  */
 export async function linkedSidecarRegions(a: string, b: string, options: { bReplicant: boolean }): Promise<LinkedClusterRegions> {
+  return linkedTwoRegions(a, b, { sidecar: true, bReplicant: options.bReplicant, connectTimeoutMs: 30000 });
+}
+
+async function linkedTwoRegions(a: string, b: string, options: { sidecar: boolean; bReplicant: boolean; connectTimeoutMs: number }): Promise<LinkedClusterRegions> {
   const toB = await TcpProxy.start(1);
   const toA = await TcpProxy.start(1);
   const A = new ClusterRegion(a);
@@ -207,11 +191,11 @@ export async function linkedSidecarRegions(a: string, b: string, options: { bRep
     await toB.close();
   };
   try {
-    await A.start([{ name: b, servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
+    await A.start([{ name: b, servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: options.sidecar });
     await B.start([{ name: a, servers: [toA.address], topics: ['#'] }], { replicant: options.bReplicant });
     toB.setTarget(B.core.mqttPort);
-    toA.setTarget((A.replicant ?? A.core).mqttPort);
-    await waitFor(async () => (await A.link(b)).state === 'connected' && (await B.link(a)).state === 'connected', 'both links connected', 30000);
+    toA.setTarget((options.sidecar ? A.replicant ?? A.core : A.core).mqttPort);
+    await waitFor(async () => (await A.link(b)).state === 'connected' && (await B.link(a)).state === 'connected', 'both links connected', options.connectTimeoutMs);
   } catch (err) {
     await dispose();
     throw err;
@@ -249,15 +233,21 @@ export async function sharedAgentRegions(proxies: TcpProxy[]): Promise<{ M: Clus
   const M = new ClusterRegion('mz');
   const B = new ClusterRegion('nb');
   const C = new ClusterRegion('nc');
-  await M.start([{ name: 'nb', servers: [toB.address], topics: ['#'] }, { name: 'nc', servers: [toC.address], topics: ['#'] }],
-    { replicant: true, sidecars: 2, routeTtl: 9 });
-  await B.start([{ name: 'mz', servers: [toMfromB.address], topics: ['#'] }], { replicant: false });
-  await C.start([{ name: 'mz', servers: [toMfromC.address], topics: ['#'] }], { replicant: false });
-  toB.setTarget(B.core.mqttPort);
-  toC.setTarget(C.core.mqttPort);
-  toMfromB.setTarget((M.replicant ?? M.core).mqttPort);
-  toMfromC.setTarget(M.core.mqttPort);
-  await waitFor(async () => (await M.link('nb')).state === 'connected' && (await M.link('nc')).state === 'connected'
-    && (await B.link('mz')).state === 'connected' && (await C.link('mz')).state === 'connected', 'all links connected', 40000);
+  try {
+    await M.start([{ name: 'nb', servers: [toB.address], topics: ['#'] }, { name: 'nc', servers: [toC.address], topics: ['#'] }],
+      { replicant: true, sidecars: 2, routeTtl: 9 });
+    await B.start([{ name: 'mz', servers: [toMfromB.address], topics: ['#'] }], { replicant: false });
+    await C.start([{ name: 'mz', servers: [toMfromC.address], topics: ['#'] }], { replicant: false });
+    toB.setTarget(B.core.mqttPort);
+    toC.setTarget(C.core.mqttPort);
+    toMfromB.setTarget((M.replicant ?? M.core).mqttPort);
+    toMfromC.setTarget(M.core.mqttPort);
+    await waitFor(async () => (await M.link('nb')).state === 'connected' && (await M.link('nc')).state === 'connected'
+      && (await B.link('mz')).state === 'connected' && (await C.link('mz')).state === 'connected', 'all links connected', 40000);
+  } catch (err) {
+    // The caller gets no regions to dispose of; its afterAll closes the proxies.
+    await Promise.all([M.dispose(), B.dispose(), C.dispose()]);
+    throw err;
+  }
   return { M, B, C };
 }
