@@ -7,6 +7,8 @@
 #      (`topic # both 1`, mosquitto A dials mosquitto B); QoS 1 publishes, BW_PAYLOADS bytes
 #   2. forwarding A -> B with `meridian bench pub` (publishers on A, subscribers on B), QoS 2: throughput at max
 #      rate without delay and with DELAY_MS one way; latency p50/p99 at LAT_RATE msg/s with DELAY_MS one way
+#      and the same 5k msg/s load through mosquitto's bridge and straight through the proxy into mosquitto B
+#      (the measurement floor), for the ratio printed at the end
 #   2b. link drain: with A's link cut, DRAIN_COUNT messages queued in A; after the restore, the rate at which B's
 #      subscriber receives them (the link's own forwarding capacity, publishers' QoS 2 flow control excluded)
 #   3. route convergence: CONV_SUBS subscriptions in A until B's /api/v1/links counts them, with DELAY_MS one way
@@ -144,6 +146,29 @@ bench_case() {
   echo "$(($(cpu_ticks "${REGION_PIDS[0]}") - ticks_a)) $(($(cpu_ticks "${REGION_PIDS[1]}") - ticks_b)) $(getconf CLK_TCK)" \
     >"$RESULTS_DIR/pub-$name.cpu"
 }
+# peer_case NAME PUB_PORT QOS ARGS...: publishers on PUB_PORT, subscribers on mosquitto B, at QOS (no region CPU).
+peer_case() {
+  local name=$1 pub_port=$2 qos=$3; shift 3
+  log "2. $name (load $(load_average))"
+  "${BENCH[@]}" pub --host 127.0.0.1 --port "$pub_port" --sub-hosts "127.0.0.1:$MB_PORT" --qos "$qos" --sub-qos "$qos" \
+    --payload-size "$PAYLOAD" --publish-delay 1 --drain-timeout 10 --client-id-prefix "$name-" --json "$@" \
+    >"$RESULTS_DIR/pub-$name.json" || die "bench $name failed"
+}
+# print_latency_against_peers: the 5k msg/s case against mosquitto's bridge and the measurement floor, same run.
+print_latency_against_peers() {
+  local meridian="$RESULTS_DIR/pub-4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms.json"
+  local bridge="$RESULTS_DIR/pub-5-mosquitto-bridge-${LAT_RATE}-per-s-${DELAY_MS}ms.json"
+  local floor="$RESULTS_DIR/pub-6-floor-proxy-only-${LAT_RATE}-per-s-${DELAY_MS}ms.json"
+  [[ -f "$meridian" && -f "$bridge" && -f "$floor" ]] || return 0
+  echo
+  DELAY_MS=$DELAY_MS LAT_RATE=$LAT_RATE node -e '
+    const [m, b, f] = process.argv.slice(1).map((p) => JSON.parse(require("fs").readFileSync(p, "utf8")).receive.latencyMs);
+    const over = (l) => `p50 +${(l.p50 - Number(process.env.DELAY_MS)).toFixed(1)} / p99 +${(l.p99 - Number(process.env.DELAY_MS)).toFixed(1)} ms`;
+    console.log(`At ${process.env.LAT_RATE} msg/s with ${process.env.DELAY_MS} ms one way, latency above the delay: Meridian exactly-once ${over(m)}; ` +
+      `mosquitto bridge (QoS 1, in memory) ${over(b)}; measurement floor (load generator + proxy, no bridge) ${over(f)}. ` +
+      `p99 ratio Meridian / mosquitto bridge: ${(m.p99 / b.p99).toFixed(2)}`);
+  ' "$meridian" "$bridge" "$floor"
+}
 # print_region_cpu: CPU µs per delivered message in each region, per forwarding case.
 print_region_cpu() {
   echo
@@ -183,6 +208,13 @@ scrape_metrics before
 bench_case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) --inflight 50 \
   --duration "$LAT_SECONDS"
 scrape_metrics after
+# The same 5k msg/s load against mosquitto, same proxy and delay: its bridge (QoS 1 between the brokers: at-least-once,
+# in memory), and the floor of the measurement itself (publishers through the proxy straight into mosquitto B, QoS 0:
+# load generator + proxy + one crossing, no second broker).
+peer_case "5-mosquitto-bridge-${LAT_RATE}-per-s-${DELAY_MS}ms" "$MA_PORT" 2 --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) \
+  --inflight 50 --duration "$LAT_SECONDS"
+peer_case "6-floor-proxy-only-${LAT_RATE}-per-s-${DELAY_MS}ms" "$TO_MB" 0 --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) \
+  --duration "$LAT_SECONDS"
 for r in a b; do
   "${LOAD[@]}" commits --before "$WORK_DIR/metrics-$r-before.txt" --after "$WORK_DIR/metrics-$r-after.txt" --label "$r" \
     --case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" >"$RESULTS_DIR/commits-$r.json"
@@ -211,6 +243,7 @@ echo "Machine: $(machine_summary)"
 echo "Load average before: $LOAD_BEFORE; at the end: $(load_average)"
 echo
 "${LOAD[@]}" summarize --dir "$RESULTS_DIR"
+wants_case forwarding && print_latency_against_peers
 wants_case forwarding && print_region_cpu
 if [[ "${PROFILE:-0}" == 1 ]]; then
   for name in a b; do
