@@ -18,6 +18,16 @@ const PACE_MS = 40; // each outstanding slot waits this long after its acknowled
 const KILL_AFTER = 150; // deliveries on each side before the kill: early in the streams
 const DOWN_MS = 1000; // between the kill and the restart, as a pod restart
 
+/**
+ * Known limitation (broker/src/link/README.md, "Restarts of an agent in a cluster", intake identity): the embedded
+ * agent gets no intake identity, so a QoS 1 copy its node had queued durably but not yet acknowledged to the
+ * publisher's node (the replicant) at the kill is resent by that node to the restarted one and queued again: it
+ * crosses twice. Bounded by the copies in flight from the replicant at the kill: at most the publisher's window.
+ * QoS 2 copies carry the publish identity and are queued once; linked messages into ka are published with their
+ * link publish identity, so ka's persistent sessions get those once at either QoS.
+ */
+const EMBEDDED_INTAKE_REPEATS_MAX = WINDOW;
+
 const STREAMS = [
   { topic: 'kill/ab/q2', qos: 2, from: 'A' },
   { topic: 'kill/ab/q1', qos: 1, from: 'A' },
@@ -71,7 +81,7 @@ describe('kill -9 of the embedded link agent\'s node in a cluster, mid-stream', 
     await toB?.close();
   });
 
-  test('QoS 2 and QoS 1 streams both ways across the kill and restart: nothing lost, QoS 2 exactly once, per-publisher order', async () => {
+  test('QoS 2 and QoS 1 streams both ways across the kill and restart: nothing lost, per-publisher order, exactly once except QoS 1 copies in flight to the agent\'s node (EMBEDDED_INTAKE_REPEATS_MAX)', async () => {
     // Every client is on a node that survives: ka's replicant, kb's core. Persistent sessions that reconnect.
     const session = (clientId: string) => ({ clientId, clean: false, reconnectPeriod: 250 });
     const subA = track(await connectClient((A.replicant ?? A.core).mqttPort, session('ka-sub')));
@@ -125,8 +135,10 @@ describe('kill -9 of the embedded link agent\'s node in a cluster, mid-stream', 
     const resumedToA = deliveredAfter(seenA.slice(deliveredAtKill.toA), readyAt);
     // Carriers resent across the kill and recognised by the receiving agent (ka's count is since its restart).
     const resentRecognised = { atA: (await A.link('kb')).deduplicated, atB: (await B.link('ka')).deduplicated };
+    // Copies the replicant had forwarded to the killed node unacknowledged and handed to its next incarnation.
+    const handedOverAgain = (A.replicant?.logs ?? []).filter((l) => l.includes('forwarded message handed over again')).length;
     const summary = {
-      results, deliveredAtKill, resentRecognised, publisherCloses: closes,
+      results, deliveredAtKill, resentRecognised, handedOverAgain, publisherCloses: closes,
       msKillToRestart: restartAt - killedAt, msRestartToReady: readyAt - restartAt,
       msReadyToResumedAtoB: resumedToB === undefined ? null : resumedToB - readyAt,
       msReadyToResumedBtoA: resumedToA === undefined ? null : resumedToA - readyAt,
@@ -137,8 +149,9 @@ describe('kill -9 of the embedded link agent\'s node in a cluster, mid-stream', 
     for (const s of STREAMS) {
       const r = audit(seenFor(s.from), s.topic);
       expect({ topic: s.topic, lost: r.lost, outOfOrder: r.outOfOrder }).toEqual({ topic: s.topic, lost: [], outOfOrder: 0 });
-      // Exactly once for QoS 2 (the design note's claim); QoS 1 repeats are reported above.
-      if (s.qos === 2) expect({ topic: s.topic, duplicates: r.duplicates }).toEqual({ topic: s.topic, duplicates: [] });
+      // Exactly once: QoS 2 both ways, and QoS 1 into ka's persistent session (the link publish identity).
+      if (s.qos === 2 || s.from === 'B') expect({ topic: s.topic, duplicates: r.duplicates }).toEqual({ topic: s.topic, duplicates: [] });
+      else expect(r.duplicates.length).toBeLessThanOrEqual(EMBEDDED_INTAKE_REPEATS_MAX);
     }
     // The agent's node waited for its regional table after the restart and the link came back.
     expect(core.logs.some((l) => l.includes('regional route table complete'))).toBe(true);
