@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { SharedMessage, SharedSubscriptions } from '../mqtt/shared-subscriptions.js';
 import { RouteTable, type RouteSink, type RouteTableStats } from '../routing/route-table.js';
@@ -21,8 +22,11 @@ export class ShareOwners {
   /**
    * The next owner in turn that is not excluded. This node is passed over while it has no connected member and
    * another owner may have one: an offline member here would get a message a connected one elsewhere could take.
+   * A message with a publish identity (`publishId`) goes to the owner that identity picks instead (`ownerFor`), the
+   * same on every publish of it: the node that recorded the group's copy is the one a republish after a crash reaches.
    */
-  next(self: string, selfConnected: boolean, excluded?: ReadonlySet<string>): string | undefined {
+  next(self: string, selfConnected: boolean, excluded?: ReadonlySet<string>, publishId?: string): string | undefined {
+    if (publishId !== undefined) return this.ownerFor(publishId, self, selfConnected, excluded);
     const n = this.owners.length;
     let fallback: string | undefined;
     for (let i = 0; i < n; i++) {
@@ -37,6 +41,22 @@ export class ShareOwners {
       return owner;
     }
     return fallback;
+  }
+
+  /** Rendezvous choice among the owners not excluded (this node only if it has a connected member or is the only one). */
+  private ownerFor(publishId: string, self: string, selfConnected: boolean, excluded?: ReadonlySet<string>): string | undefined {
+    const eligible = this.owners.filter((owner) => !excluded?.has(owner));
+    const preferred = selfConnected ? eligible : eligible.filter((owner) => owner !== self);
+    let best: string | undefined;
+    let bestScore = -1n;
+    for (const owner of preferred.length > 0 ? preferred : eligible) {
+      const score = createHash('sha256').update(publishId).update('\u0000').update(owner).digest().readBigUInt64BE(0);
+      if (score > bestScore || (score === bestScore && best !== undefined && owner < best)) {
+        best = owner;
+        bestScore = score;
+      }
+    }
+    return best;
   }
 }
 
@@ -215,6 +235,12 @@ export class ClusterSharedSubscriptions {
     const group = message.shareGroup as string;
     const filter = message.shareFilter as string;
     const redirects = message.redirects ?? 0;
+    const local = sharedMessageOf(message);
+    if (this.local.isRepeat(group, filter, local)) {
+      // The group had this message here before (republished after a crash): no member gets it again, none elsewhere.
+      this.local.count('repeat');
+      return;
+    }
     if (redirects < MAX_REDIRECTS && !this.local.hasConnectedMember(group, filter)) {
       const share = this.index.get(filter, group);
       if (share !== undefined && share.owners.some((owner) => owner !== this.selfId)) {
@@ -229,7 +255,7 @@ export class ClusterSharedSubscriptions {
   /** Tries owners in turn until one takes the copy (a node found gone is skipped); false when none did. */
   private async deliverToGroup(share: ShareOwners, message: ForwardedMessage, excluded: Set<string>): Promise<boolean> {
     for (;;) {
-      const owner = share.next(this.selfId, this.local.hasConnectedMember(share.group, share.filter), excluded);
+      const owner = share.next(this.selfId, this.local.hasConnectedMember(share.group, share.filter), excluded, message.publishId);
       if (owner === undefined) return false;
       if (owner === this.selfId) {
         await this.deliverHere(share.group, share.filter, message);
@@ -242,25 +268,32 @@ export class ClusterSharedSubscriptions {
   }
 
   private async deliverHere(group: string, filter: string, message: ForwardedMessage): Promise<void> {
-    const local: SharedMessage = { topic: message.topic, payload: message.payload, qos: message.qos, publisherClientId: message.publisherClientId || undefined };
-    const outcome = await this.local.deliver(group, filter, local);
+    const outcome = await this.local.deliver(group, filter, sharedMessageOf(message));
     if (outcome === 'dropped') this.logger.debug({ group, filter, topic: message.topic }, 'shared message dropped: no member here can take it');
   }
 }
 
+/** What a member here gets of a forwarded copy: the publish identity goes with it (the group gets it once here). */
+function sharedMessageOf(message: ForwardedMessage): SharedMessage {
+  const local: SharedMessage = { topic: message.topic, payload: message.payload, qos: message.qos, publisherClientId: message.publisherClientId || undefined };
+  if (message.publishId !== undefined) local.publishId = message.publishId;
+  return local;
+}
+
 /**
  * The group choice for a cluster member without clients of its own (a sidecar link agent publishing linked
- * messages into its region): one copy per matched group to one owner node, the owners taken in turn like a node
- * does (`ShareOwners.next`); an owner found gone (`send` resolves false) is passed over for the next. The owner then
- * hands the copy to a connected member or redirects it (`ClusterSharedSubscriptions.receive`). Resolves with the
- * groups no owner took.
+ * messages into its region): one copy per matched group to one owner node, chosen like a node does
+ * (`ShareOwners.next`: by the message's publish identity when it has one — a linked QoS ≥ 1 message always does —,
+ * else in turn); an owner found gone (`send` resolves false) is passed over for the next. The owner then hands the
+ * copy to a connected member or redirects it (`ClusterSharedSubscriptions.receive`), and skips it when the group had
+ * it there before (a carrier republished after the agent crashed). Resolves with the groups no owner took.
  */
 export async function dispatchToGroupOwners(matched: readonly ShareOwners[], message: ForwardedMessage, selfId: string, send: SendToNode): Promise<ShareOwners[]> {
   const untaken: ShareOwners[] = [];
   await Promise.all(matched.map(async (share) => {
     const excluded = new Set<string>([selfId]);
     for (;;) {
-      const owner = share.next(selfId, false, excluded);
+      const owner = share.next(selfId, false, excluded, message.publishId);
       if (owner === undefined) {
         untaken.push(share);
         return;

@@ -18,7 +18,8 @@ import { clientsOf, subscriptionsOf } from './aedes-internals.js';
 
 type DeliverFunc = (packet: AedesPublishPacket, callback: () => void) => void;
 
-export type ShareOutcome = 'delivered' | 'queued' | 'dropped';
+/** `repeat`: the group had a message with this publish identity here before (republished after a crash): not sent again. */
+export type ShareOutcome = 'delivered' | 'queued' | 'dropped' | 'repeat';
 
 /** What the metric counts: the local outcomes, plus the cluster's hand-overs to other nodes. */
 export type ShareMetricOutcome = ShareOutcome | 'forwarded' | 'redirected';
@@ -30,6 +31,11 @@ export interface SharedMessage {
   qos: 0 | 1 | 2;
   /** The original publisher, when known. */
   publisherClientId?: string;
+  /**
+   * The message's publish identity (a linked message's, or a persistent session's QoS 2 message's: store README):
+   * the group gets it once here even when it is published again after a crash (`SharedSessionStore.sharedRepeat`).
+   */
+  publishId?: string;
 }
 
 /** The store operations shared delivery needs (DurablePersistence has them). */
@@ -38,6 +44,10 @@ export interface SharedSessionStore {
   subscriptionsByTopic(topic: string): Promise<{ clientId: string; topic: string; qos: number }[]>;
   queueingSubscriptions(): Iterable<[string, string]>;
   subscriptionObserver?: SubscriptionObserver;
+  /** Whether group `shareTopic`'s copy of the message `publishId` was queued here before (store without identities: absent). */
+  sharedRepeat?(publishId: string, shareTopic: string): boolean;
+  /** Queues a group's copy for one member and records the group in the same commit; false when the group had it. */
+  outgoingEnqueueShared?(clientId: string, packet: StoredPacket, publishId: string, shareTopic: string): Promise<boolean>;
 }
 
 export interface SharedSubscriptionsOptions {
@@ -167,6 +177,11 @@ export class SharedSubscriptions {
     return this.group(group, filter)?.hasConnectedMember() ?? false;
   }
 
+  /** The group's copy of `message` was queued here before (same publish identity): it must not go to a member again. */
+  isRepeat(group: string, filter: string, message: SharedMessage): boolean {
+    return message.publishId !== undefined && message.qos > 0 && (this.store.sharedRepeat?.(message.publishId, `${SHARE_PREFIX}${group}/${filter}`) ?? false);
+  }
+
   /** Calls `visit` for every group here whose filter matches the topic name. */
   matching(topic: string, visit: (group: ShareGroup) => void): void {
     if (this.byTopic.size === 0) return;
@@ -181,6 +196,8 @@ export class SharedSubscriptions {
     if (this.byTopic.size === 0) return done();
     const deliveries: Promise<ShareOutcome>[] = [];
     const message: SharedMessage = { topic: packet.topic, payload: packet.payload, qos: packet.qos, publisherClientId: client?.id };
+    const publishId = (packet as { publishId?: unknown }).publishId;
+    if (typeof publishId === 'string') message.publishId = publishId;
     this.matching(packet.topic, (group) => deliveries.push(this.deliverToGroup(group, message)));
     if (deliveries.length === 0) return done();
     Promise.all(deliveries).then(() => done(), (err: Error) => done(err));
@@ -200,6 +217,10 @@ export class SharedSubscriptions {
   }
 
   private deliverToGroup(share: ShareGroup, message: SharedMessage): Promise<ShareOutcome> {
+    if (this.isRepeat(share.group, share.filter, message)) {
+      this.count('repeat');
+      return Promise.resolve('repeat');
+    }
     const member = share.nextLive();
     if (member !== undefined) {
       this.count('delivered');
@@ -223,11 +244,12 @@ export class SharedSubscriptions {
     const storeFirst = packet.qos > 0 && member.client.clean === false;
     if (!storeFirst && member.pendingCall === undefined) return callDeliver(member, packet);
     // aedes updates a persistent session's copy in the store as it sends it: the copy must be there first.
-    const stored = storeFirst ? this.store.outgoingEnqueueCombi([{ clientId: member.client.id }], packet) : undefined;
+    const stored = storeFirst ? this.enqueue(member.client.id, packet, sharedTopic, message) : undefined;
     const previous = member.pendingCall?.catch(() => undefined);
     let written: Promise<void> | undefined;
-    const call = Promise.all([previous, stored]).then(() => {
-      written = callDeliver(member, packet);
+    const call = Promise.all([previous, stored]).then(([, queued]) => {
+      // false: a republish the group had here already (recorded meanwhile): not sent again.
+      if (queued !== false) written = callDeliver(member, packet);
     });
     member.pendingCall = call;
     const settled = (): void => {
@@ -247,9 +269,24 @@ export class SharedSubscriptions {
       return 'dropped';
     }
     const packet = this.packetFor(message, Math.min(message.qos, session.qos));
-    await this.store.outgoingEnqueueCombi([{ clientId: session.clientId }], packet);
+    if (!(await this.enqueue(session.clientId, packet, share.topic, message))) {
+      this.count('repeat');
+      return 'repeat';
+    }
     this.count('queued');
     return 'queued';
+  }
+
+  /**
+   * Stores a member's copy; with a publish identity the group is recorded in the same commit (false: the group had it
+   * here before). The packet keeps this node's own numbering (see deliverTo), so the identity goes beside it.
+   */
+  private async enqueue(clientId: string, packet: StoredPacket, shareTopic: string, message: SharedMessage): Promise<boolean> {
+    if (message.publishId !== undefined && this.store.outgoingEnqueueShared) {
+      return this.store.outgoingEnqueueShared(clientId, packet, message.publishId, shareTopic);
+    }
+    await this.store.outgoingEnqueueCombi([{ clientId }], packet);
+    return true;
   }
 
   private packetFor(message: SharedMessage, qos: number): AedesPublishPacket & StoredPacket {

@@ -4,7 +4,7 @@ import { encode } from './codec.js';
 import type { KvOp } from './engine.js';
 import { incomingKey, outgoingKey, publishKey, retainedKey, sessionKey, subscriptionKey, willKey } from './keys.js';
 import { OutgoingQueue } from './outgoing-queue.js';
-import { DEFAULT_ARRIVAL_LIMITS, PublishDeliveries, type ArrivalLimits, type ArrivalValue, type PublishDelivery } from './publish-deliveries.js';
+import { DEFAULT_ARRIVAL_LIMITS, PublishDeliveries, sharedGroupKey, type ArrivalLimits, type ArrivalValue, type PublishDelivery } from './publish-deliveries.js';
 import { RetainedTrie } from './retained-trie.js';
 
 /** A packet as aedes hands it to the persistence (aedes-packet shape plus whatever MQTT 5 fields it carries). */
@@ -370,6 +370,37 @@ export class DurablePersistence {
       for (const clientId of added) delivery.handled.delete(clientId);
       throw err;
     }
+  }
+
+  /**
+   * A shared-subscription group's copy of a message with a publish identity was queued here before (for any member
+   * of the group `shareTopic`, `$share/<group>/<filter>`): a republish of it must reach no member again.
+   */
+  sharedRepeat(publishId: string, shareTopic: string): boolean {
+    return this.deliveries.handledBy(publishId, sharedGroupKey(shareTopic));
+  }
+
+  /**
+   * Queues the group's copy of a message with a publish identity for member `clientId` and records the group in the
+   * message's delivery record, in the same commit; resolves false (queued for nobody) when the group had it here
+   * before. Only the group is recorded: the member may hold the message from an ordinary subscription as well.
+   */
+  async outgoingEnqueueShared(clientId: string, packet: StoredPacket, publishId: string, shareTopic: string): Promise<boolean> {
+    const key = sharedGroupKey(shareTopic);
+    const { delivery, evicted } = this.deliveries.recordOf(publishId);
+    if (delivery.handled.has(key)) return false;
+    const ops: KvOp[] = evicted.map((id) => del(publishKey(id)));
+    this.enqueueFor(clientId, packet, ops);
+    delivery.handled.add(key);
+    const record = this.deliveryRecord(delivery);
+    if (record) ops.push(record);
+    try {
+      await this.deps.write(ops);
+    } catch (err) {
+      delivery.handled.delete(key);
+      throw err;
+    }
+    return true;
   }
 
   /** The durable record of which sessions a message was queued for: the pending `i:` record or an arrival. */

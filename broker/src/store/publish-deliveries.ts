@@ -80,6 +80,11 @@ export class PublishDeliveries {
     return { delivery, evicted: this.evict(now) };
   }
 
+  /** Whether the message `publishId` was recorded here for `key` (a session, or a shared group: `sharedGroupKey`). */
+  handledBy(publishId: string, key: string): boolean {
+    return (this.origins.get(publishId) ?? this.arrivals.get(publishId))?.handled.has(key) ?? false;
+  }
+
   /** The publish (`identity`: broker id and counter) was not queued for `clientId`, which had it already. */
   rememberSkipped(identity: string, clientId: string): void {
     let clients = this.skipped.get(identity);
@@ -117,4 +122,12 @@ export class PublishDeliveries {
     }
     return evicted;
   }
+}
+
+/**
+ * The record key of a shared-subscription group (`$share/<group>/<filter>`) among the sessions of a delivery record:
+ * U+0000 cannot start an MQTT client id, so no session has it.
+ */
+export function sharedGroupKey(shareTopic: string): string {
+  return `\u0000share\u0000${shareTopic}`;
 }
