@@ -6,16 +6,23 @@
 import { createLogger } from '../../../src/log/logger.js';
 import type { ForwardedMessage } from '../../../src/cluster/forward-codec.js';
 import { ClusterRoutes, ClusterSharedSubscriptions, dispatchToGroupOwners, ShareOwners } from '../../../src/cluster/shared-subscriptions.js';
-import type { SharedMessage } from '../../../src/mqtt/shared-subscriptions.js';
+import type { Aedes } from 'aedes';
+import { SharedSubscriptions, type SharedMessage } from '../../../src/mqtt/shared-subscriptions.js';
 import type { StoredPacket } from '../../../src/store/index.js';
+import type { DurablePersistence } from '../../../src/store/persistence.js';
 import { storeFixture, collect } from '../store/fixture.js';
-import { attachShared, FakeAedes, FakeClient } from '../mqtt/shared-fakes.js';
+import { FakeAedes, FakeClient } from '../mqtt/shared-fakes.js';
 
 const fx = storeFixture('meridian-shared-publish-id-', { maxSizeMb: 1024, maxQueuedMessages: 1000 });
 
 const message = (publishId: string | undefined, n = 1): SharedMessage => ({
   topic: 'jobs/1', payload: Buffer.from(`m${n}`), qos: 2, ...(publishId === undefined ? {} : { publishId }),
 });
+
+/** Shared subscriptions of a fake aedes over a real store (the publish identities are the store's). */
+function attachShared(aedes: FakeAedes, store: DurablePersistence): { aedes: FakeAedes; shared: SharedSubscriptions } {
+  return { aedes, shared: SharedSubscriptions.attach(aedes as unknown as Aedes, store, { logger: createLogger('silent') }) };
+}
 
 function owners(...ids: string[]): ShareOwners {
   const share = new ShareOwners('g', 'jobs/+');
