@@ -7,7 +7,7 @@ import type { NodeStore } from '../store/index.js';
 import { RouteSync, regionalClusterPolicy, type RouteSyncEvent } from '../routesync/index.js';
 import { Channel, ClusterTransport, readClusterSecret, type ConnectedPeer, type Delivery } from './transport/index.js';
 import { Discovery } from './discovery.js';
-import { Forwarder } from './forwarder.js';
+import { Forwarder, type CopyArrival } from './forwarder.js';
 import { followNodeSubscriptions, LocalRoutes } from './local-routes.js';
 import { ClusterRoutes, ClusterSharedSubscriptions } from './shared-subscriptions.js';
 import type { SharedSubscriptions } from '../mqtt/shared-subscriptions.js';
@@ -214,6 +214,11 @@ export class ClusterNode {
 
   isLinked(packet: object): boolean {
     return this.forwarder.isLinked(packet);
+  }
+
+  /** The embedded link agent takes each copy with a copy identity as it arrives (its intake marks, link README). */
+  onCopyArrival(handler: CopyArrival): void {
+    this.forwarder.copyArrival = handler;
   }
 
   private routeChanged(op: 'add' | 'delete', filter: string, owner: string, routeId: string): void {

@@ -2,7 +2,7 @@ import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { Logger } from '../log/logger.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { Channel, SendFailure, type Delivery } from './transport/index.js';
-import { decodeForwarded, encodeForwarded, ForwardDecodeError, type ForwardedMessage } from './forward-codec.js';
+import { decodeForwarded, encodeForwarded, ForwardDecodeError, type CopyIdentity, type ForwardedMessage } from './forward-codec.js';
 import type { ClusterMetrics } from './metrics.js';
 import type { ClusterSharedSubscriptions } from './shared-subscriptions.js';
 
@@ -20,6 +20,12 @@ const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-c
  * another node are published locally and never forwarded again. Shared-subscription groups get one copy per group
  * instead, to the node `shares` picks; such a copy is delivered to one member there, not published.
  */
+/**
+ * A copy for this node's embedded link agent, with the identity the sending node gave it (its node id, incarnation,
+ * sequence and attempt): called as the copy arrives, before it is published here.
+ */
+export type CopyArrival = (packet: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; publishId?: string }, copy: CopyIdentity & { node: string }) => void;
+
 export class Forwarder {
   /** Packets that came from another node: published locally only. */
   private readonly arrived = new WeakSet<object>();
@@ -29,6 +35,8 @@ export class Forwarder {
   /** Nodes holding `$link/...` routes (link agents), with how many: their copies carry a copy identity. */
   private readonly linkRouteOwners = new Map<string, number>();
   private copySeq = 0;
+  /** The embedded link agent of this node: told of each copy with a copy identity as it arrives (see `receive`). */
+  copyArrival?: CopyArrival;
   /** Peers that announced they read the origin identity (forward format version 3); others get copies without it. */
   private readonly originReaders = new Set<string>();
 
@@ -126,6 +134,8 @@ export class Forwarder {
     if (message.publishId !== undefined) packet.publishId = message.publishId;
     this.arrived.add(packet);
     if (message.linked) this.linked.add(packet);
+    // In arrival order, before aedes' asynchronous publish steps: the agent's intake marks rely on that order.
+    else if (message.copy !== undefined) this.copyArrival?.(packet, { node: fromNode, ...message.copy });
     delivery.defer(new Promise<void>((resolve, reject) => {
       this.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
     }));

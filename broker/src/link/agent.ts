@@ -13,7 +13,7 @@ import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
-import { holderMarkerFilter, isLinkRouteId, linkRouteId, parseHolderMarker, stickyHolder, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { holderMarkerFilter, isLinkRouteId, linkRouteId, parseHolderMarker, stickyHolder, type ArrivedCopy, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
 import { LANE_COMPLETE_ROUTE } from '../routesync/lane-store.js';
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
@@ -198,6 +198,8 @@ export class LinkAgent {
   private readonly takeover: TakeoverDedup;
   private readonly metrics: LinkMetrics;
   private readonly linked = linkedPackets;
+  /** Embedded agent: copies queued as they arrived from another node (`copyArrived`), until `published` takes them. */
+  private readonly arrivals = new WeakMap<object, Promise<unknown> | null>();
   private readonly remoteAgents = new Map<Client, RemoteAgent>();
   private readonly logger: Logger;
   private readonly slots = new Map<string, LinkSlot>();
@@ -264,6 +266,10 @@ export class LinkAgent {
     agent.retainedSync = await RetainedSync.open(host.store.area('link-retained'), retained, agent.logger);
     if (host.region) agent.trackRegionRoutes(host.region);
     else followNodeSubscriptions(agent.localRoutes, host.aedes, host.store.persistence);
+    if (host.region?.onCopyArrival) {
+      agent.intakeMarks = await IntakeMarks.open(host.store.area('link-intake'), agent.logger);
+      host.region.onCopyArrival((packet, copy) => agent.copyArrived(packet, copy));
+    }
     agent.trackRemoteAgents(host.aedes);
     await agent.run();
     return agent;
@@ -350,11 +356,28 @@ export class LinkAgent {
     // A pending QoS 2 message published again after a crash keeps its identity: each link queue takes it once.
     const publishId = (packet as { publishId?: unknown }).publishId;
     if (typeof publishId === 'string') message.publishId = publishId;
-    const queued = this.enqueue(message);
+    const arrived = this.arrivals.get(packet);
+    this.arrivals.delete(packet);
+    const queued = arrived !== undefined ? arrived : this.enqueue(message);
     if (queued === null) return local(done);
     if (packet.qos === 0) return local(done);
     const handled = new Promise<void>((resolve, reject) => local((err) => (err ? reject(err) : resolve())));
     Promise.all([queued, handled]).then(() => done(), (err: Error) => this.refusePublish(packet, client, err, done));
+  }
+
+  /**
+   * Embedded agent in a cluster: a QoS ≥ 1 copy another node forwarded here is queued as it arrives, with its copy
+   * identity, so that a copy resent to this node's next incarnation is skipped by the links that queued it (intake
+   * marks). Queued here rather than in `published`: aedes' asynchronous steps before that hook need not keep one
+   * node's copies in arrival order, and the marks rely on it. `published` then waits for this queuing.
+   */
+  private copyArrived(packet: ArrivedCopy, copy: CopyOrigin): void {
+    if (packet.qos === 0 || packet.retain || isLinkTopic(packet.topic)) return;
+    const message: LinkMessage = { topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: false, publisherClientId: '', timestamp: Date.now() };
+    if (packet.publishId !== undefined) message.publishId = packet.publishId;
+    const queued = this.enqueue(message, copy);
+    queued?.catch(() => undefined); // handled in `published`
+    this.arrivals.set(packet, queued);
   }
 
   /**

@@ -34,6 +34,17 @@ export interface LinkRegion extends RegionRoutes {
   markLinked(packet: object): void;
   /** Published from a link here or in another node of the region: never queued for a link again. */
   isLinked(packet: object): boolean;
+  /** Calls `handler` with each copy another node forwards to this one with a copy identity, as it arrives. */
+  onCopyArrival?(handler: (packet: ArrivedCopy, copy: { node: string; incarnation: number; seq: number; attempt: number }) => void): void;
+}
+
+/** A copy forwarded to the embedded agent's node, before it is published there. */
+export interface ArrivedCopy {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  publishId?: string;
 }
 
 /** The regional cluster of a sidecar agent: it has no broker, so it publishes by cluster forwarding. */
