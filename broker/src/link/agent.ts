@@ -17,7 +17,7 @@ import { holderMarkerFilter, isLinkRouteId, linkRouteId, parseHolderMarker, stic
 import { LANE_COMPLETE_ROUTE } from '../routesync/lane-store.js';
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
-import type { CopyIdentity } from '../cluster/forward-codec.js';
+import type { CopyIdentity, OriginIdentity } from '../cluster/forward-codec.js';
 import { RetainedSync, type RetainedCopy } from './retained-sync.js';
 
 /** What every agent has: its identity in the local cluster, a store, logging, metrics and the admin endpoint. */
@@ -168,6 +168,13 @@ function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked
     host.aedes.publish(packet as AedesPublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
   });
 }
+
+/**
+ * Test only (env MERIDIAN_TEST_AGENT_CRASH_AFTER_QUEUED=<internal topic>): a sidecar SIGKILLs itself once a first (not handed
+ * over) copy on that topic is durable in its link queues, before acknowledging it to the node and before sending it:
+ * the copy is then handed over to the agent the link moves to (a twin, `multi-agent-twins.test.ts`).
+ */
+const crashAfterQueuedTopic = process.env.MERIDIAN_TEST_AGENT_CRASH_AFTER_QUEUED || undefined;
 
 /** Packets published from a link on this node: delivered locally, never queued for any link (no loops). */
 const linkedPackets = new WeakSet<object>();
@@ -386,9 +393,9 @@ export class LinkAgent {
    * (for QoS ≥ 1: durable in every link queue that wants it), which is when the node that sent it may acknowledge
    * its publisher.
    */
-  async forwarded(message: RegionMessage & { linked?: boolean; copy?: CopyIdentity }, from?: string): Promise<void> {
+  async forwarded(message: RegionMessage & { linked?: boolean; copy?: CopyIdentity; origin?: OriginIdentity }, from?: string): Promise<void> {
     if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload, undefined, message.copy?.handedOver === true);
-    const { linked, timestamp, copy, ...fields } = message;
+    const { linked, timestamp, copy, origin: publishOrigin, ...fields } = message;
     if (linked) return;
     if (fields.retain) this.retainedSync?.localPublish(message.topic);
     // A standby link being restarted closed must not miss a copy (the cluster acknowledges it anyway).
@@ -396,6 +403,9 @@ export class LinkAgent {
     if (this.stopped) throw new Error(`'${message.topic}' not queued: the link agent is stopping`);
     const origin = copy && from !== undefined ? { node: from, ...copy } : undefined;
     const entry: LinkMessage = { ...fields, timestamp: timestamp ?? Date.now() };
+    // The publish's identity in the region and whether the copy was handed over: the carrier marks possible twins with it.
+    if (publishOrigin !== undefined && message.qos > 0) entry.originId = `${publishOrigin.brokerId}:${publishOrigin.counter}`;
+    if (copy?.handedOver === true) entry.handedOver = true;
     const gates = this.untilRemoteRoutesKnown(message.topic);
     const queued = this.enqueue(entry, origin, (link) => !gates.has(link.name));
     // Each held part queues for its one link when that link's gate opens (a rejection leaves the copy
@@ -406,6 +416,7 @@ export class LinkAgent {
       return message.qos > 0 ? part : undefined;
     }));
     await Promise.all([message.qos > 0 ? queued : null, ...held]);
+    if (crashAfterQueuedTopic === message.topic && queued !== null && copy?.handedOver !== true) process.kill(process.pid, 'SIGKILL');
   }
 
   /**
@@ -823,6 +834,8 @@ export class LinkAgent {
     }
     const link = await Link.start(config, this.linkContext(gate), this.currentRouteFilters(), misconfiguredBefore);
     this.intakeMarks?.scanQueue(config.name, link.queue.peek(0, Number.MAX_SAFE_INTEGER));
+    // A sidecar's link starting standby with queued entries: the link may have moved while they were in flight (twins).
+    if (region && role === 'standby') link.markQueuedAsTwins();
     return link;
   }
 

@@ -1,4 +1,5 @@
-import type { StoreArea } from '../store/index.js';
+import { createHash } from 'node:crypto';
+import type { AreaOp, StoreArea } from '../store/index.js';
 
 export type DedupVerdict = 'delivered' | 'duplicate';
 
@@ -25,6 +26,99 @@ export interface OriginReset {
 export interface BatchVerdict {
   delivered: number;
   duplicates: number;
+  /** Of the duplicates: twin-marked messages whose twin (sent by another agent of the origin region) was delivered. */
+  twins?: number;
+}
+
+/** How many twin identities are remembered per origin cluster, and for how long. */
+export interface TwinLimits {
+  maxIdentities: number;
+  windowMs: number;
+}
+
+/** A move's twins arrive within seconds to minutes (the dead agent drains when it returns): 1 h, 65 536 per origin cluster. */
+export const DEFAULT_TWIN_LIMITS: TwinLimits = { maxIdentities: 65_536, windowMs: 3_600_000 };
+
+/** Stored twin identity: `twin\0<cluster>\0<identity>` → time delivered (u64 ms). Marks are `<cluster>\0<agent>` (one NUL). */
+const TWIN_PREFIX = 'twin\u0000';
+/** Longer identities are keyed by their SHA-256 (store keys are bounded). */
+const MAX_TWIN_KEY_CHARS = 200;
+
+const twinKey = (cluster: string, id: string): string =>
+  `${TWIN_PREFIX}${cluster}\u0000${id.length <= MAX_TWIN_KEY_CHARS ? id : `#${createHash('sha256').update(id).digest('hex')}`}`;
+
+/**
+ * The identities of *twin-marked* messages delivered lately, per origin cluster: a message the origin region may have
+ * sent through two of its agents (a link moved while a copy was in flight to the agent that died: the copy was
+ * handed over to the new holder and is still in the dead agent's queue). Whichever twin arrives first is delivered
+ * and its identity recorded (persisted with the carrier's mark, same write); the other is dropped. Unmarked messages
+ * never touch it. Bounded by `TwinLimits` (the oldest are deleted in the write that pushes them out).
+ */
+class TwinWindow {
+  /** Per origin cluster: identity key → time delivered (or being delivered), oldest first. */
+  private readonly byCluster = new Map<string, Map<string, number>>();
+  private loaded?: Promise<void>;
+
+  constructor(private readonly area: StoreArea, private readonly limits: TwinLimits, private readonly now: () => number) {}
+
+  /** Reads the persisted window once (before the first twin-marked message is checked). */
+  load(): Promise<void> {
+    this.loaded ??= this.area.range(TWIN_PREFIX).then((records) => {
+      const found: Array<{ cluster: string; key: string; at: number }> = [];
+      for (const [key, value] of records) {
+        const cluster = key.slice(TWIN_PREFIX.length, key.indexOf('\u0000', TWIN_PREFIX.length));
+        if (value.length !== 8) throw new Error(`link de-dup: twin record ${JSON.stringify(key)} has ${value.length} bytes, expected 8`);
+        found.push({ cluster, key, at: Number(value.readBigUInt64BE()) });
+      }
+      for (const { cluster, key, at } of found.sort((a, b) => a.at - b.at)) this.clusterMap(cluster).set(key, at);
+    });
+    return this.loaded;
+  }
+
+  has(cluster: string, id: string): boolean {
+    return this.byCluster.get(cluster)?.has(twinKey(cluster, id)) === true;
+  }
+
+  /** Claims `id` before its delivery (a twin arriving meanwhile from another agent is then dropped). */
+  claim(cluster: string, id: string): void {
+    this.clusterMap(cluster).set(twinKey(cluster, id), this.now());
+  }
+
+  /** The delivery failed: the twin may be delivered by whichever copy comes next. */
+  release(cluster: string, id: string): void {
+    this.byCluster.get(cluster)?.delete(twinKey(cluster, id));
+  }
+
+  /** The writes that persist `ids` (delivered) and delete what falls out of the window (oldest first, these included). */
+  recordOps(cluster: string, ids: string[]): AreaOp[] {
+    const map = this.clusterMap(cluster);
+    const ops: AreaOp[] = [];
+    const oldest = this.now() - this.limits.windowMs;
+    for (const [key, at] of map) {
+      if (map.size <= this.limits.maxIdentities && at >= oldest) break;
+      map.delete(key);
+      ops.push({ type: 'del', key });
+    }
+    for (const id of ids) {
+      const key = twinKey(cluster, id);
+      const at = map.get(key);
+      if (at === undefined) continue;
+      const value = Buffer.alloc(8);
+      value.writeBigUInt64BE(BigInt(Math.max(0, Math.round(at))));
+      ops.push({ type: 'put', key, value });
+    }
+    return ops;
+  }
+
+  size(cluster: string): number {
+    return this.byCluster.get(cluster)?.size ?? 0;
+  }
+
+  private clusterMap(cluster: string): Map<string, number> {
+    let map = this.byCluster.get(cluster);
+    if (!map) this.byCluster.set(cluster, map = new Map());
+    return map;
+  }
 }
 
 interface OriginState {
@@ -54,20 +148,31 @@ interface OriginState {
 export class DedupWindow {
   private readonly states = new Map<string, OriginState>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly twins: TwinWindow;
   /** Sequences skipped by an origin (a gap means the sender lost queue entries: worth an alert). */
   gaps = 0;
 
-  constructor(private readonly area: StoreArea) {}
+  constructor(private readonly area: StoreArea, twinLimits: TwinLimits = DEFAULT_TWIN_LIMITS, now: () => number = Date.now) {
+    this.twins = new TwinWindow(area, twinLimits, now);
+  }
+
+  /** Twin identities remembered for an origin cluster (status, tests). */
+  twinCount(cluster: string): number {
+    return this.twins.size(cluster);
+  }
 
   /**
    * Runs `deliver(i)` for each message `seqs[i]` not delivered before, in order, then records the highest; batches
    * of one origin run one at a time in call order. Resolves once the record is durable. When a delivery fails, what
    * was delivered before it is recorded and the batch rejects with that error.
+   *
+   * `twinIds[i]`, when set, marks message i as a possible twin (see `TwinWindow`): it is delivered only if no message
+   * with that identity from the same origin cluster was, and its identity is recorded in the same write as the mark.
    */
-  processBatch(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void): Promise<BatchVerdict> {
+  processBatch(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void, twinIds?: ReadonlyArray<string | undefined>): Promise<BatchVerdict> {
     const key = `${origin.cluster}\u0000${origin.agent}`;
     const previous = this.chains.get(key) ?? Promise.resolve();
-    const published = previous.catch(() => undefined).then(() => this.publishInOrder(key, origin, seqs, deliver, onReset));
+    const published = previous.catch(() => undefined).then(() => this.publishInOrder(key, origin, seqs, deliver, onReset, twinIds));
     // The next batch of the origin waits for this one's publishes only, not for its mark's commit.
     this.chains.set(key, published);
     void published.finally(() => {
@@ -101,8 +206,28 @@ export class DedupWindow {
     return state.epoch === null ? null : { epoch: state.epoch, mark: state.mark };
   }
 
-  private async publishInOrder(key: string, origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void): Promise<{ verdict: BatchVerdict; recorded: Promise<void>; error?: Error }> {
+  /**
+   * Delivers a twin-marked message unless its twin was delivered (true: delivered now). Used for carriers that bypass
+   * the order-based window (`TakeoverDedup`'s handed-over carriers); persisted at once.
+   */
+  async deliverTwin(cluster: string, id: string, deliver: () => Promise<void>): Promise<boolean> {
+    await this.twins.load();
+    if (this.twins.has(cluster, id)) return false;
+    this.twins.claim(cluster, id);
+    try {
+      await deliver();
+    } catch (err) {
+      this.twins.release(cluster, id);
+      throw err;
+    }
+    await this.area.batch(this.twins.recordOps(cluster, [id]));
+    return true;
+  }
+
+  private async publishInOrder(key: string, origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void, twinIds?: ReadonlyArray<string | undefined>): Promise<{ verdict: BatchVerdict; recorded: Promise<void>; error?: Error }> {
     const state = await this.load(key);
+    const twinsDelivered: string[] = [];
+    if (twinIds?.some((id) => id !== undefined)) await this.twins.load();
     const verdict: BatchVerdict = { delivered: 0, duplicates: 0 };
     let changed = false;
     if (origin.epoch !== null && state.epoch !== origin.epoch) {
@@ -121,23 +246,37 @@ export class DedupWindow {
         continue;
       }
       if (state.mark > 0 && seq > state.mark + 1) this.gaps++;
+      const twin = twinIds?.[i];
+      if (twin !== undefined && this.twins.has(origin.cluster, twin)) {
+        // Its twin, sent by another agent of the origin region, was delivered: handled (the mark moves over it).
+        state.mark = seq;
+        changed = true;
+        verdict.duplicates++;
+        verdict.twins = (verdict.twins ?? 0) + 1;
+        continue;
+      }
+      if (twin !== undefined) this.twins.claim(origin.cluster, twin);
       try {
         await deliver(i);
       } catch (err) {
+        if (twin !== undefined) this.twins.release(origin.cluster, twin);
         error = err as Error;
         break;
       }
+      if (twin !== undefined) twinsDelivered.push(twin);
       state.mark = seq;
       changed = true;
       verdict.delivered++;
     }
-    const recorded = changed || state.unsaved ? this.save(key, state) : Promise.resolve();
+    const twinOps = twinsDelivered.length === 0 ? [] : this.twins.recordOps(origin.cluster, twinsDelivered);
+    const recorded = changed || state.unsaved ? this.save(key, state, twinOps) : Promise.resolve();
     return { verdict, recorded, error };
   }
 
-  private async save(key: string, state: OriginState): Promise<void> {
+  private async save(key: string, state: OriginState, twinOps: AreaOp[] = []): Promise<void> {
     try {
-      await this.area.put(key, encodeState(state));
+      if (twinOps.length === 0) await this.area.put(key, encodeState(state));
+      else await this.area.batch([{ type: 'put', key, value: encodeState(state) }, ...twinOps]);
       state.unsaved = false;
     } catch (err) {
       // The resend this causes is recognised from memory and would otherwise be acknowledged with nothing stored.

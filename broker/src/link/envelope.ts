@@ -14,6 +14,12 @@ export class EnvelopeError extends Error {}
 export const LEGACY_VERSION = 1;
 /** Envelope batches; what a receiver announces on the capabilities topic. */
 export const BATCH_VERSION = 2;
+/**
+ * Envelope batches whose messages may be *twin-marked* (flag 0x40, identity follows): what a receiver that reads the
+ * mark announces instead of 2. A sender marks messages only for a receiver that announced this (an older one would
+ * refuse the unknown flag and drop the carrier).
+ */
+export const TWIN_VERSION = 3;
 const VERSION = LEGACY_VERSION;
 const FLAG_RETAIN = 0x04;
 const FLAG_DEFLATE = 0x08;
@@ -65,7 +71,18 @@ export interface EnvelopeBatch {
    * single-message format, which has none (the receiver keeps whatever epoch it knew).
    */
   epoch: string | null;
-  entries: Array<{ seq: number; message: LinkMessage }>;
+  entries: BatchEntry[];
+}
+
+export interface BatchEntry {
+  seq: number;
+  message: LinkMessage;
+  /**
+   * Set on a message another agent of the origin region may have sent too (a link moved while a copy was in flight
+   * to the agent that died): its publish identity in the origin region, the same for both twins. The receiver
+   * delivers one of them (`DedupWindow`'s twin window).
+   */
+  twinId?: string;
 }
 
 const MSG_RETAIN = 0x04;
@@ -74,7 +91,9 @@ const MSG_DEFLATE = 0x08;
 const MSG_NEW_CLIENT = 0x10;
 /** The sequence is not the previous one + 1: a varint delta follows. */
 const MSG_SEQ_DELTA = 0x20;
-const MSG_KNOWN_FLAGS = 0x3f;
+/** A twin-marked message: its identity (varint length + UTF-8) follows the timestamp. Only to a `TWIN_VERSION` receiver. */
+const MSG_TWIN = 0x40;
+const MSG_KNOWN_FLAGS = 0x7f;
 
 /**
  * Batch layout (version 2): version (1), epoch (8), origin cluster (varint length + UTF-8), first sequence
@@ -83,7 +102,8 @@ const MSG_KNOWN_FLAGS = 0x3f;
  * (zig-zag varint, difference to the previous message's, the first's to the base), publisher client id (varint
  * length + UTF-8 when new, else varint index into the ids seen so far in this batch), topic (varint length +
  * UTF-8), payload (varint length + bytes, raw deflate when flagged). About 6 bytes per message besides topic and
- * payload; the origin, epoch and carrier PUBLISH are paid once per batch.
+ * payload; the origin, epoch and carrier PUBLISH are paid once per batch. A twin-marked message (flag 0x40, sent only
+ * to a receiver that announced `TWIN_VERSION`) carries its twin identity (varint length + UTF-8) after the timestamp.
  */
 export function encodeBatch(batch: EnvelopeBatch, compression: 'none' | 'deflate' = 'none'): Buffer {
   const { entries } = batch;
@@ -100,7 +120,7 @@ export function encodeBatch(batch: EnvelopeBatch, compression: 'none' | 'deflate
   const clients = new Map<string, number>();
   let prevSeq = entries[0].seq - 1;
   let prevTime = base;
-  for (const { seq, message } of entries) {
+  for (const { seq, message, twinId } of entries) {
     if (seq <= prevSeq) throw new EnvelopeError(`envelope batch sequences must increase (${seq} after ${prevSeq})`);
     let payload = message.payload;
     let flags = message.qos | (message.retain ? MSG_RETAIN : 0);
@@ -114,10 +134,15 @@ export function encodeBatch(batch: EnvelopeBatch, compression: 'none' | 'deflate
     const clientIndex = clients.get(message.publisherClientId);
     if (clientIndex === undefined) flags |= MSG_NEW_CLIENT;
     if (seq !== prevSeq + 1) flags |= MSG_SEQ_DELTA;
+    if (twinId !== undefined) {
+      if (twinId.length === 0) throw new EnvelopeError(`empty twin identity (sequence ${seq})`);
+      flags |= MSG_TWIN;
+    }
     out.byte(flags);
     if (flags & MSG_SEQ_DELTA) out.varint(seq - prevSeq);
     const time = timestampOf(message);
     out.zigzag(time - prevTime);
+    if (twinId !== undefined) out.string(twinId);
     if (clientIndex === undefined) {
       clients.set(message.publisherClientId, clients.size);
       out.string(message.publisherClientId);
@@ -163,6 +188,8 @@ export function decodeBatch(bytes: Buffer): EnvelopeBatch {
     seq += delta;
     if (!Number.isSafeInteger(seq)) throw new EnvelopeError(`bad envelope sequence in message ${i + 1}`);
     time += input.zigzag(field('timestamp'));
+    const twinId = flags & MSG_TWIN ? input.string(field('twin identity')) : undefined;
+    if (twinId !== undefined && twinId.length === 0) throw new EnvelopeError(`envelope batch message ${i + 1} with an empty twin identity`);
     let publisherClientId: string;
     if (flags & MSG_NEW_CLIENT) {
       publisherClientId = input.string(field('client id'));
@@ -182,7 +209,9 @@ export function decodeBatch(bytes: Buffer): EnvelopeBatch {
         throw new EnvelopeError(`envelope payload of message ${i + 1} does not inflate: ${(err as Error).message}`);
       }
     }
-    entries.push({ seq, message: { topic, payload, qos: qos as 0 | 1 | 2, retain: (flags & MSG_RETAIN) !== 0, publisherClientId, timestamp: time } });
+    const entry: BatchEntry = { seq, message: { topic, payload, qos: qos as 0 | 1 | 2, retain: (flags & MSG_RETAIN) !== 0, publisherClientId, timestamp: time } };
+    if (twinId !== undefined) entry.twinId = twinId;
+    entries.push(entry);
   }
   if (!input.atEnd()) throw new EnvelopeError(`envelope batch has ${bytes.length - input.offset} bytes after its ${count} messages`);
   return { originCluster, epoch, entries };

@@ -7,7 +7,7 @@ import { RouteSync, exportOwnLaneOnly, type RouteSyncEvent } from '../routesync/
 import type { NodeStore } from '../store/index.js';
 import type { LinkConfig } from './config.js';
 import type { DedupWindow, OriginReset } from './dedup.js';
-import { BATCH_VERSION, decodeBatch, encodeBatch, encodeEnvelope, EnvelopeError, LEGACY_VERSION, type EnvelopeBatch } from './envelope.js';
+import { BATCH_VERSION, decodeBatch, encodeBatch, encodeEnvelope, EnvelopeError, LEGACY_VERSION, TWIN_VERSION, type BatchEntry, type EnvelopeBatch } from './envelope.js';
 import { HubDriver } from './hub-driver.js';
 import { LinkQueue, type LinkMessage, type QueueEntry } from './queue.js';
 import { agentActor, capabilitiesTopic, isLinkTopic, messageTopic, responseTopic, routeTopic } from './topics.js';
@@ -144,6 +144,10 @@ export class Link {
   private pumpScheduled = false;
   /** Envelope format of the current connection: null until the remote's capabilities (or their absence) are known. */
   private envelopeVersion: typeof BATCH_VERSION | typeof LEGACY_VERSION | null = null;
+  /** The remote announced `TWIN_VERSION`: possible twins are marked in carriers on this connection. */
+  private remoteReadsTwins = false;
+  /** Queued entries up to this sequence may have twins (queued before this agent came back as standby). */
+  private twinsUpTo = 0;
   private capabilitiesTimer?: NodeJS.Timeout;
   private sentUpTo = 0;
   private readonly lostQueueReports: LostQueueReport[] = [];
@@ -252,7 +256,7 @@ export class Link {
     // Before the handshake's answer, so that the agent knows it may send envelope batches before it sends anything.
     if (frame[0] === ROUTESYNC_INIT) {
       this.countBytes('out', 'control', 1);
-      this.ctx.respond(capabilitiesTopic(peer), Buffer.from([BATCH_VERSION]));
+      this.ctx.respond(capabilitiesTopic(peer), Buffer.from([TWIN_VERSION]));
       void this.announceKnownEpoch(peer);
     }
     this.receiver.receive(peer, frame);
@@ -294,8 +298,12 @@ export class Link {
     }
     this.countBytes('in', 'carrier', payload.length);
     const { entries } = batch;
+    const twinIds = entries.some((e) => e.twinId !== undefined) ? entries.map((e) => e.twinId) : undefined;
+    // Both twins of a message get one publish identity: a persistent session queues it once even past the window.
+    const publishIdOf = (e: BatchEntry): string => (e.twinId === undefined ? linkedPublishId(this.name, actor, batch.epoch, e.seq) : linkedTwinPublishId(this.name, e.twinId));
     const verdict = await dedup.processBatch({ cluster: this.name, agent: actor, epoch: batch.epoch }, entries.map((e) => e.seq),
-      (i) => publish(entries[i].message, linkedPublishId(this.name, actor, batch.epoch, entries[i].seq)), (reset) => this.remoteAgentReset(reset));
+      (i) => publish(entries[i].message, publishIdOf(entries[i])), (reset) => this.remoteAgentReset(reset), twinIds);
+    if (verdict.twins) this.logger.info({ agent: actor, twins: verdict.twins }, 'messages also sent by another agent of the remote region (a link moved there) delivered once');
     if (verdict.duplicates > 0) {
       this.counters.deduplicated += verdict.duplicates;
       this.ctx.metrics.deduplicated.inc({ link: this.name }, verdict.duplicates);
@@ -453,6 +461,7 @@ export class Link {
     this.sentUpTo = 0;
     // Nothing is sent before the envelope format is known (the remote's capabilities, or the handshake without them).
     this.envelopeVersion = null;
+    this.remoteReadsTwins = false;
     clearTimeout(this.capabilitiesTimer);
     this.capabilitiesTimer = undefined;
   }
@@ -462,6 +471,7 @@ export class Link {
     const version = payload.length > 0 ? payload[0] : 0;
     const known = decodeKnownEpoch(payload);
     if (known !== null && known.epoch !== this.ctx.store.epoch) this.ownStoreNew({ oldEpoch: known.epoch, oldMark: known.mark });
+    if (version >= TWIN_VERSION) this.remoteReadsTwins = true;
     if (version < BATCH_VERSION || this.envelopeVersion === BATCH_VERSION) return;
     clearTimeout(this.capabilitiesTimer);
     this.capabilitiesTimer = undefined;
@@ -519,6 +529,24 @@ export class Link {
     });
   }
 
+  /**
+   * The entries queued so far may have twins: this agent comes back as standby for the link (it was probably away
+   * beyond the grace, and the link moved): a copy it had queued but not acknowledged to the sending node before it
+   * died was handed over to the new holder too. Its carriers mark them (with their origin identity) so that the remote
+   * delivers one of each pair. Marking an entry without a twin costs only a record at the remote.
+   */
+  markQueuedAsTwins(): void {
+    const queued = this.queue.peek(0, Number.MAX_SAFE_INTEGER);
+    this.twinsUpTo = Math.max(this.twinsUpTo, queued.at(-1)?.seq ?? 0);
+  }
+
+  /** The entry with its twin identity when it may have a twin (handed over, or queued before a standby return). */
+  private withTwinMark(entry: QueueEntry): QueueEntry | BatchEntry {
+    const { originId, handedOver } = entry.message;
+    if (originId === undefined || (handedOver !== true && entry.seq > this.twinsUpTo)) return entry;
+    return { seq: entry.seq, message: entry.message, twinId: originId };
+  }
+
   /** Sends every committed entry not yet sent, as carrier batches, within the window. */
   private pumpMessages(): void {
     const client = this.client;
@@ -546,7 +574,7 @@ export class Link {
     this.carriersInFlight++;
     const originCluster = this.ctx.localCluster;
     const frame = this.envelopeVersion === BATCH_VERSION
-      ? encodeBatch({ originCluster, epoch: this.ctx.store.epoch, entries }, this.config.compression)
+      ? encodeBatch({ originCluster, epoch: this.ctx.store.epoch, entries: this.remoteReadsTwins ? entries.map((e) => this.withTwinMark(e)) : entries }, this.config.compression)
       : encodeEnvelope({ originCluster, seq: entries[0].seq, message: entries[0].message }, this.config.compression);
     this.countBytes('out', 'carrier', frame.length);
     client.publish(messageTopic(this.actor), frame, { qos: 1 }, (err) => {
@@ -696,7 +724,7 @@ async function bumpIncarnation(store: NodeStore, link: string, atLeast: number):
 /** Capabilities with the store epoch the remote knows for this agent: version (1 B), epoch (8 B), mark (u64). */
 function encodeCapabilities(known: { epoch: string; mark: number }): Buffer {
   const payload = Buffer.alloc(17);
-  payload[0] = BATCH_VERSION;
+  payload[0] = TWIN_VERSION;
   Buffer.from(known.epoch, 'hex').copy(payload, 1);
   payload.writeBigUInt64BE(BigInt(known.mark), 9);
   return payload;
@@ -716,4 +744,9 @@ function decodeKnownEpoch(payload: Buffer): { epoch: string; mark: number } | nu
  */
 export function linkedPublishId(link: string, actor: string, epoch: string | null, seq: number): string {
   return `link:${link}/${actor}/${epoch ?? 'v1'}:${seq}`;
+}
+
+/** The publish identity of a twin-marked message: the same for both twins (sent by two agents of the origin region). */
+export function linkedTwinPublishId(link: string, twinId: string): string {
+  return `link:${link}/twin:${twinId}`;
 }

@@ -18,6 +18,13 @@ export interface LinkMessage {
    * node, so the queue takes it once. Not sent to the remote.
    */
   publishId?: string;
+  /**
+   * A sidecar's copy: the publish's identity at its origin node in the region (`<aedes id>:<counter>`, forward format
+   * version 3), the same in every agent's copy. Sent (as the twin identity) only for a copy that may have a twin.
+   */
+  originId?: string;
+  /** Queued from a copy handed over after the agent it went to first died: that agent may send it too (a twin). */
+  handedOver?: boolean;
 }
 
 export interface QueueEntry {

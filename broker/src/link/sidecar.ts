@@ -365,6 +365,12 @@ export class LinkSidecar implements SidecarRegion {
   private onPeerUp(peer: ConnectedPeer): void {
     this.membership.up(peer);
     if (NODE_ROLES.has(peer.role)) this.remembered?.seen(peer.nodeId, { role: peer.role, address: peer.address });
+    // Copies then carry the publish's origin identity (forward format 3): the twin identity of a link that moved.
+    if (NODE_ROLES.has(peer.role)) {
+      this.rpc.notify(peer.nodeId, { kind: 'session.origin-ids' }).catch((err: Error) => {
+        this.logger.debug({ peer: peer.nodeId, err: err.message }, 'origin identity support not announced (announced again when the peer reconnects)');
+      });
+    }
     if (peer.role === 'agent') this.agentWatchers.forEach((watcher) => watcher());
     this.logger.info({ peer: peer.nodeId, role: peer.role, address: peer.address }, 'cluster peer connected');
     if (peer.role === 'core' && this.upstream === undefined) this.chooseUpstream();

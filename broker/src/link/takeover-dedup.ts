@@ -21,24 +21,28 @@ export class TakeoverDedup extends DedupWindow {
     super(area);
     const outer = this;
     this.handedOver = new (class extends DedupWindow {
-      override processBatch(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void): Promise<BatchVerdict> {
-        return outer.processHandedOver(origin, seqs, deliver, onReset);
+      override processBatch(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void, twinIds?: ReadonlyArray<string | undefined>): Promise<BatchVerdict> {
+        return outer.processHandedOver(origin, seqs, deliver, onReset, twinIds);
       }
     })(area);
   }
 
-  override processBatch(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void): Promise<BatchVerdict> {
+  override processBatch(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void, twinIds?: ReadonlyArray<string | undefined>): Promise<BatchVerdict> {
     return this.inner.processBatch(origin, seqs, async (i) => {
       await deliver(i);
       this.note(origin, seqs[i]);
-    }, onReset);
+    }, onReset, twinIds);
+  }
+
+  override twinCount(cluster: string): number {
+    return this.inner.twinCount(cluster);
   }
 
   override mark(cluster: string, agent: string): Promise<number> {
     return this.inner.mark(cluster, agent);
   }
 
-  private async processHandedOver(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void): Promise<BatchVerdict> {
+  private async processHandedOver(origin: Origin, seqs: number[], deliver: (index: number) => Promise<void>, onReset?: (reset: OriginReset) => void, twinIds?: ReadonlyArray<string | undefined>): Promise<BatchVerdict> {
     const seen = this.recent.get(keyOf(origin));
     const mark = await this.inner.mark(origin.cluster, origin.agent);
     const verdict: BatchVerdict = { delivered: 0, duplicates: 0 };
@@ -46,15 +50,24 @@ export class TakeoverDedup extends DedupWindow {
     for (let i = 0; i < seqs.length; i++) {
       if (seen?.has(seqs[i])) verdict.duplicates++;
       else if (seqs[i] > mark) above.push(i);
-      else {
+      else if (twinIds?.[i] !== undefined) {
+        // A twin-marked message: delivered only if its twin (sent by another agent of the origin region) was not.
+        if (await this.inner.deliverTwin(origin.cluster, twinIds[i] as string, () => deliver(i))) verdict.delivered++;
+        else {
+          verdict.duplicates++;
+          verdict.twins = (verdict.twins ?? 0) + 1;
+        }
+        this.note(origin, seqs[i]);
+      } else {
         await deliver(i);
         this.note(origin, seqs[i]);
         verdict.delivered++;
       }
     }
     if (above.length === 0) return verdict;
-    const rest = await this.processBatch(origin, above.map((i) => seqs[i]), (j) => deliver(above[j]), onReset);
-    return { delivered: verdict.delivered + rest.delivered, duplicates: verdict.duplicates + rest.duplicates };
+    const rest = await this.processBatch(origin, above.map((i) => seqs[i]), (j) => deliver(above[j]), onReset, twinIds && above.map((i) => twinIds[i]));
+    const twins = (verdict.twins ?? 0) + (rest.twins ?? 0);
+    return { delivered: verdict.delivered + rest.delivered, duplicates: verdict.duplicates + rest.duplicates, ...(twins > 0 ? { twins } : {}) };
   }
 
   private note(origin: Origin, seq: number): void {

@@ -74,10 +74,10 @@ export class ClusterRegion {
     await this.sidecars[i]?.stop('SIGKILL');
   }
 
-  /** Starts sidecar `i` again on the same data directory, node name and cluster address. */
-  async restartSidecar(i = 0): Promise<void> {
+  /** Starts sidecar `i` again on the same data directory, node name and cluster address (`env`: test hooks). */
+  async restartSidecar(i = 0, env?: NodeJS.ProcessEnv): Promise<void> {
     await this.sidecars[i]?.stop('SIGTERM');
-    this.sidecars[i] = await SidecarProcess.start(this.sidecarArgs[i]);
+    this.sidecars[i] = await SidecarProcess.start(this.sidecarArgs[i], undefined, env);
   }
 
   /** The link's status: with several sidecars, from the one that is active for it (else the first that answers). */

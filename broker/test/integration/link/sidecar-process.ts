@@ -11,8 +11,9 @@ export class SidecarProcess {
     this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static async start(args: string[], timeoutMs = 15000): Promise<SidecarProcess> {
-    const child = spawn(process.execPath, [MERIDIAN_BIN, 'link-agent', '--admin-port', '0', '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `env`: added to the test process's environment (test hooks). */
+  static async start(args: string[], timeoutMs = 15000, env: NodeJS.ProcessEnv = {}): Promise<SidecarProcess> {
+    const child = spawn(process.execPath, [MERIDIAN_BIN, 'link-agent', '--admin-port', '0', '--log-level', 'info', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const sidecar = new SidecarProcess(child);
     await sidecar.ready(timeoutMs);
     return sidecar;
