@@ -239,8 +239,10 @@ export class LinkSidecar implements SidecarRegion {
   }
 
   /**
-   * Shared-subscription groups get one copy each, to one node holding the group's route (in turn, as a node picks);
-   * that node hands it to one member. A node found gone is passed over; a group no node takes is logged and counted.
+   * Shared-subscription groups get one copy each, to one node holding the group's route (the one the message's
+   * publish identity picks, as a node does: the same node when a carrier is published again after a crash, and that
+   * node recorded the group); that node hands it to one member. A node found gone is passed over; a group no node
+   * takes is logged and counted.
    */
   private async publishToGroups(groups: ShareOwners[], message: ForwardedMessage): Promise<void> {
     const untaken = await dispatchToGroupOwners(groups, message, this.nodeId, (nodeId, copy) => this.sendShared(nodeId, encodeForwarded(copy), copy.topic));
