@@ -219,6 +219,12 @@ export class ClusterSharedSubscriptions {
   /** One copy per matched group, to one owner node each; resolves once every copy is handed over. */
   dispatch(matched: readonly ShareOwners[], message: ForwardedMessage): Promise<void>[] {
     return matched.map(async (share) => {
+      // Published again after a crash of this node, whose member had it: its members may not be back yet, so the
+      // choice below could pass this node over for another one.
+      if (message.publishId !== undefined && this.local.isRepeat(share.group, share.filter, sharedMessageOf(message))) {
+        this.local.count('repeat');
+        return;
+      }
       if (!(await this.deliverToGroup(share, message, new Set()))) {
         this.local.count('dropped');
         this.logger.warn({ group: share.group, filter: share.filter, topic: message.topic }, 'shared message dropped: no node of the group is reachable');

@@ -124,4 +124,29 @@ describe('ClusterSharedSubscriptions with a publish identity', () => {
     expect(sent).toEqual([]);
     expect(member.got).toHaveLength(1);
   });
+
+  test('a publishing node whose own member had the message sends the republish nowhere, members back or not', async () => {
+    const dir = fx.freshDir();
+    let store = await fx.open(dir);
+    let local = attachShared(new FakeAedes(), store.persistence);
+    const member = new FakeClient('m', false);
+    local.aedes.clientSubscribes(member, '$share/g/jobs/+', 2);
+    const routes = new ClusterRoutes();
+    for (const node of ['a', 'b']) routes.add('jobs/+', node, '$share/g');
+    const sent: string[] = [];
+    const send = async (node: string): Promise<boolean> => { sent.push(node); return true; };
+    const copy: ForwardedMessage = { topic: 'jobs/1', payload: Buffer.from('p'), qos: 2, retain: false, publisherClientId: '', timestamp: 1 };
+    // The first identity for which the hash picks this node ('a') while its member is connected.
+    const publishId = Array.from({ length: 50 }, (_, i) => `id:${i}`).find((id) => owners('a', 'b').next('a', true, undefined, id) === 'a') as string;
+    let shares = new ClusterSharedSubscriptions('a', routes.shares, local.shared, send, createLogger('silent'));
+    await Promise.all(shares.dispatch(routes.shares.match('jobs/1') ?? [], { ...copy, publishId }));
+    expect(member.got).toHaveLength(1);
+    // The node restarts; its member has not reconnected yet, so the hash alone would pass it over for 'b'.
+    await store.close();
+    store = await fx.open(dir);
+    local = attachShared(new FakeAedes(), store.persistence);
+    shares = new ClusterSharedSubscriptions('a', routes.shares, local.shared, send, createLogger('silent'));
+    await Promise.all(shares.dispatch(routes.shares.match('jobs/1') ?? [], { ...copy, publishId }));
+    expect(sent).toEqual([]);
+  });
 });
