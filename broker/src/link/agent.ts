@@ -175,6 +175,8 @@ function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked
  * the copy is then handed over to the agent the link moves to (a twin, `multi-agent-twins.test.ts`).
  */
 const crashAfterQueuedTopic = process.env.MERIDIAN_TEST_AGENT_CRASH_AFTER_QUEUED || undefined;
+/** With it, the copy is held unacknowledged this long first (as when it waits for another link; its carrier reaches the remote meanwhile). */
+const crashAfterQueuedDelayMs = Number(process.env.MERIDIAN_TEST_AGENT_CRASH_DELAY_MS ?? 0);
 
 /** Packets published from a link on this node: delivered locally, never queued for any link (no loops). */
 const linkedPackets = new WeakSet<object>();
@@ -223,6 +225,8 @@ export class LinkAgent {
   private retainedSync?: RetainedSync;
   /** Copies that waited for a link's remote routes (sidecar after a wiped store or an empty restore). */
   private heldForRoutes = 0;
+  /** Origin identities of copies being queued and not yet acknowledged to their node (their carriers mark them twins). */
+  private readonly unacknowledgedCopies = new Set<string>();
   /** Sidecar: who holds each link in the region (holder markers of the regional table): link → agent → term. */
   private readonly holders = new Map<string, Map<string, number>>();
   /** Sidecar: agents seen alive once and gone now, with when they went (their links move after the grace). */
@@ -406,6 +410,21 @@ export class LinkAgent {
     // The publish's identity in the region and whether the copy was handed over: the carrier marks possible twins with it.
     if (publishOrigin !== undefined && message.qos > 0) entry.originId = `${publishOrigin.brokerId}:${publishOrigin.counter}`;
     if (copy?.handedOver === true) entry.handedOver = true;
+    const unacknowledged = entry.originId;
+    if (unacknowledged !== undefined) this.unacknowledgedCopies.add(unacknowledged);
+    try {
+      await this.queueCopy(message, entry, origin);
+      if (crashAfterQueuedTopic === message.topic && copy?.handedOver !== true) {
+        if (crashAfterQueuedDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, crashAfterQueuedDelayMs));
+        process.kill(process.pid, 'SIGKILL');
+      }
+    } finally {
+      if (unacknowledged !== undefined) this.unacknowledgedCopies.delete(unacknowledged);
+    }
+  }
+
+  /** `forwarded`'s queueing: at once for the links that know their remote routes, per link when its gate opens. */
+  private async queueCopy(message: RegionMessage, entry: LinkMessage, origin: CopyOrigin | undefined): Promise<void> {
     const gates = this.untilRemoteRoutesKnown(message.topic);
     const queued = this.enqueue(entry, origin, (link) => !gates.has(link.name));
     // Each held part queues for its one link when that link's gate opens (a rejection leaves the copy
@@ -416,7 +435,6 @@ export class LinkAgent {
       return message.qos > 0 ? part : undefined;
     }));
     await Promise.all([message.qos > 0 ? queued : null, ...held]);
-    if (crashAfterQueuedTopic === message.topic && queued !== null && copy?.handedOver !== true) process.kill(process.pid, 'SIGKILL');
   }
 
   /**
@@ -905,6 +923,7 @@ export class LinkAgent {
     const exportReady = this.sidecarRegion ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
     return {
       localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady, dedup: this.dedup,
+      copyUnacknowledged: (originId) => this.unacknowledgedCopies.has(originId),
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),

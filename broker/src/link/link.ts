@@ -37,6 +37,11 @@ export interface LinkContext {
   remoteRoute?: (link: string, op: 'add' | 'delete', filter: string) => void;
   /** The receiving side's de-dup window: the store epoch it knows for a remote agent is told to that agent (see `receiveRoutes`). */
   dedup?: DedupWindow;
+  /**
+   * Sidecar: is the copy with this origin identity still unacknowledged to its node (waiting for another link's queue
+   * or gate)? Its carrier marks it a twin: if this agent dies now, the node hands the copy over to another agent.
+   */
+  copyUnacknowledged?: (originId: string) => boolean;
 }
 
 export interface LinkStatus {
@@ -543,7 +548,8 @@ export class Link {
   /** The entry with its twin identity when it may have a twin (handed over, or queued before a standby return). */
   private withTwinMark(entry: QueueEntry): QueueEntry | BatchEntry {
     const { originId, handedOver } = entry.message;
-    if (originId === undefined || (handedOver !== true && entry.seq > this.twinsUpTo)) return entry;
+    if (originId === undefined) return entry;
+    if (handedOver !== true && entry.seq > this.twinsUpTo && this.ctx.copyUnacknowledged?.(originId) !== true) return entry;
     return { seq: entry.seq, message: entry.message, twinId: originId };
   }
 
