@@ -178,6 +178,13 @@ const crashAfterQueuedTopic = process.env.MERIDIAN_TEST_AGENT_CRASH_AFTER_QUEUED
 /** With it, the copy is held unacknowledged this long first (as when it waits for another link; its carrier reaches the remote meanwhile). */
 const crashAfterQueuedDelayMs = Number(process.env.MERIDIAN_TEST_AGENT_CRASH_DELAY_MS ?? 0);
 
+/** A cluster-forwarded copy as the sidecar passes it on. */
+type ForwardedCopy = RegionMessage & { linked?: boolean; copy?: CopyIdentity; origin?: OriginIdentity };
+/** Where a queued copy came from: its node and its number in that node's delivery order (`inHandling`). */
+interface CopyArrival { node: string; index: number }
+const COPY_ARRIVAL = Symbol('copy arrival');
+type ArrivalTagged = LinkMessage & { [COPY_ARRIVAL]?: CopyArrival };
+
 /** Packets published from a link on this node: delivered locally, never queued for any link (no loops). */
 const linkedPackets = new WeakSet<object>();
 
@@ -225,8 +232,13 @@ export class LinkAgent {
   private retainedSync?: RetainedSync;
   /** Copies that waited for a link's remote routes (sidecar after a wiped store or an empty restore). */
   private heldForRoutes = 0;
-  /** Origin identities of copies being queued and not yet acknowledged to their node (their carriers mark them twins). */
-  private readonly unacknowledgedCopies = new Set<string>();
+  /**
+   * Per node, the arrival numbers of its forwarded copies and control messages being handled, ascending. The transport
+   * acknowledges a copy only once it and every earlier message of its node are handled: until then a carrier marks
+   * the copy a twin (this agent may die first, and the node would hand the copy over).
+   */
+  private readonly inHandling = new Map<string, Set<number>>();
+  private copyArrivals = 0;
   /** Sidecar: who holds each link in the region (holder markers of the regional table): link → agent → term. */
   private readonly holders = new Map<string, Map<string, number>>();
   /** Sidecar: agents seen alive once and gone now, with when they went (their links move after the grace). */
@@ -397,7 +409,30 @@ export class LinkAgent {
    * (for QoS ≥ 1: durable in every link queue that wants it), which is when the node that sent it may acknowledge
    * its publisher.
    */
-  async forwarded(message: RegionMessage & { linked?: boolean; copy?: CopyIdentity; origin?: OriginIdentity }, from?: string): Promise<void> {
+  async forwarded(message: ForwardedCopy, from?: string): Promise<void> {
+    if (from === undefined) return this.handleForwarded(message);
+    // Numbered synchronously: calls come in the node's delivery order.
+    const arrival = ++this.copyArrivals;
+    const handling = this.inHandling.get(from) ?? new Set<number>();
+    this.inHandling.set(from, handling.add(arrival));
+    try {
+      return await this.handleForwarded(message, { node: from, index: arrival });
+    } finally {
+      handling.delete(arrival);
+      if (handling.size === 0 && this.inHandling.get(from) === handling) this.inHandling.delete(from);
+    }
+  }
+
+  /** Is the copy this queued message came from still unacknowledged to its node (it, or an earlier message of that node, being handled)? */
+  private copyUnacknowledged(message: LinkMessage): boolean {
+    const arrival = (message as ArrivalTagged)[COPY_ARRIVAL];
+    if (arrival === undefined) return false;
+    const oldest = this.inHandling.get(arrival.node)?.values().next().value;
+    return oldest !== undefined && oldest <= arrival.index;
+  }
+
+  private async handleForwarded(message: ForwardedCopy, arrival?: CopyArrival): Promise<void> {
+    const from = arrival?.node;
     if (isLinkTopic(message.topic)) return this.handleControl(message.topic, message.payload, undefined, message.copy?.handedOver === true);
     const { linked, timestamp, copy, origin: publishOrigin, ...fields } = message;
     if (linked) return;
@@ -410,16 +445,12 @@ export class LinkAgent {
     // The publish's identity in the region and whether the copy was handed over: the carrier marks possible twins with it.
     if (publishOrigin !== undefined && message.qos > 0) entry.originId = `${publishOrigin.brokerId}:${publishOrigin.counter}`;
     if (copy?.handedOver === true) entry.handedOver = true;
-    const unacknowledged = entry.originId;
-    if (unacknowledged !== undefined) this.unacknowledgedCopies.add(unacknowledged);
-    try {
-      await this.queueCopy(message, entry, origin);
-      if (crashAfterQueuedTopic === message.topic && copy?.handedOver !== true) {
-        if (crashAfterQueuedDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, crashAfterQueuedDelayMs));
-        process.kill(process.pid, 'SIGKILL');
-      }
-    } finally {
-      if (unacknowledged !== undefined) this.unacknowledgedCopies.delete(unacknowledged);
+    // In memory only (a symbol is neither stored nor sent); kept by the queue's copy of the entry.
+    if (entry.originId !== undefined && arrival !== undefined) (entry as ArrivalTagged)[COPY_ARRIVAL] = arrival;
+    await this.queueCopy(message, entry, origin);
+    if (crashAfterQueuedTopic === message.topic && copy?.handedOver !== true) {
+      if (crashAfterQueuedDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, crashAfterQueuedDelayMs));
+      process.kill(process.pid, 'SIGKILL');
     }
   }
 
@@ -923,7 +954,7 @@ export class LinkAgent {
     const exportReady = this.sidecarRegion ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
     return {
       localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady, dedup: this.dedup,
-      copyUnacknowledged: (originId) => this.unacknowledgedCopies.has(originId),
+      copyUnacknowledged: (message) => this.copyUnacknowledged(message),
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),

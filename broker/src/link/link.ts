@@ -38,10 +38,12 @@ export interface LinkContext {
   /** The receiving side's de-dup window: the store epoch it knows for a remote agent is told to that agent (see `receiveRoutes`). */
   dedup?: DedupWindow;
   /**
-   * Sidecar: is the copy with this origin identity still unacknowledged to its node (waiting for another link's queue
-   * or gate)? Its carrier marks it a twin: if this agent dies now, the node hands the copy over to another agent.
+   * Sidecar: is the copy this queued message came from still unacknowledged to its node (it waits for another link's
+   * queue or gate, or an earlier message of that node is still being handled)? Its carrier marks it a twin: if this
+   * agent dies now, the node hands the copy over to another agent. A sidecar's link sends one event-loop turn after
+   * the commit, so that the acknowledgements of settled copies are written before their carrier.
    */
-  copyUnacknowledged?: (originId: string) => boolean;
+  copyUnacknowledged?: (message: LinkMessage) => boolean;
 }
 
 export interface LinkStatus {
@@ -528,10 +530,13 @@ export class Link {
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    const pump = (): void => {
       this.pumpScheduled = false;
       this.pumpMessages();
-    });
+    };
+    // A sidecar: one turn later, after the transport wrote its acknowledgements of the copies just committed (also
+    // scheduled with setImmediate, after this): a copy's carrier then leaves only once its node was told (or marks it).
+    setImmediate(() => (this.ctx.copyUnacknowledged ? setImmediate(pump) : pump()));
   }
 
   /**
@@ -549,7 +554,7 @@ export class Link {
   private withTwinMark(entry: QueueEntry): QueueEntry | BatchEntry {
     const { originId, handedOver } = entry.message;
     if (originId === undefined) return entry;
-    if (handedOver !== true && entry.seq > this.twinsUpTo && this.ctx.copyUnacknowledged?.(originId) !== true) return entry;
+    if (handedOver !== true && entry.seq > this.twinsUpTo && this.ctx.copyUnacknowledged?.(entry.message) !== true) return entry;
     return { seq: entry.seq, message: entry.message, twinId: originId };
   }
 

@@ -233,7 +233,7 @@ describe('several link agents in one region: one active agent per link', () => {
       return [...new Set(got.filter((p, i) => got.indexOf(p) !== i))].map((n) => ({ n, at: times[n] }));
     };
     const results = {
-      toB: ['kill/mz/q1', 'kill/mz/q2'].map((t) => ({ t, ...audit(seenB, t, total), repeated: repeated(seenB, t).map((r) => r.n) })),
+      toB: ['kill/mz/q1', 'kill/mz/q2'].map((t) => ({ t, ...audit(seenB, t, total), repeated: repeated(seenB, t).map((r) => ({ n: r.n, msBeforeKill: killedAt - r.at })) })),
       toM: ['kill/nb/q1', 'kill/nb/q2'].map((t) => ({ t, ...audit(seenM, t, total), repeated: repeated(seenM, t).map((r) => r.n) })),
       msFromKillToMove: movedAt - killedAt, msFromKillToRestart: restartedAt - killedAt,
       // Carriers at nb in which twins (handed-over copy / drained entry of one message) were recognised.
