@@ -136,6 +136,13 @@ export class SharedSubscriptions {
   /** Shared deliveries are numbered apart from aedes' own packets: see deliverTo(). */
   private readonly brokerId: string;
   private counter = 0;
+  /**
+   * Groups that handed a message with a publish identity to a member without storing it (a clean session, or a
+   * QoS 0 grant): `<publish id>\0<share topic>`, oldest first, at most MAX_UNSTORED_REPEATS. Nothing durable records
+   * those, yet the sender may publish the message again after its own crash (a link agent's carrier resent) while
+   * this node runs on: the group must not get it twice then either.
+   */
+  private readonly unstoredDeliveries = new Set<string>();
   private readonly logger: Logger;
   private readonly outcomes: Counter<'outcome'>;
 
@@ -179,7 +186,9 @@ export class SharedSubscriptions {
 
   /** The group's copy of `message` was queued here before (same publish identity): it must not go to a member again. */
   isRepeat(group: string, filter: string, message: SharedMessage): boolean {
-    return message.publishId !== undefined && message.qos > 0 && (this.store.sharedRepeat?.(message.publishId, `${SHARE_PREFIX}${group}/${filter}`) ?? false);
+    if (message.publishId === undefined || message.qos === 0) return false;
+    const shareTopic = `${SHARE_PREFIX}${group}/${filter}`;
+    return (this.store.sharedRepeat?.(message.publishId, shareTopic) ?? false) || this.unstoredDeliveries.has(unstoredKey(message.publishId, shareTopic));
   }
 
   /** Calls `visit` for every group here whose filter matches the topic name. */
@@ -242,6 +251,7 @@ export class SharedSubscriptions {
     const granted = subscriptionsOf(member.client)[sharedTopic]?.qos ?? 0;
     const packet = this.packetFor(message, Math.min(message.qos, granted));
     const storeFirst = packet.qos > 0 && member.client.clean === false;
+    if (!storeFirst) this.rememberUnstored(sharedTopic, message);
     if (!storeFirst && member.pendingCall === undefined) return callDeliver(member, packet);
     // aedes updates a persistent session's copy in the store as it sends it: the copy must be there first.
     const stored = storeFirst ? this.enqueue(member.client.id, packet, sharedTopic, message) : undefined;
@@ -257,6 +267,13 @@ export class SharedSubscriptions {
     };
     call.then(settled, settled);
     return call.then(() => written);
+  }
+
+  private rememberUnstored(shareTopic: string, message: SharedMessage): void {
+    if (message.publishId === undefined || message.qos === 0) return;
+    const remembered = this.unstoredDeliveries;
+    if (remembered.size >= MAX_UNSTORED_REPEATS) remembered.delete(remembered.values().next().value as string);
+    remembered.add(unstoredKey(message.publishId, shareTopic));
   }
 
   private async queueForOffline(share: ShareGroup, message: SharedMessage): Promise<ShareOutcome> {
@@ -419,6 +436,13 @@ export class SharedSubscriptions {
     groups.splice(groups.indexOf(share), 1);
     if (groups.length === 0) this.byFilter.delete(share.filter);
   }
+}
+
+/** How many unstored group deliveries are remembered (about 100 B each): a resend comes seconds after a crash. */
+const MAX_UNSTORED_REPEATS = 65_536;
+
+function unstoredKey(publishId: string, shareTopic: string): string {
+  return `${publishId}\u0000${shareTopic}`;
 }
 
 function callDeliver(member: ShareMember, packet: AedesPublishPacket): Promise<void> {

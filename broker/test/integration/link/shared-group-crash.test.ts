@@ -23,11 +23,14 @@ interface Stream {
   perMember: Map<string, number>;
 }
 
-/** Members subscribe `$share/g/stream/#` at QoS 2 with persistent sessions; every delivery is counted per message id. */
-async function groupMembers(clients: MqttClient[], members: { id: string; port: number }[]): Promise<Stream> {
+/**
+ * Members subscribe `$share/g/stream/#` at QoS 2, with persistent sessions unless `clean`; every delivery is counted
+ * per message id.
+ */
+async function groupMembers(clients: MqttClient[], members: { id: string; port: number; clean?: boolean }[]): Promise<Stream> {
   const stream: Stream = { counts: new Map(), perMember: new Map() };
-  for (const { id, port } of members) {
-    const client = await connectClient(port, { clientId: id, clean: false, reconnectPeriod: 200 });
+  for (const { id, port, clean } of members) {
+    const client = await connectClient(port, { clientId: id, clean: clean ?? false, reconnectPeriod: 200 });
     clients.push(client);
     stream.perMember.set(id, 0);
     client.on('message', (_topic, payload) => {
@@ -101,6 +104,30 @@ describe('a shared group behind a link: the receiving agent killed mid-stream', 
     });
     await publishing;
     await expectOnceEach(stream, total, 'sidecar killed 3 times', [A.core, replicant]);
+  }, 300_000);
+
+  // Clean-session members get nothing stored: their node remembers the group's delivery in memory, which is enough
+  // while that node runs on (the sidecar crashed, not it).
+  test('sidecar agent: 2 kills while 800 QoS 1/2 messages reach a group of clean and persistent members → each once', async () => {
+    const total = 800;
+    const { A, B, dispose } = await linkedSidecarRegions('sm', 'sq', { bReplicant: false });
+    disposers.push(dispose);
+    const replicant = A.replicant as BrokerProcess;
+    const stream = await groupMembers(clients, [
+      { id: 'sm-core-clean', port: A.core.mqttPort, clean: true }, { id: 'sm-core-kept', port: A.core.mqttPort },
+      { id: 'sm-rep-clean', port: replicant.mqttPort, clean: true }, { id: 'sm-rep-kept', port: replicant.mqttPort },
+    ]);
+    await waitFor(async () => (await B.link('sm')).routesReceived >= 1, 'the group\'s filter visible in sq');
+    const pub = await connectClient(B.core.mqttPort, { clientId: 'sq-pub', clean: false });
+    clients.push(pub);
+    const publishing = publishStream(pub, total);
+    await killDuringStream(stream, total, 2, async () => {
+      await A.killSidecar();
+      await sleep(300);
+      await A.restartSidecar();
+    });
+    await publishing;
+    await expectOnceEach(stream, total, 'sidecar killed 2 times, clean and persistent members', [A.core, replicant]);
   }, 300_000);
 
   /** Region `a` (core with the embedded agent + replicant) linked with `b` (one core); `toA` follows A's core. */

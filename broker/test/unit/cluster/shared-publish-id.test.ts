@@ -93,6 +93,17 @@ describe('a group gets a message with a publish identity once per node, across a
     expect(node.members.map((m) => m.got.length)).toEqual([2, 1]);
   });
 
+  test('a copy to a clean-session member is remembered in memory: the republish of a running node reaches no member', async () => {
+    const store = await fx.open(fx.freshDir());
+    const { aedes, shared } = attachShared(new FakeAedes(), store.persistence);
+    const members = [new FakeClient('clean-1'), new FakeClient('clean-2')];
+    for (const member of members) aedes.clientSubscribes(member, '$share/g/jobs/+', 1);
+    expect(await shared.deliver('g', 'jobs/+', message('link:eu/a/e:1', 1))).toBe('delivered');
+    expect(await shared.deliver('g', 'jobs/+', message('link:eu/a/e:1', 1))).toBe('repeat');
+    expect(await shared.deliver('g', 'jobs/+', message('link:eu/a/e:2', 2))).toBe('delivered');
+    expect(members.map((m) => m.got.length)).toEqual([1, 1]);
+  });
+
   test('an offline member\'s queued copy is recorded too; the member keeps its ordinary subscription\'s copy', async () => {
     const dir = fx.freshDir();
     const node = await nodeWithGroup(dir);
