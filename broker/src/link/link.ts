@@ -68,6 +68,10 @@ export interface LinkStatus {
   forwarded: number;
   received: number;
   deduplicated: number;
+  /** Messages sent twin-marked (possibly also sent by another agent of this region: a link moved). */
+  twinsMarked: number;
+  /** Of `deduplicated`: twin-marked messages whose twin, sent by another agent of the remote region, was delivered. */
+  twinsDropped: number;
   /** Payload bytes of the carriers sent / received (forwarded messages). */
   bytesOut: number;
   bytesIn: number;
@@ -171,7 +175,7 @@ export class Link {
   private readonly startedAt = Date.now();
   /** Local routes (filter → subscriber count) as the agent sees them, before intersection. */
   private readonly localFilters = new Map<string, number>();
-  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0, controlBytesOut: 0, controlBytesIn: 0, originResets: 0 };
+  readonly counters = { forwarded: 0, received: 0, deduplicated: 0, bytesOut: 0, bytesIn: 0, controlBytesOut: 0, controlBytesIn: 0, originResets: 0, twinsMarked: 0, twinsDropped: 0 };
 
   private constructor(
     readonly config: LinkConfig,
@@ -310,6 +314,7 @@ export class Link {
     const publishIdOf = (e: BatchEntry): string => (e.twinId === undefined ? linkedPublishId(this.name, actor, batch.epoch, e.seq) : linkedTwinPublishId(this.name, e.twinId));
     const verdict = await dedup.processBatch({ cluster: this.name, agent: actor, epoch: batch.epoch }, entries.map((e) => e.seq),
       (i) => publish(entries[i].message, publishIdOf(entries[i])), (reset) => this.remoteAgentReset(reset), twinIds);
+    if (verdict.twins) this.counters.twinsDropped += verdict.twins;
     if (verdict.twins) this.logger.info({ agent: actor, twins: verdict.twins }, 'messages also sent by another agent of the remote region (a link moved there) delivered once');
     if (verdict.duplicates > 0) {
       this.counters.deduplicated += verdict.duplicates;
@@ -555,6 +560,7 @@ export class Link {
     const { originId, handedOver } = entry.message;
     if (originId === undefined) return entry;
     if (handedOver !== true && entry.seq > this.twinsUpTo && this.ctx.copyUnacknowledged?.(entry.message) !== true) return entry;
+    this.counters.twinsMarked++;
     return { seq: entry.seq, message: entry.message, twinId: originId };
   }
 

@@ -114,6 +114,13 @@ describe('several link agents in one region: one active agent per link', () => {
     expect((await B.link('mz')).received - before.B.received).toBe(2 * total);
     expect((await C.link('mz')).received - before.C.received).toBe(2 * total);
     expect((await B.link('mz')).forwarded - before.B.forwarded).toBe(total);
+    // Twin marks on the common path (README "Several agents per region", rule (2)): printed, with the remote's drops.
+    const marks = Object.fromEntries(await Promise.all((['nb', 'nc'] as const).map(async (link) => {
+      const now = (await M.linkOnAgents(link))[activeFor(link)] as AgentLinkInfo;
+      return [link, { marked: now.twinsMarked - (before[link][activeFor(link)] as AgentLinkInfo).twinsMarked, of: 2 * total }] as const;
+    })));
+    process.stdout.write(`multi-agent steady state twin marks: ${JSON.stringify({ ...marks, droppedAtB: (await B.link('mz')).twinsDropped - before.B.twinsDropped })}\n`);
+    expect((await B.link('mz')).twinsDropped).toBe(before.B.twinsDropped);
   }, 60000);
 
   test('kill -9 of the agent serving nb during QoS 2 and QoS 1 streams both ways, restarted within the grace: nb never moves; every message once, in per-publisher order', async () => {
@@ -238,6 +245,7 @@ describe('several link agents in one region: one active agent per link', () => {
       msFromKillToMove: movedAt - killedAt, msFromKillToRestart: restartedAt - killedAt,
       // Carriers at nb in which twins (handed-over copy / drained entry of one message) were recognised.
       twinCarriersAtB: B.core.logs.filter((l) => l.includes('also sent by another agent')).length,
+      twinsMarked: (await M.linkOnAgents('nb')).map((l) => l?.twinsMarked), twinsDroppedAtB: (await B.link('mz')).twinsDropped,
     };
     process.stdout.write(`multi-agent kill beyond the grace: ${JSON.stringify(results)}\n`);
     // The link stayed where it was for the grace (6 s: 2/3 of the 9 s route TTL), then moved.

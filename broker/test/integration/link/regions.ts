@@ -100,6 +100,9 @@ export interface LinkInfo {
   received: number;
   deduplicated: number;
   bytesOut: number;
+  /** Sent twin-marked / twins dropped (link README, "Several agents per region"). */
+  twinsMarked: number;
+  twinsDropped: number;
 }
 
 export function connectClient(port: number, options: IClientOptions = {}): Promise<MqttClient> {
