@@ -13,7 +13,7 @@ import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
-import { holderMarkerFilter, isLinkRouteId, linkRouteId, parseHolderMarker, stickyHolder, type ArrivedCopy, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { embeddedKeeper, embeddedMarkerFilter, holderMarkerFilter, isLinkRouteId, linkRouteId, parseEmbeddedMarker, parseHolderMarker, stickyHolder, type ArrivedCopy, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
 import { LANE_COMPLETE_ROUTE } from '../routesync/lane-store.js';
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
@@ -125,6 +125,8 @@ interface AliveRecord {
   at: number;
   /** The other agents it saw alive then. */
   peers: string[];
+  /** Embedded agent: written by a clean stop (its markers were withdrawn, another node may have taken its links). */
+  stopped?: boolean;
 }
 
 /**
@@ -153,6 +155,10 @@ const FIRST_ASSIGN_SETTLE_MS = 1500;
 /** A returning agent that was away beyond the grace joins only this long after its old lane expired. */
 const OLD_LANE_EXPIRY_MARGIN_MS = 1000;
 const ROUTES_KNOWN_POLL_MS = 50;
+/** Embedded agent: a change of the region's markers is looked at this long after the last one (a lane being replaced). */
+const EMBEDDED_CHECK_SETTLE_MS = 200;
+/** Embedded agent: `$link/...` routes another agent dropped this recently are adopted when this node takes the link. */
+const ADOPT_GONE_WINDOW_MS = 5000;
 
 /** Publishes through the node's aedes; a linked packet is marked so that neither the agent nor cluster forwarding sends it to a link again. */
 function publishThroughAedes(host: LinkAgentHost, message: RegionMessage, linked: boolean): Promise<void> {
@@ -253,7 +259,16 @@ export class LinkAgent {
   private aliveTimer?: NodeJS.Timeout;
   private graceTimer?: NodeJS.Timeout;
   private readonly waitingLogged = new Set<string>();
-  /** Set while copies wait for the remote routes: every copy arriving meanwhile waits on it too (arrival order). */
+  /** Embedded agent in a cluster: other nodes' embedded markers (`embeddedMarkerFilter`): link → node → term. */
+  private readonly embeddedMarkers = new Map<string, Map<string, number>>();
+  /** Embedded agent: links another agent of the region serves, with the reason shown as `lastError`. */
+  private readonly conflicts = new Map<string, string>();
+  private readonly conflictsLogged = new Set<string>();
+  private embeddedCheckTimer?: NodeJS.Timeout;
+  /** Embedded agent: back from a short absence (its lane did not expire): stored active links keep their marker. */
+  private embeddedResume = true;
+  /** `$link/<name>` routes of other agents that went lately (link → filter → when): adopted when taking a link over. */
+  private readonly recentlyGone = new Map<string, Map<string, number>>();
   /** Per link that awaits its remote's routes and holds copies: resolves when it knows them (or is stopped). */
   private readonly routesGates = new Map<string, Promise<void>>();
   private constructor(
@@ -294,7 +309,9 @@ export class LinkAgent {
       host.region.onCopyArrival((packet, copy) => agent.copyArrived(packet, copy));
     }
     agent.trackRemoteAgents(host.aedes);
+    if (host.region) await agent.decideEmbeddedResume();
     await agent.run();
+    if (host.region) agent.guardEmbedded(host.region);
     return agent;
   }
 
@@ -381,7 +398,8 @@ export class LinkAgent {
     if (typeof publishId === 'string') message.publishId = publishId;
     const arrived = this.arrivals.get(packet);
     this.arrivals.delete(packet);
-    const queued = arrived !== undefined ? arrived : this.enqueue(message);
+    // A client's publish on a node that yields a link reaches the link's keeper by the region's routes: not queued here.
+    const queued = arrived !== undefined ? arrived : this.enqueue(message, undefined, client ? (link) => !this.yields(link.name) : undefined);
     if (queued === null) return local(done);
     if (packet.qos === 0) return local(done);
     const handled = new Promise<void>((resolve, reject) => local((err) => (err ? reject(err) : resolve())));
@@ -571,6 +589,8 @@ export class LinkAgent {
     clearTimeout(this.graceTimer);
     clearInterval(this.aliveTimer);
     clearInterval(this.drainTimer);
+    clearTimeout(this.embeddedCheckTimer);
+    await this.stopEmbedded();
     this.watcher?.close();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounce);
@@ -580,7 +600,11 @@ export class LinkAgent {
   }
 
   statuses(): Array<(LinkStatus & { role: LinkRole }) | { name: string; state: 'misconfigured' | 'disabled'; lastError: string | null; connectedSince: null }> {
-    const running = [...this.links.values()].map((link) => ({ ...link.status(), role: this.roleOf(link.name) }));
+    const running = [...this.links.values()].map((link) => {
+      const conflict = this.conflicts.get(link.name);
+      const status = { ...link.status(), role: this.roleOf(link.name) };
+      return conflict === undefined ? status : { ...status, state: 'misconfigured' as const, lastError: conflict };
+    });
     const disabled = this.disabled.map((c) => ({ name: c.name, state: 'disabled' as const, lastError: null, connectedSince: null }));
     const bad = this.issues.map((i) => ({ name: i.name ?? `links[${i.index}]`, state: 'misconfigured' as const, lastError: `${i.path}: ${i.reason}`, connectedSince: null }));
     return [...running, ...disabled, ...bad];
@@ -613,6 +637,8 @@ export class LinkAgent {
       this.logger.warn({ clientId: client.id, topic: packet.topic }, 'ignored a $LINK message: not from a link client');
       return done();
     }
+    const refused = this.refusedControl(packet.topic, client);
+    if (refused) return done(refused);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     this.handleControl(packet.topic, payload, client).then(() => done(), (err: Error) => done(err));
   }
@@ -719,6 +745,7 @@ export class LinkAgent {
       else if (routeId === CONTROL_ROUTE_ID) {
         this.controlRouteChanged(op, filter, owner);
         this.holderMarkerChanged(op, filter, owner);
+        this.embeddedMarkerChanged(op, filter, owner);
       } else {
         this.otherRemoteRouteChanged(op, filter, owner, routeId);
       }
@@ -749,6 +776,12 @@ export class LinkAgent {
     else filters.delete(filter);
     owners.set(owner, filters);
     this.othersRemoteRoutes.set(link, owners);
+    if (op === 'delete' && this.embedded?.region) {
+      const gone = this.recentlyGone.get(link) ?? new Map<string, number>();
+      const now = Date.now();
+      if (gone.size >= 4096) for (const [old, at] of gone) if (at < now - ADOPT_GONE_WINDOW_MS) gone.delete(old);
+      this.recentlyGone.set(link, gone.set(filter, now));
+    }
   }
 
   private holderMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
@@ -867,13 +900,16 @@ export class LinkAgent {
    */
   private async startLink(config: LinkConfig, misconfiguredBefore: string | null = null): Promise<Link> {
     const region = this.sidecarRegion;
+    const shared = this.embedded?.region;
     const previous = this.slots.get(config.name);
-    const stored = region && !previous ? await this.storedRole(config.name) : undefined;
+    const stored = (region || shared) && !previous ? await this.storedRole(config.name) : undefined;
     if (stored) this.freshStart = false;
-    const role = region ? previous?.role ?? this.resumedRole(config.name, stored) : 'active';
+    const embeddedStart = shared && !previous ? this.embeddedStartRole(stored) : undefined;
+    const role = region ? previous?.role ?? this.resumedRole(config.name, stored) : shared ? previous?.role ?? embeddedStart?.role ?? 'active' : 'active';
     const slot = this.newSlot(config.name, role);
     slot.term = previous?.term ?? stored?.term ?? 0;
     slot.markedTerm = previous?.markedTerm;
+    if (shared && !region) return this.startEmbeddedLink(config, slot, embeddedStart?.mark === true, misconfiguredBefore);
     const gate = new Promise<void>((resolve) => { slot.openGate = resolve; });
     if (role === 'active') {
       // Claimed before the link starts, so that a restarted agent's first lane in the region already holds them.
@@ -939,6 +975,8 @@ export class LinkAgent {
   private dropSlot(name: string): void {
     const slot = this.slots.get(name);
     if (this.sidecarRegion && slot) this.unmarkHolder(this.sidecarRegion, name, slot);
+    if (this.embedded?.region && slot) this.unmarkEmbedded(this.embedded.region, name, slot);
+    this.conflicts.delete(name);
     this.sidecarRegion?.releaseControl(name);
     this.slots.delete(name);
   }
@@ -950,8 +988,8 @@ export class LinkAgent {
   private linkContext(gate: Promise<void>): LinkContext {
     const { host } = this;
     const region = this.local.routes;
-    // The embedded agent has no gate (its links are always active and dial at once).
-    const exportReady = this.sidecarRegion ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
+    // A standalone embedded agent has no gate (its links are always active and dial at once).
+    const exportReady = this.sidecarRegion || this.embedded?.region ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
     return {
       localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady, dedup: this.dedup,
       copyUnacknowledged: (message) => this.copyUnacknowledged(message),
@@ -1041,7 +1079,8 @@ export class LinkAgent {
    */
   private assignRoles(): void {
     const region = this.sidecarRegion;
-    if (!region || this.stopped) return;
+    if (!region) return this.scheduleEmbeddedCheck();
+    if (this.stopped) return;
     const agents = region.liveAgents();
     const now = Date.now();
     const grace = this.moveGraceMs;
@@ -1165,6 +1204,190 @@ export class LinkAgent {
     this.restarting.delete(name);
   }
 
+  // ── one embedded agent per link and region ──────────────────────────────────────────────────────────────
+
+  /**
+   * An embedded agent in a cluster back from a short absence (its lane did not expire, it did not stop cleanly) puts
+   * the markers of the links it served into its node's first lane: no other node took them meanwhile. Otherwise its
+   * links start standby and the start check decides (another node may serve them now).
+   */
+  private async decideEmbeddedResume(): Promise<void> {
+    const raw = await this.host.store.area(ALIVE_AREA).get(ALIVE_KEY).catch(() => undefined);
+    const record = raw ? parseAliveRecord(raw) : undefined;
+    if (!record) return;
+    const awayMs = Date.now() - record.at;
+    this.embeddedResume = record.stopped !== true && awayMs + ALIVE_WRITE_MS < this.routeTtlMs;
+    if (!this.embeddedResume) {
+      this.logger.info({ awayMs, stopped: record.stopped === true, routeTtlMs: this.routeTtlMs },
+        'link agent back after a stop or beyond the route TTL: its links serve once the region shows no other agent serving them');
+    }
+  }
+
+  /** The role an embedded link starts with and whether its marker goes into the node's first lane. */
+  private embeddedStartRole(stored: StoredRole | undefined): { role: LinkRole; mark: boolean } {
+    // No stored role: a new node, or one from before this guard (its restored routes must stay in its first lane).
+    if (stored === undefined) return { role: 'active', mark: false };
+    if (stored.role === 'active' && this.embeddedResume) return { role: 'active', mark: true };
+    return { role: 'standby', mark: false };
+  }
+
+  private async startEmbeddedLink(config: LinkConfig, slot: LinkSlot, mark: boolean, misconfiguredBefore: string | null): Promise<Link> {
+    const region = this.embedded?.region as LinkRegion;
+    // The gate opens when the check (`checkEmbedded`, once the regional table is here) finds no other agent serving the link.
+    const gate = new Promise<void>((resolve) => { slot.openGate = resolve; });
+    if (mark) this.markEmbedded(region, config.name, slot);
+    const link = await Link.start(config, this.linkContext(gate), this.currentRouteFilters(), misconfiguredBefore);
+    this.intakeMarks?.scanQueue(config.name, link.queue.peek(0, Number.MAX_SAFE_INTEGER));
+    this.scheduleEmbeddedCheck();
+    return link;
+  }
+
+  /** Once the regional table is complete: the first check (before any link dials), then one after every marker change. */
+  private guardEmbedded(region: LinkRegion): void {
+    void region.tableReady.then(() => {
+      if (this.stopped) return;
+      this.rolesAssigned = true;
+      this.checkEmbedded();
+      void this.writeEmbeddedAlive(false);
+      this.aliveTimer = setInterval(() => void this.writeEmbeddedAlive(false), ALIVE_WRITE_MS);
+      this.aliveTimer.unref();
+      this.drainTimer = setInterval(() => this.checkDraining(), DRAIN_CHECK_MS);
+      this.drainTimer.unref();
+    });
+  }
+
+  private writeEmbeddedAlive(stopped: boolean): Promise<void> {
+    const record: AliveRecord = { at: Date.now(), peers: [], ...(stopped ? { stopped } : {}) };
+    return this.host.store.area(ALIVE_AREA).put(ALIVE_KEY, Buffer.from(JSON.stringify(record), 'utf8'))
+      .catch((err: Error) => this.logger.debug({ err: err.message }, 'liveness record not written'));
+  }
+
+  /** A control route changed: looked at again a little later (a restarted node's lane replaces its old one, marker included). */
+  private scheduleEmbeddedCheck(): void {
+    if (!this.embedded?.region || !this.rolesAssigned || this.stopped) return;
+    clearTimeout(this.embeddedCheckTimer);
+    this.embeddedCheckTimer = setTimeout(() => this.checkEmbedded(), EMBEDDED_CHECK_SETTLE_MS);
+    this.embeddedCheckTimer.unref();
+  }
+
+  private embeddedMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
+    const marker = parseEmbeddedMarker(filter);
+    if (marker && owner !== this.host.nodeName) {
+      const markers = this.embeddedMarkers.get(marker.remote) ?? new Map<string, number>();
+      if (op === 'add') markers.set(owner, Math.max(marker.term, markers.get(owner) ?? 0));
+      else if (markers.get(owner) === marker.term) markers.delete(owner);
+      this.embeddedMarkers.set(marker.remote, markers);
+    }
+    this.scheduleEmbeddedCheck();
+  }
+
+  /** Decides for every link (region.ts `embeddedKeeper`) whether this node serves it or yields it to another agent. */
+  private checkEmbedded(): void {
+    const region = this.embedded?.region;
+    if (!region || this.stopped) return;
+    const self = this.host.nodeName;
+    for (const name of this.links.keys()) {
+      const slot = this.slots.get(name);
+      if (!slot) continue;
+      const others = this.embeddedMarkers.get(name) ?? new Map<string, number>();
+      const sidecars = [...new Set([...this.holders.get(name)?.keys() ?? [], ...this.controlOwners.get(name) ?? []])];
+      slot.term = Math.max(slot.term, ...others.values());
+      const decision = embeddedKeeper(self, { holding: slot.markedTerm, known: slot.term }, others, sidecars);
+      if (decision.kind === 'yield') this.yieldEmbedded(region, name, slot, decision.to, decision.by);
+      else this.serveEmbedded(region, name, slot, decision.kind, decision.term);
+    }
+  }
+
+  private serveEmbedded(region: LinkRegion, name: string, slot: LinkSlot, kind: 'keep' | 'take', term: number): void {
+    const changed = slot.role !== 'active' || !slot.gateOpen || kind === 'take';
+    if (this.conflicts.delete(name)) this.logger.info({ link: name, term }, 'link served by this node again: no other agent of the region serves it');
+    slot.role = 'active';
+    slot.term = term;
+    this.markEmbedded(region, name, slot);
+    if (!slot.inRegion) for (const filter of slot.remoteFilters) region.addRoute(filter, linkRouteId(name));
+    slot.inRegion = true;
+    this.adoptGoneRoutes(name);
+    if (!slot.gateOpen) this.openGate(slot);
+    if (!changed) return;
+    this.storeRole(name, 'active', term);
+    this.logger.info({ link: name, term, kind }, 'link served by this node (embedded agent)');
+  }
+
+  /**
+   * Another agent serves the link: this node stops taking messages for it (its marker and remote routes leave the
+   * region, so copies go to the keeper; a remote agent connected here is sent away to its next server) and drains
+   * what it had queued, as a standby sidecar does (`checkDraining`). Reported as `misconfigured` until that agent goes.
+   */
+  private yieldEmbedded(region: LinkRegion, name: string, slot: LinkSlot, to: string, by: 'sidecar' | 'embedded'): void {
+    const reason = `link '${name}' is also served by ${to} in region ${this.host.clusterName}: run the embedded agent on one node only, or use link-agent sidecars`;
+    this.conflicts.set(name, reason);
+    const logged = `${name}\u0000${to}`;
+    if (!this.conflictsLogged.has(logged)) {
+      this.conflictsLogged.add(logged);
+      this.logger.error({ link: name, servedBy: to, servedByKind: by, queued: this.links.get(name)?.queue.depth ?? 0 }, reason);
+    }
+    if (slot.role === 'standby' && !slot.inRegion && slot.markedTerm === undefined) return;
+    slot.role = 'standby';
+    this.storeRole(name, 'standby', slot.term);
+    this.unmarkEmbedded(region, name, slot);
+    if (slot.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
+    slot.inRegion = false;
+    for (const [client, agent] of this.remoteAgents) if (agent.link === name) client.close();
+  }
+
+  /**
+   * The `$link/<name>` routes other agents hold now or dropped lately (a keeper whose lane expired, a node that
+   * yielded): held by this node until the remote confirms them (its bootstrap here) or a route TTL passes, so that
+   * copies published before the remote agents re-initialise with this node still reach it.
+   */
+  private adoptGoneRoutes(name: string): void {
+    const link = this.links.get(name);
+    const since = Date.now() - ADOPT_GONE_WINDOW_MS;
+    const gone = [...this.recentlyGone.get(name) ?? []].filter(([, at]) => at >= since).map(([filter]) => filter);
+    const held = [...this.othersRemoteRoutes.get(name)?.values() ?? []].flatMap((filters) => [...filters]);
+    this.recentlyGone.delete(name);
+    if (!link || gone.length + held.length === 0) return;
+    const adopted = link.adoptRemoteRoutes([...gone, ...held]);
+    if (adopted > 0) this.logger.info({ link: name, routes: adopted }, 'remote routes of the other agent of the region taken over until the remote confirms them');
+  }
+
+  private markEmbedded(region: RegionRoutes, name: string, slot: LinkSlot): void {
+    if (slot.markedTerm === slot.term) return;
+    this.unmarkEmbedded(region, name, slot);
+    region.addRoute(embeddedMarkerFilter(name, slot.term), CONTROL_ROUTE_ID);
+    slot.markedTerm = slot.term;
+  }
+
+  private unmarkEmbedded(region: RegionRoutes, name: string, slot: LinkSlot): void {
+    if (slot.markedTerm === undefined) return;
+    region.deleteRoute(embeddedMarkerFilter(name, slot.markedTerm), CONTROL_ROUTE_ID);
+    slot.markedTerm = undefined;
+  }
+
+  /** Does this embedded agent yield the link to another agent of its region? */
+  private yields(name: string): boolean {
+    return this.embedded?.region !== undefined && this.slots.get(name)?.role === 'standby';
+  }
+
+  /**
+   * A remote agent's control publish for a link this node yields is refused and its connection closed (nothing is
+   * acknowledged): it tries its next server, and the keeper's node answers it.
+   */
+  private refusedControl(topicName: string, client: Client): Error | null {
+    const topic = parseControlTopic(topicName);
+    if (topic === null || !this.yields(topic.cluster)) return null;
+    client.close();
+    return new Error(`$LINK message of ${topic.actor} refused: ${this.conflicts.get(topic.cluster) ?? `link '${topic.cluster}' is served by another agent of the region`}`);
+  }
+
+  /** A clean stop: the markers leave the region at once (another node takes the links), recorded for the next start. */
+  private async stopEmbedded(): Promise<void> {
+    const region = this.embedded?.region;
+    if (!region || !this.rolesAssigned) return;
+    for (const [name, slot] of this.slots) this.unmarkEmbedded(region, name, slot);
+    await this.writeEmbeddedAlive(true);
+  }
+
   /** Link → agent → term, as this agent sees the holders (its own slot included). */
   private describeHolders(): Record<string, Record<string, number>> {
     const live = this.sidecarRegion?.liveAgents() ?? [];
@@ -1175,7 +1398,8 @@ export class LinkAgent {
     return {
       cluster: this.host.clusterName, node: this.host.nodeName, file: this.options.file, fileError: this.fileError,
       agents: this.sidecarRegion?.liveAgents() ?? [this.host.nodeName],
-      ...(this.sidecarRegion ? { moveGraceMs: this.moveGraceMs, holders: this.describeHolders() } : {}), intakeSkipped: this.intakeMarks?.skipped ?? 0, heldForRoutes: this.heldForRoutes,
+      ...(this.sidecarRegion ? { moveGraceMs: this.moveGraceMs, holders: this.describeHolders() } : {}), intakeSkipped: this.intakeMarks?.skipped ?? 0,
+      ...(this.conflicts.size > 0 ? { conflicts: Object.fromEntries(this.conflicts) } : {}), heldForRoutes: this.heldForRoutes,
       retainedSync: this.retainedSync ? { ...this.retainedSync.counters, linkedTopics: this.retainedSync.linkedTopics } : null,
       links: this.statuses(),
     };
@@ -1197,7 +1421,9 @@ function parseStoredRole(text: string): StoredRole | undefined {
 function parseAliveRecord(raw: Buffer): AliveRecord | undefined {
   try {
     const value = JSON.parse(raw.toString('utf8')) as Partial<AliveRecord>;
-    if (typeof value.at === 'number' && Array.isArray(value.peers)) return { at: value.at, peers: value.peers.filter((p): p is string => typeof p === 'string') };
+    if (typeof value.at === 'number' && Array.isArray(value.peers)) {
+      return { at: value.at, peers: value.peers.filter((p): p is string => typeof p === 'string'), stopped: value.stopped === true };
+    }
   } catch {
     // a torn or foreign record: treated as none
   }

@@ -162,3 +162,39 @@ export function stickyHolder(link: string, holders: LinkHolders, live: readonly 
   if (waiting.length > 0) return { kind: 'wait', agents: waiting };
   return { agent: activeAgentFor(link, live), term: Math.max(0, ...holders.values()) + 1, kind: 'take' };
 }
+
+/**
+ * The marker of an embedded agent (a node started with `--links`) serving link `<remote>` in a regional cluster: the
+ * route `$LINK/cluster/embedded/<remote>/<term>` (route id `$link/$control`, never published to) in its node's lane.
+ * A second node with the same link sees it and yields (`embeddedKeeper`). Sidecars ignore it.
+ */
+export function embeddedMarkerFilter(remote: string, term: number): string {
+  return `$LINK/cluster/embedded/${remote}/${term}`;
+}
+
+export function parseEmbeddedMarker(filter: string): { remote: string; term: number } | null {
+  const match = /^\$LINK\/cluster\/embedded\/([^/]+)\/(\d+)$/.exec(filter);
+  return match ? { remote: match[1], term: Number(match[2]) } : null;
+}
+
+/** What an embedded agent does with a link another agent of its region may serve too (`embeddedKeeper`). */
+export type EmbeddedDecision =
+  | { kind: 'keep'; term: number }
+  | { kind: 'take'; term: number }
+  | { kind: 'yield'; to: string; by: 'sidecar' | 'embedded' };
+
+/**
+ * Which embedded agent serves a link (sticky, no duplicates): any sidecar holder (holder marker or control routes)
+ * wins over every embedded agent; an embedded agent that does not hold the link yields to any embedded holder; of
+ * several embedded holders (nodes started together) the highest term keeps it, equal terms the smallest node id.
+ * With no holder at all it takes the link with a term above every term it knew.
+ */
+export function embeddedKeeper(self: string, own: { holding?: number; known: number }, embedded: LinkHolders, sidecars: readonly string[]): EmbeddedDecision {
+  const sidecar = [...sidecars].filter((agent) => agent !== self).sort()[0];
+  if (sidecar !== undefined) return { kind: 'yield', to: sidecar, by: 'sidecar' };
+  const holders = new Map([...embedded].filter(([agent]) => agent !== self));
+  if (own.holding !== undefined) holders.set(self, own.holding);
+  if (holders.size === 0) return { kind: 'take', term: own.known + 1 };
+  const [top, term] = [...holders].sort(([a, ta], [b, tb]) => tb - ta || (a < b ? -1 : a > b ? 1 : 0))[0];
+  return top === self ? { kind: 'keep', term } : { kind: 'yield', to: top, by: 'embedded' };
+}

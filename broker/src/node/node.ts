@@ -176,7 +176,7 @@ export class BrokerNode {
     return LinkAgent.start({
       clusterName: this.config.node.clusterName, nodeName: this.config.node.name, logger: this.logger, metrics: this.metrics,
       admin: this.admin, store: this.store, aedes: this.aedes, security: this.security, region: this._cluster,
-    }, { file });
+    }, { file, routeTtlMs: this.config.cluster.routeTtlSeconds * 1000 });
   }
 
   private async drainInflight(timeoutMs: number): Promise<void> {
