@@ -46,7 +46,7 @@ export class ClusterRegion {
    * Writes the links file (every link's password is the shared test one), then starts the nodes. `sidecars` agents
    * (default 1 with `sidecar`) share the links file; `routeTtl` (seconds) goes to every node and agent.
    */
-  async start(links: LinkEntry[], options: { replicant: boolean; sidecar?: boolean; sidecars?: number; routeTtl?: number }): Promise<void> {
+  async start(links: LinkEntry[], options: { replicant: boolean; sidecar?: boolean; sidecars?: number; routeTtl?: number; replicantLinks?: boolean }): Promise<void> {
     const ttl = options.routeTtl === undefined ? [] : ['--route-ttl', String(options.routeTtl)];
     this.nodeExtra = ttl;
     const users = path.join(this.dir, 'users.yaml');
@@ -57,7 +57,9 @@ export class ClusterRegion {
     writeFileSync(this.linksFile, this.linksYaml(links));
     const corePort = await freePort();
     this.core = await this.startNode(this.coreName, 'core', corePort, [`127.0.0.1:${corePort}`], options.sidecar || (options.sidecars ?? 0) > 0 ? [] : ['--links', this.linksFile]);
-    if (options.replicant) this.replicant = await this.startNode(`${this.name}-replicant`, 'replicant', await freePort(), [`127.0.0.1:${corePort}`], []);
+    // `replicantLinks`: the replicant runs an embedded agent with the same links file too (a misconfiguration the agents guard against).
+    const replicantExtra = options.replicantLinks ? ['--links', this.linksFile] : [];
+    if (options.replicant) this.replicant = await this.startNode(`${this.name}-replicant`, 'replicant', await freePort(), [`127.0.0.1:${corePort}`], replicantExtra);
     const count = options.sidecars ?? (options.sidecar ? 1 : 0);
     for (let i = 0; i < count; i++) {
       this.sidecarArgs.push([
