@@ -992,7 +992,8 @@ export class LinkAgent {
     const exportReady = this.sidecarRegion || this.embedded?.region ? Promise.all([this.local.exportReady, gate]).then(() => undefined) : this.local.exportReady;
     return {
       localCluster: host.clusterName, nodeName: host.nodeName, store: host.store, logger: this.logger, metrics: this.metrics, exportReady, dedup: this.dedup,
-      copyUnacknowledged: (message) => this.copyUnacknowledged(message),
+      // A sidecar only: its copies come over the cluster transport (an embedded agent's link sends at once).
+      ...(this.sidecarRegion ? { copyUnacknowledged: (message: LinkMessage) => this.copyUnacknowledged(message) } : {}),
       respond: (topic, payload) => this.local.publish({ topic, payload, qos: 0, retain: false, publisherClientId: '' }, false).catch((err: Error) => {
         this.logger.debug({ topic, err: err.message }, 'route-sync answer to a remote agent not delivered (it retries)');
       }),
