@@ -13,7 +13,7 @@ import { Link, type LinkContext, type LinkStatus } from './link.js';
 import { LinkMetrics } from './metrics.js';
 import { LinkQueueFullError, type LinkMessage } from './queue.js';
 import { isLinkTopic, parseControlTopic, type ControlTopic } from './topics.js';
-import { embeddedKeeper, embeddedMarkerFilter, holderMarkerFilter, isLinkRouteId, linkRouteId, parseEmbeddedMarker, parseHolderMarker, stickyHolder, type ArrivedCopy, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
+import { embeddedKeeper, embeddedMarkerFilter, embeddedStandbyFilter, holderMarkerFilter, isLinkRouteId, linkRouteId, parseEmbeddedMarker, parseEmbeddedStandby, parseHolderMarker, stickyHolder, type ArrivedCopy, type LinkRegion, type RegionMessage, type RegionRoutes, type SidecarRegion } from './region.js';
 import { LANE_COMPLETE_ROUTE } from '../routesync/lane-store.js';
 import { TakeoverDedup } from './takeover-dedup.js';
 import { IntakeMarks, type CopyOrigin, type IntakeMessage } from './intake-marks.js';
@@ -112,6 +112,8 @@ interface LinkSlot {
   term: number;
   /** The term of the holder marker this agent has in the region for the link, if any. */
   markedTerm?: number;
+  /** Embedded agent: its standby marker (`embeddedStandbyFilter`) is in the region (it yields the link). */
+  standbyMarked?: boolean;
 }
 
 /** A link's role as persisted (`link-roles`), with the term under which this agent last held the link. */
@@ -156,7 +158,9 @@ const FIRST_ASSIGN_SETTLE_MS = 1500;
 const OLD_LANE_EXPIRY_MARGIN_MS = 1000;
 const ROUTES_KNOWN_POLL_MS = 50;
 /** Embedded agent: a change of the region's markers is looked at this long after the last one (a lane being replaced). */
-const EMBEDDED_CHECK_SETTLE_MS = 200;
+const EMBEDDED_CHECK_SETTLE_MS = 0;
+/** A keeper that stops cleanly waits at most this long for a standby node to take its links over (its marker appears). */
+const EMBEDDED_STOP_HANDOVER_MS = 1000;
 /** Embedded agent: `$link/...` routes another agent dropped this recently are adopted when this node takes the link. */
 const ADOPT_GONE_WINDOW_MS = 5000;
 
@@ -261,6 +265,8 @@ export class LinkAgent {
   private readonly waitingLogged = new Set<string>();
   /** Embedded agent in a cluster: other nodes' embedded markers (`embeddedMarkerFilter`): link → node → term. */
   private readonly embeddedMarkers = new Map<string, Map<string, number>>();
+  /** Embedded agent in a cluster: the other nodes that yield each link (their standby markers): link → nodes. */
+  private readonly embeddedStandbys = new Map<string, Set<string>>();
   /** Embedded agent: links another agent of the region serves, with the reason shown as `lastError`. */
   private readonly conflicts = new Map<string, string>();
   private readonly conflictsLogged = new Set<string>();
@@ -582,6 +588,10 @@ export class LinkAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.aliveTimer);
+    clearTimeout(this.embeddedCheckTimer);
+    // Before the region's table is unwatched: it waits for a standby node's marker.
+    await this.stopEmbedded();
     this.sidecarRegion?.beginStop();
     this.unwatchRegion?.();
     this.unwatchAgents?.();
@@ -589,8 +599,6 @@ export class LinkAgent {
     clearTimeout(this.graceTimer);
     clearInterval(this.aliveTimer);
     clearInterval(this.drainTimer);
-    clearTimeout(this.embeddedCheckTimer);
-    await this.stopEmbedded();
     this.watcher?.close();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounce);
@@ -975,7 +983,10 @@ export class LinkAgent {
   private dropSlot(name: string): void {
     const slot = this.slots.get(name);
     if (this.sidecarRegion && slot) this.unmarkHolder(this.sidecarRegion, name, slot);
-    if (this.embedded?.region && slot) this.unmarkEmbedded(this.embedded.region, name, slot);
+    if (this.embedded?.region && slot) {
+      this.unmarkEmbedded(this.embedded.region, name, slot);
+      this.markStandby(this.embedded.region, name, slot, false);
+    }
     this.conflicts.delete(name);
     this.sidecarRegion?.releaseControl(name);
     this.slots.delete(name);
@@ -1272,6 +1283,13 @@ export class LinkAgent {
   }
 
   private embeddedMarkerChanged(op: 'add' | 'delete', filter: string, owner: string): void {
+    const standby = parseEmbeddedStandby(filter);
+    if (standby !== null && owner !== this.host.nodeName) {
+      const nodes = this.embeddedStandbys.get(standby) ?? new Set<string>();
+      if (op === 'add') nodes.add(owner);
+      else nodes.delete(owner);
+      this.embeddedStandbys.set(standby, nodes);
+    }
     const marker = parseEmbeddedMarker(filter);
     if (marker && owner !== this.host.nodeName) {
       const markers = this.embeddedMarkers.get(marker.remote) ?? new Map<string, number>();
@@ -1304,6 +1322,7 @@ export class LinkAgent {
     if (this.conflicts.delete(name)) this.logger.info({ link: name, term }, 'link served by this node again: no other agent of the region serves it');
     slot.role = 'active';
     slot.term = term;
+    this.markStandby(region, name, slot, false);
     this.markEmbedded(region, name, slot);
     if (!slot.inRegion) for (const filter of slot.remoteFilters) region.addRoute(filter, linkRouteId(name));
     slot.inRegion = true;
@@ -1327,10 +1346,11 @@ export class LinkAgent {
       this.conflictsLogged.add(logged);
       this.logger.error({ link: name, servedBy: to, servedByKind: by, queued: this.links.get(name)?.queue.depth ?? 0 }, reason);
     }
-    if (slot.role === 'standby' && !slot.inRegion && slot.markedTerm === undefined) return;
+    if (slot.role === 'standby' && !slot.inRegion && slot.markedTerm === undefined && slot.standbyMarked) return;
     slot.role = 'standby';
     this.storeRole(name, 'standby', slot.term);
     this.unmarkEmbedded(region, name, slot);
+    this.markStandby(region, name, slot, true);
     if (slot.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
     slot.inRegion = false;
     for (const [client, agent] of this.remoteAgents) if (agent.link === name) client.close();
@@ -1365,6 +1385,13 @@ export class LinkAgent {
     slot.markedTerm = undefined;
   }
 
+  private markStandby(region: RegionRoutes, name: string, slot: LinkSlot, on: boolean): void {
+    if (slot.standbyMarked === on) return;
+    if (on) region.addRoute(embeddedStandbyFilter(name), CONTROL_ROUTE_ID);
+    else if (slot.standbyMarked) region.deleteRoute(embeddedStandbyFilter(name), CONTROL_ROUTE_ID);
+    slot.standbyMarked = on;
+  }
+
   /** Does this embedded agent yield the link to another agent of its region? */
   private yields(name: string): boolean {
     return this.embedded?.region !== undefined && this.slots.get(name)?.role === 'standby';
@@ -1381,11 +1408,25 @@ export class LinkAgent {
     return new Error(`$LINK message of ${topic.actor} refused: ${this.conflicts.get(topic.cluster) ?? `link '${topic.cluster}' is served by another agent of the region`}`);
   }
 
-  /** A clean stop: the markers leave the region at once (another node takes the links), recorded for the next start. */
+  /**
+   * A clean stop: the markers leave the region at once, and the links stop (withdrawing their routes) only once a
+   * standby node's marker is here (it took them over), at most EMBEDDED_STOP_HANDOVER_MS: an overlap rather than a
+   * moment when no node holds the link's routes (a message published then would reach no agent). Recorded for the
+   * next start (it then checks before serving).
+   */
   private async stopEmbedded(): Promise<void> {
     const region = this.embedded?.region;
     if (!region || !this.rolesAssigned) return;
-    for (const [name, slot] of this.slots) this.unmarkEmbedded(region, name, slot);
+    const handedOver: string[] = [];
+    for (const [name, slot] of this.slots) {
+      if (slot.markedTerm !== undefined && (this.embeddedStandbys.get(name)?.size ?? 0) > 0) handedOver.push(name);
+      this.unmarkEmbedded(region, name, slot);
+      this.markStandby(region, name, slot, false);
+    }
+    const taken = (): boolean => handedOver.every((name) => (this.embeddedMarkers.get(name)?.size ?? 0) > 0);
+    const deadline = Date.now() + EMBEDDED_STOP_HANDOVER_MS;
+    while (handedOver.length > 0 && !taken() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (handedOver.length > 0) this.logger.info({ links: handedOver, takenOver: taken() }, 'links handed to the standby node of the region before stopping');
     await this.writeEmbeddedAlive(true);
   }
 

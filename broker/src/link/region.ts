@@ -198,3 +198,12 @@ export function embeddedKeeper(self: string, own: { holding?: number; known: num
   const [top, term] = [...holders].sort(([a, ta], [b, tb]) => tb - ta || (a < b ? -1 : a > b ? 1 : 0))[0];
   return top === self ? { kind: 'keep', term } : { kind: 'yield', to: top, by: 'embedded' };
 }
+
+/** A node that yields link `<remote>` (`embeddedKeeper`) says so: the keeper waits for it to take over when it stops cleanly. */
+export function embeddedStandbyFilter(remote: string): string {
+  return `$LINK/cluster/embedded-standby/${remote}`;
+}
+
+export function parseEmbeddedStandby(filter: string): string | null {
+  return /^\$LINK\/cluster\/embedded-standby\/([^/]+)$/.exec(filter)?.[1] ?? null;
+}

@@ -168,4 +168,48 @@ describe('two nodes of a region run the embedded link agent for the same link', 
     expect(conflictLogs(core)).toHaveLength(1);
     for (const t of topics) expect({ topic: t, lost: final[t].lostNumbers }).toEqual({ topic: t, lost: [] });
   }, 150000);
+
+  test('a clean stop (SIGTERM) of the keeper withdraws its marker: the other node takes the link over at once', async () => {
+    // Now the replicant serves eb and the core yields. Publish on the core, stop the replicant cleanly mid-stream.
+    const replicant = A.replicant as BrokerProcess;
+    const total = 300;
+    const topics = ['s/stop/q2', 's/stop/q1'];
+    const pub = track(await connectClient(A.core.mqttPort, { clientId: 'ea-pub-core', clean: false, reconnectPeriod: 250 }));
+    const publishing = Promise.all([stream(pub, topics[0], 2, total), stream(pub, topics[1], 1, total)]);
+    await waitFor(() => seenB.filter((m) => m.topic.startsWith('s/stop/')).length >= 100, 'streams under way', 30000);
+    const stoppedAt = Date.now();
+    await replicant.stop('SIGTERM');
+    const exitedAt = Date.now();
+    await waitFor(async () => {
+      const l = await linkOn(A.core, 'eb');
+      return l.role === 'active' && l.state === 'connected';
+    }, 'the core serves eb again', 20000);
+    const takenOverAt = Date.now();
+    await publishing;
+    await waitFor(() => topics.every((t) => audit(seenB, t, total).lost.every((n) => n < total - 50)), 'the streams\' tails at eb', 30000);
+    await sleep(1000);
+    const beforeReturn = Object.fromEntries(topics.map((t) => {
+      const r = audit(seenB, t, total);
+      return [t, { lost: r.lost.length, duplicates: r.duplicates.length, outOfOrder: r.outOfOrder, lostNumbers: r.lost }];
+    }));
+    // The replicant comes back after its clean stop: it starts standby, sees the core's marker, yields, drains.
+    const back = await A.restartNode('replicant');
+    await waitFor(async () => (await linkOn(back, 'eb')).state === 'misconfigured', 'the returning replicant yields', 20000);
+    const queuedAtReturn = (await linkOn(back, 'eb')).queue.depth;
+    await waitFor(async () => (await linkOn(back, 'eb')).queue.depth === 0, 'the returning replicant drained its queue', 30000);
+    await sleep(1500);
+    const final = Object.fromEntries(topics.map((t) => {
+      const r = audit(seenB, t, total);
+      return [t, { lost: r.lost.length, duplicates: r.duplicates.length, outOfOrder: r.outOfOrder, lostNumbers: r.lost, repeated: r.duplicates }];
+    }));
+    process.stdout.write(`embedded conflict clean stop: ${JSON.stringify({
+      msStopToExit: exitedAt - stoppedAt, msStopToTakeover: takenOverAt - stoppedAt, beforeReturn, final, queuedAtReturn,
+    })}\n`);
+    // Well below the route TTL: the stopping node waited for the core's marker before it withdrew its routes.
+    expect(takenOverAt - stoppedAt).toBeLessThan(ROUTE_TTL_S * 1000 / 2);
+    expect(replicant.logs.some((l) => l.includes('links handed to the standby node of the region before stopping') && l.includes('"takenOver":true'))).toBe(true);
+    expect((await linkOn(back, 'eb')).lastError).toBe(conflictMessage('ea-core'));
+    expect((await linkOn(A.core, 'eb')).state).toBe('connected');
+    for (const t of topics) expect({ topic: t, lost: final[t].lostNumbers }).toEqual({ topic: t, lost: [] });
+  }, 150000);
 });
