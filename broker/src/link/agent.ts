@@ -161,6 +161,8 @@ const ROUTES_KNOWN_POLL_MS = 50;
 const EMBEDDED_CHECK_SETTLE_MS = 0;
 /** A keeper that stops cleanly waits at most this long for a standby node to take its links over (its marker appears). */
 const EMBEDDED_STOP_HANDOVER_MS = 1000;
+/** ... then at most this long for its queues of those links to drain to the remotes. */
+const EMBEDDED_STOP_DRAIN_MS = 3000;
 /** Embedded agent: `$link/...` routes another agent dropped this recently are adopted when this node takes the link. */
 const ADOPT_GONE_WINDOW_MS = 5000;
 
@@ -391,7 +393,11 @@ export class LinkAgent {
    * queue; a QoS ≥ 1 publisher is acknowledged only once every copy is durable.
    */
   published(packet: AedesPublishPacket, client: Client | null, local: LocalPublished, done: Done): void {
-    if (client && isLinkTopic(packet.topic)) return this.onControl(packet, client, done);
+    if (client && isLinkTopic(packet.topic)) {
+      // A link this node yields to a sidecar: the region forwards the remote agent's publish by the sidecar's control routes.
+      if (this.controlledBySidecar(packet.topic)) return local(done);
+      return this.onControl(packet, client, done);
+    }
     const embedded = this.embedded as LinkAgentHost;
     if (this.linked.has(packet) || embedded.region?.isLinked(packet) || isLinkTopic(packet.topic)) return local(done);
     if (packet.retain) this.retainedSync?.localPublish(packet.topic);
@@ -917,6 +923,7 @@ export class LinkAgent {
     const slot = this.newSlot(config.name, role);
     slot.term = previous?.term ?? stored?.term ?? 0;
     slot.markedTerm = previous?.markedTerm;
+    slot.standbyMarked = previous?.standbyMarked;
     if (shared && !region) return this.startEmbeddedLink(config, slot, embeddedStart?.mark === true, misconfiguredBefore);
     const gate = new Promise<void>((resolve) => { slot.openGate = resolve; });
     if (role === 'active') {
@@ -1392,14 +1399,19 @@ export class LinkAgent {
     slot.standbyMarked = on;
   }
 
+  private controlledBySidecar(topicName: string): boolean {
+    const topic = parseControlTopic(topicName);
+    return topic !== null && this.yields(topic.cluster) && (this.controlOwners.get(topic.cluster)?.size ?? 0) > 0;
+  }
+
   /** Does this embedded agent yield the link to another agent of its region? */
   private yields(name: string): boolean {
     return this.embedded?.region !== undefined && this.slots.get(name)?.role === 'standby';
   }
 
   /**
-   * A remote agent's control publish for a link this node yields is refused and its connection closed (nothing is
-   * acknowledged): it tries its next server, and the keeper's node answers it.
+   * A remote agent's control publish for a link this node yields to another embedded agent is refused and its
+   * connection closed (nothing is acknowledged): it tries its next server, and the keeper's node answers it.
    */
   private refusedControl(topicName: string, client: Client): Error | null {
     const topic = parseControlTopic(topicName);
@@ -1424,9 +1436,20 @@ export class LinkAgent {
       this.markStandby(region, name, slot, false);
     }
     const taken = (): boolean => handedOver.every((name) => (this.embeddedMarkers.get(name)?.size ?? 0) > 0);
+    const pause = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 20));
     const deadline = Date.now() + EMBEDDED_STOP_HANDOVER_MS;
-    while (handedOver.length > 0 && !taken() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    if (handedOver.length > 0) this.logger.info({ links: handedOver, takenOver: taken() }, 'links handed to the standby node of the region before stopping');
+    while (handedOver.length > 0 && !taken() && Date.now() < deadline) await pause();
+    // Taken over: no new copies here (the routes go now), and what is queued leaves before the links stop (else it
+    // would wait on this node's disk until its return, after newer messages), at most EMBEDDED_STOP_DRAIN_MS.
+    for (const name of handedOver) {
+      const slot = this.slots.get(name);
+      if (slot?.inRegion) for (const filter of slot.remoteFilters) region.deleteRoute(filter, linkRouteId(name));
+      if (slot) slot.inRegion = false;
+    }
+    const queued = (): number => handedOver.reduce((sum, name) => sum + (this.links.get(name)?.queue.depth ?? 0), 0);
+    const drainDeadline = Date.now() + EMBEDDED_STOP_DRAIN_MS;
+    while (handedOver.length > 0 && taken() && queued() > 0 && Date.now() < drainDeadline) await pause();
+    if (handedOver.length > 0) this.logger.info({ links: handedOver, takenOver: taken(), leftQueued: queued() }, 'links handed to the standby node of the region before stopping');
     await this.writeEmbeddedAlive(true);
   }
 
