@@ -212,4 +212,38 @@ describe('two nodes of a region run the embedded link agent for the same link', 
     expect((await linkOn(A.core, 'eb')).state).toBe('connected');
     for (const t of topics) expect({ topic: t, lost: final[t].lostNumbers }).toEqual({ topic: t, lost: [] });
   }, 150000);
+
+  test('kill -9 of the keeper and a restart within the route TTL: the link does not move, every message once and in order', async () => {
+    // The core serves eb, the replicant yields. The core's lane never leaves the region: its first lane holds its marker.
+    const replicant = A.replicant as BrokerProcess;
+    const total = 300;
+    const topics = ['s/restart/q2', 's/restart/q1'];
+    const pub = track(await connectClient(replicant.mqttPort, { clientId: 'ea-pub-restart', clean: false, reconnectPeriod: 250 }));
+    const publishing = Promise.all([stream(pub, topics[0], 2, total), stream(pub, topics[1], 1, total)]);
+    await waitFor(() => seenB.filter((m) => m.topic.startsWith('s/restart/')).length >= 100, 'streams under way', 30000);
+    const takenBefore = replicant.logs.filter((l) => l.includes('link served by this node (embedded agent)')).length;
+    const killedAt = Date.now();
+    await A.core.kill9();
+    await sleep(500);
+    const core = await A.restartNode('core');
+    const readyAt = Date.now();
+    await publishing;
+    await waitFor(() => topics.every((t) => audit(seenB, t, total).lost.length === 0), 'every message at eb', 40000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(topics.map((t) => ({ t, ...audit(seenB, t, total) })))}`);
+    });
+    await sleep(1500);
+    const results = Object.fromEntries(topics.map((t) => {
+      const r = audit(seenB, t, total);
+      return [t, { lost: r.lost.length, duplicates: r.duplicates.length, outOfOrder: r.outOfOrder, repeated: r.duplicates }];
+    }));
+    process.stdout.write(`embedded conflict keeper restart within the TTL: ${JSON.stringify({ msKillToReady: readyAt - killedAt, results })}\n`);
+    const served = await linkOn(core, 'eb');
+    expect({ role: served.role, state: served.state }).toEqual({ role: 'active', state: 'connected' });
+    expect((await linkOn(replicant, 'eb')).lastError).toBe(conflictMessage('ea-core'));
+    expect(replicant.logs.filter((l) => l.includes('link served by this node (embedded agent)')).length).toBe(takenBefore);
+    for (const t of topics) {
+      const r = audit(seenB, t, total);
+      expect({ topic: t, lost: r.lost, duplicates: r.duplicates, outOfOrder: r.outOfOrder }).toEqual({ topic: t, lost: [], duplicates: [], outOfOrder: 0 });
+    }
+  }, 150000);
 });
