@@ -61,10 +61,10 @@ async function killDuringStream(stream: Stream, total: number, kills: number, ki
   }
 }
 
-async function expectOnceEach(stream: Stream, total: number, label: string, nodes: BrokerProcess[]): Promise<void> {
-  await waitFor(() => stream.counts.size === total, `all ${total} delivered to the group`, 90000).catch((err: Error) => {
+async function expectOnceEach(stream: Stream, total: number, label: string, nodes: BrokerProcess[], diagnose: () => Promise<string>): Promise<void> {
+  await waitFor(() => stream.counts.size === total, `all ${total} delivered to the group`, 90000).catch(async (err: Error) => {
     const missing = [...Array(total).keys()].filter((i) => !stream.counts.has(i));
-    throw new Error(`${err.message}: ${missing.length} missing (${missing.slice(0, 20).join(',')})`);
+    throw new Error(`${err.message}: ${missing.length} missing (${missing.slice(0, 20).join(',')})\n${await diagnose().catch((e: Error) => e.message)}`);
   });
   await sleep(1500);
   const duplicated = [...stream.counts].filter(([, n]) => n > 1).map(([i]) => i);
@@ -74,6 +74,15 @@ async function expectOnceEach(stream: Stream, total: number, label: string, node
     + `republished copies recognised by the group's node ${repeats}, per member ${JSON.stringify(Object.fromEntries(stream.perMember))}\n`);
   expect(duplicated).toEqual([]);
   expect(stream.counts.size).toBe(total);
+}
+
+/** The links' state on both sides and the receiving agent's warnings, for a failure message. */
+async function linkState(A: ClusterRegion, B: ClusterRegion, logs: () => string[]): Promise<string> {
+  const a = await A.link(B.name).catch((e: Error) => e.message);
+  const b = await B.link(A.name).catch((e: Error) => e.message);
+  const warnings = logs().filter((line) => /"level":(40|50)/.test(line)).slice(-30);
+  const nodes = [A.core, A.replicant].flatMap((node) => node?.logs.filter((line) => /"level":(40|50)/.test(line)).slice(-10) ?? []);
+  return `${A.name}: ${JSON.stringify(a)}\n${B.name}: ${JSON.stringify(b)}\nwarnings of ${A.name}'s agent:\n${warnings.join('\n')}\nof its nodes:\n${nodes.join('\n')}`;
 }
 
 describe('a shared group behind a link: the receiving agent killed mid-stream', () => {
@@ -103,7 +112,7 @@ describe('a shared group behind a link: the receiving agent killed mid-stream', 
       await A.restartSidecar();
     });
     await publishing;
-    await expectOnceEach(stream, total, 'sidecar killed 3 times', [A.core, replicant]);
+    await expectOnceEach(stream, total, 'sidecar killed 3 times', [A.core, replicant], () => linkState(A, B, () => A.sidecar?.logs ?? []));
   }, 300_000);
 
   // Clean-session members get nothing stored: their node remembers the group's delivery in memory, which is enough
@@ -127,7 +136,7 @@ describe('a shared group behind a link: the receiving agent killed mid-stream', 
       await A.restartSidecar();
     });
     await publishing;
-    await expectOnceEach(stream, total, 'sidecar killed 2 times, clean and persistent members', [A.core, replicant]);
+    await expectOnceEach(stream, total, 'sidecar killed 2 times, clean and persistent members', [A.core, replicant], () => linkState(A, B, () => A.sidecar?.logs ?? []));
   }, 300_000);
 
   /** Region `a` (core with the embedded agent + replicant) linked with `b` (one core); `toA` follows A's core. */
@@ -164,7 +173,7 @@ describe('a shared group behind a link: the receiving agent killed mid-stream', 
       toA.setTarget(A.core.mqttPort);
     });
     await publishing;
-    await expectOnceEach(stream, total, 'embedded agent\'s core killed 2 times', [A.core, replicant]);
+    await expectOnceEach(stream, total, 'embedded agent\'s core killed 2 times', [A.core, replicant], () => linkState(A, B, () => A.core.logs));
   }, 300_000);
 
   // A member on the agent's own node too: it is offline after each kill while the carriers are republished. QoS 2
@@ -192,6 +201,6 @@ describe('a shared group behind a link: the receiving agent killed mid-stream', 
       coreProxy.setTarget(A.core.mqttPort);
     });
     await publishing;
-    await expectOnceEach(stream, total, 'embedded agent\'s core killed 2 times, a member on it', [A.core, replicant]);
+    await expectOnceEach(stream, total, 'embedded agent\'s core killed 2 times, a member on it', [A.core, replicant], () => linkState(A, B, () => A.core.logs));
   }, 300_000);
 });
