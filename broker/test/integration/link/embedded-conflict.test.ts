@@ -247,3 +247,59 @@ describe('two nodes of a region run the embedded link agent for the same link', 
     }
   }, 150000);
 });
+
+describe('an embedded agent beside a sidecar serving the same link', () => {
+  let A: ClusterRegion;
+  let B: ClusterRegion;
+  let toB: TcpProxy;
+  const clients: MqttClient[] = [];
+  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
+
+  beforeAll(async () => {
+    // Region `sa`: a core without an agent, a replicant with `--links` and a sidecar with the same links file.
+    toB = await TcpProxy.start(1);
+    A = new ClusterRegion('sa');
+    B = new ClusterRegion('sb');
+    await A.start([{ name: 'sb', servers: [toB.address], topics: ['#'] }], { replicant: true, replicantLinks: true, sidecar: true, routeTtl: ROUTE_TTL_S });
+    // sb's agent reaches sa only through the replicant: its control publishes must be passed on to the sidecar.
+    await B.start([{ name: 'sa', servers: [`127.0.0.1:${(A.replicant as BrokerProcess).mqttPort}`], topics: ['#'] }], { replicant: false, routeTtl: ROUTE_TTL_S });
+    toB.setTarget(B.core.mqttPort);
+    await waitFor(async () => (await A.link('sb')).state === 'connected' && (await B.link('sa')).state === 'connected', 'sa\'s sidecar ↔ sb connected', 40000);
+  }, 90000);
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await A?.dispose();
+    await B?.dispose();
+    await toB?.close();
+  });
+
+  test('the embedded agent yields to the sidecar (misconfigured naming it); both directions cross exactly once, in order', async () => {
+    const replicant = A.replicant as BrokerProcess;
+    await waitFor(async () => (await linkOn(replicant, 'sb')).state === 'misconfigured', 'the replicant yields', 20000);
+    expect((await linkOn(replicant, 'sb')).lastError)
+      .toBe(`link 'sb' is also served by sa-agent in region sa: run the embedded agent on one node only, or use link-agent sidecars`);
+    const session = (clientId: string) => ({ clientId, clean: false, reconnectPeriod: 250 });
+    const subA = track(await connectClient(A.core.mqttPort, session('sa-sub')));
+    const subB = track(await connectClient(B.core.mqttPort, session('sb-sub')));
+    const [seenA, seenB] = [record(subA), record(subB)];
+    await subA.subscribeAsync('m/#', { qos: 2 });
+    await subB.subscribeAsync('m/#', { qos: 2 });
+    await waitFor(async () => (await A.link('sb')).routesReceived >= 1 && (await B.link('sa')).routesReceived >= 1, 'routes both ways');
+    const pubA = track(await connectClient(A.core.mqttPort, session('sa-pub')));
+    const pubB = track(await connectClient(B.core.mqttPort, session('sb-pub')));
+    const total = 150;
+    await Promise.all([stream(pubA, 'm/ab/q2', 2, total), stream(pubA, 'm/ab/q1', 1, total), stream(pubB, 'm/ba/q2', 2, total), stream(pubB, 'm/ba/q1', 1, total)]);
+    const streams: Array<[Seen[], string]> = [[seenB, 'm/ab/q2'], [seenB, 'm/ab/q1'], [seenA, 'm/ba/q2'], [seenA, 'm/ba/q1']];
+    await waitFor(() => streams.every(([seen, t]) => audit(seen, t, total).lost.length === 0), 'every stream delivered', 30000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(streams.map(([seen, t]) => ({ t, ...audit(seen, t, total) })))}\n${replicant.logs.filter((l) => /link/.test(l)).slice(-20).join('\n')}`);
+    });
+    await sleep(1000);
+    for (const [seen, topic] of streams) {
+      const r = audit(seen, topic, total);
+      expect({ topic, lost: r.lost, duplicates: r.duplicates, outOfOrder: r.outOfOrder }).toEqual({ topic, lost: [], duplicates: [], outOfOrder: 0 });
+    }
+    // The replicant queued nothing for the link since it yielded, and sb stays connected to it (not sent away).
+    expect((await linkOn(replicant, 'sb')).forwarded).toBe(0);
+    expect((await B.link('sa')).state).toBe('connected');
+  }, 90000);
+});
