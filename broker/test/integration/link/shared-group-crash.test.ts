@@ -82,6 +82,9 @@ async function linkState(A: ClusterRegion, B: ClusterRegion, logs: () => string[
   const b = await B.link(A.name).catch((e: Error) => e.message);
   const warnings = logs().filter((line) => /"level":(40|50)/.test(line)).slice(-30);
   const nodes = [A.core, A.replicant].flatMap((node) => node?.logs.filter((line) => /"level":(40|50)/.test(line)).slice(-10) ?? []);
+  const outcomes = await Promise.all([A.core, A.replicant].map(async (node) => node === undefined ? '' : (await node.getJson<string>('/metrics')).body
+    .split('\n').filter((line) => line.startsWith('meridian_shared_subscription_messages_total')).join(' ')));
+  nodes.push(`shared outcomes (core, replicant): ${outcomes.join(' | ')}`);
   return `${A.name}: ${JSON.stringify(a)}\n${B.name}: ${JSON.stringify(b)}\nwarnings of ${A.name}'s agent:\n${warnings.join('\n')}\nof its nodes:\n${nodes.join('\n')}`;
 }
 
