@@ -80,7 +80,7 @@ async function expectOnceEach(stream: Stream, total: number, label: string, node
 async function linkState(A: ClusterRegion, B: ClusterRegion, logs: () => string[]): Promise<string> {
   const a = await A.link(B.name).catch((e: Error) => e.message);
   const b = await B.link(A.name).catch((e: Error) => e.message);
-  const warnings = logs().filter((line) => /"level":(40|50)/.test(line)).slice(-30);
+  const warnings = logs().filter((line) => /"level":(40|50)/.test(line) || line.startsWith('--- killed')).slice(-40);
   const nodes = [A.core, A.replicant].flatMap((node) => node?.logs.filter((line) => /"level":(40|50)/.test(line)).slice(-10) ?? []);
   const outcomes = await Promise.all([A.core, A.replicant].map(async (node) => node === undefined ? '' : (await node.getJson<string>('/metrics')).body
     .split('\n').filter((line) => line.startsWith('meridian_shared_subscription_messages_total')).join(' ')));
@@ -109,13 +109,15 @@ describe('a shared group behind a link: the receiving agent killed mid-stream', 
     const pub = await connectClient(B.core.mqttPort, { clientId: 'sp-pub', clean: false });
     clients.push(pub);
     const publishing = publishStream(pub, total);
+    const earlierLogs: string[] = [];
     await killDuringStream(stream, total, 3, async () => {
       await A.killSidecar();
+      earlierLogs.push('--- killed', ...(A.sidecar?.logs ?? []));
       await sleep(300);
       await A.restartSidecar();
     });
     await publishing;
-    await expectOnceEach(stream, total, 'sidecar killed 3 times', [A.core, replicant], () => linkState(A, B, () => A.sidecar?.logs ?? []));
+    await expectOnceEach(stream, total, 'sidecar killed 3 times', [A.core, replicant], () => linkState(A, B, () => [...earlierLogs, ...(A.sidecar?.logs ?? [])]));
   }, 300_000);
 
   // Clean-session members get nothing stored: their node remembers the group's delivery in memory, which is enough
