@@ -211,8 +211,9 @@ scrape_metrics after
 # The same 5k msg/s load against mosquitto, same proxy and delay: its bridge (QoS 1 between the brokers: at-least-once,
 # in memory), and the floor of the measurement itself (publishers through the proxy straight into mosquitto B, QoS 0:
 # load generator + proxy + one crossing, no second broker).
+# (--inflight 20: mosquitto's max_inflight_messages; with more outstanding QoS 2 publishes it resets publishers now and then)
 peer_case "5-mosquitto-bridge-${LAT_RATE}-per-s-${DELAY_MS}ms" "$MA_PORT" 2 --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) \
-  --inflight 50 --duration "$LAT_SECONDS"
+  --inflight 20 --duration "$LAT_SECONDS"
 peer_case "6-floor-proxy-only-${LAT_RATE}-per-s-${DELAY_MS}ms" "$TO_MB" 0 --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) \
   --duration "$LAT_SECONDS"
 for r in a b; do
