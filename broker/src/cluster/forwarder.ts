@@ -149,18 +149,18 @@ export class Forwarder {
    * an agent is back or the gone one's routes left the table.
    */
   private async sendRouted(message: ForwardedMessage, targets: readonly string[], agents: ReadonlySet<string>): Promise<void> {
-    const handedOver = await Promise.all(targets.map((nodeId) => this.send(nodeId, message, false, targets)));
+    const handedOver = await Promise.all(targets.map((nodeId) => this.send(nodeId, message, targets)));
     if (agents.size === 0 || targets.some((nodeId, i) => agents.has(nodeId) && handedOver[i])) return;
     throw new Error(`'${message.topic}' not handed over to link agent(s) ${[...agents].join(', ')} (gone) nor to another agent: not acknowledged, the publisher resends it`);
   }
 
   /**
    * Hands `message` to another node; resolves false when that node is gone (nothing to retry there). A copy to a
-   * link agent gets a copy identity (kept when it is resent to the agent's next incarnation); when a link agent is
-   * gone for good, the copy goes to the other agents that now hold a matching link route and were not among
-   * `sentTo` (the link moved: see link/README.md, "Several agents per region").
+   * link agent gets a copy identity (kept when it is resent to the agent's next incarnation, after each restart);
+   * when a link agent is gone for good, the copy goes to the other agents that now hold a matching link route and
+   * were not among `sentTo` (the link moved: see link/README.md, "Several agents per region").
    */
-  async send(nodeId: string, message: ForwardedMessage, resent = false, sentTo: readonly string[] = [nodeId]): Promise<boolean> {
+  async send(nodeId: string, message: ForwardedMessage, sentTo: readonly string[] = [nodeId]): Promise<boolean> {
     if (message.copy === undefined && this.linkRouteOwners.has(nodeId)) {
       message = { ...message, copy: { incarnation: this.incarnation, seq: ++this.copySeq, attempt: 0 } };
     }
@@ -170,14 +170,17 @@ export class Forwarder {
     try {
       await this.transport.send(nodeId, Channel.Forward, payload);
     } catch (err) {
-      if (err instanceof SendFailure && AGENT_RESTARTED.has(err.code) && !resent && this.holdsLinkRoute(nodeId, message.topic)) {
+      if (err instanceof SendFailure && AGENT_RESTARTED.has(err.code) && this.holdsLinkRoute(nodeId, message.topic)) {
         // A link agent restarted before acknowledging: dropping the copy would lose it for the link. Its new
         // incarnation restores its link routes at start and takes the copy (at worst queued twice, never lost).
+        // Again after each further restart: failing a carrier copy here (after the wait for another agent) is no
+        // resend, since the remote's later carriers reach the new incarnation meanwhile and its de-dup mark passes
+        // this carrier's sequences, so the remote's resend would be dropped as a duplicate (link/README.md).
         // `peer-session-lost`: the same incarnation no longer holds the stream (a wiped agent store no longer repeats
         // an incarnation: see incarnation.ts).
-        this.logger.info({ peer: nodeId, topic: message.topic }, 'link agent restarted: forwarded message handed over again');
-        const again = message.copy ? { ...message, copy: { ...message.copy, attempt: message.copy.attempt + 1 } } : message;
-        return this.send(nodeId, again, true, sentTo);
+        this.logger.info({ peer: nodeId, topic: message.topic, attempt: (message.copy?.attempt ?? 0) + 1 }, 'link agent restarted: forwarded message handed over again');
+        const again = message.copy ? { ...message, copy: { ...message.copy, attempt: Math.min(message.copy.attempt + 1, MAX_COPY_ATTEMPT) } } : message;
+        return this.send(nodeId, again, sentTo);
       }
       if (err instanceof SendFailure && DESTINATION_GONE.has(err.code)) {
         this.metrics.forwardDropped.inc({ peer: nodeId, reason: err.code });
@@ -212,7 +215,7 @@ export class Forwarder {
     const fresh: ForwardedMessage = { ...rest, copy: { incarnation: this.incarnation, seq: ++this.copySeq, attempt: 0, handedOver: true } };
     this.logger.info({ gone, agents: [...agents], topic: message.topic }, 'link agent gone: forwarded message handed over to the agents now holding the link');
     const next = [...sentTo, ...agents];
-    const results = await Promise.all([...agents].map((nodeId) => this.send(nodeId, fresh, false, next)));
+    const results = await Promise.all([...agents].map((nodeId) => this.send(nodeId, fresh, next)));
     return results.some(Boolean);
   }
 
@@ -220,6 +223,9 @@ export class Forwarder {
     return this.routes.matchRoutes(topic).some((route) => route.owner === nodeId && route.routeId.startsWith(LINK_ROUTE_PREFIX));
   }
 }
+
+/** A copy's attempt has 7 bits (forward-codec.ts); only "first send or not" matters to the agent's intake marks. */
+const MAX_COPY_ATTEMPT = 127;
 
 /** Send failures after which a link agent's next incarnation is there to take the copy again. */
 const AGENT_RESTARTED = new Set(['peer-restarted', 'peer-session-lost']);
