@@ -1,8 +1,7 @@
-import type { MqttClient } from 'mqtt';
 import type { BrokerProcess } from '../../harness/broker-process.js';
 import { collectMessages } from '../../harness/mqtt-client.js';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion } from '../link/cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, linkedRegionsFixture, linkedSidecarRegions } from '../link/cluster-regions.js';
 import { connectClient, waitFor } from '../link/regions.js';
 
 /**
@@ -23,31 +22,11 @@ describe('whole-region restart with an embedded link agent', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
   let toA: TcpProxy;
-  let toB: TcpProxy;
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    toA = await TcpProxy.start(1);
-    toB = await TcpProxy.start(1);
-    A = new ClusterRegion('wa');
-    B = new ClusterRegion('wb');
-    await A.start([{ name: 'wb', servers: [toB.address], topics: ['#'] }], { replicant: true });
-    await B.start([{ name: 'wa', servers: [toA.address], topics: ['#'] }], { replicant: false });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget(A.core.mqttPort);
-    await waitFor(async () => (await A.link('wb')).state === 'connected' && (await B.link('wa')).state === 'connected', 'both links connected', 30000);
-  }, 60000);
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toA?.close();
-    await toB?.close();
-  });
+  const { track } = linkedRegionsFixture(() => linkedClusterRegions('wa', 'wb', false, 30000), (regions) => ({ A, B, toA } = regions));
 
   test('messages published on the first node back reach the remote region once the agent\'s routes are in its table', async () => {
     const subscriber = await connectClient(B.core.mqttPort, { clientId: 'wb-sub' });
-    clients.push(subscriber);
+    track(subscriber);
     await subscriber.subscribeAsync('events/#', { qos: 1 });
     await waitFor(async () => (await A.link('wb')).routesReceived >= 1, 'wa knows what wb wants', 15000);
 
@@ -61,7 +40,7 @@ describe('whole-region restart with an embedded link agent', () => {
 
     const received = collectMessages(subscriber, MESSAGES, 30000);
     const publisher = await connectClient(publisherNode.mqttPort, { clientId: 'wa-pub' });
-    clients.push(publisher);
+    track(publisher);
     for (let i = 0; i < MESSAGES; i++) await publisher.publishAsync(`events/m${i}`, `m${i}`, { qos: 1 });
     toA.setTarget((await core).mqttPort);
 
@@ -81,31 +60,11 @@ describe('whole-region restart with a sidecar link agent', () => {
   let A: ClusterRegion;
   let B: ClusterRegion;
   let toA: TcpProxy;
-  let toB: TcpProxy;
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    toA = await TcpProxy.start(1);
-    toB = await TcpProxy.start(1);
-    A = new ClusterRegion('sa');
-    B = new ClusterRegion('sb');
-    await A.start([{ name: 'sb', servers: [toB.address], topics: ['#'] }], { replicant: true, sidecar: true });
-    await B.start([{ name: 'sa', servers: [toA.address], topics: ['#'] }], { replicant: false });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget((A.replicant ?? A.core).mqttPort);
-    await waitFor(async () => (await A.link('sb')).state === 'connected' && (await B.link('sa')).state === 'connected', 'both links connected', 30000);
-  }, 60000);
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toA?.close();
-    await toB?.close();
-  });
+  const { track } = linkedRegionsFixture(() => linkedSidecarRegions('sa', 'sb', { bReplicant: false }), (regions) => ({ A, B, toA } = regions));
 
   test('messages published on the first node back reach the remote region through the restarted sidecar', async () => {
     const subscriber = await connectClient(B.core.mqttPort, { clientId: 'sb-sub' });
-    clients.push(subscriber);
+    track(subscriber);
     await subscriber.subscribeAsync('events/#', { qos: 1 });
     await waitFor(async () => (await A.link('sb')).routesReceived >= 1, 'sa knows what sb wants', 15000);
 
@@ -121,7 +80,7 @@ describe('whole-region restart with a sidecar link agent', () => {
 
     const received = collectMessages(subscriber, MESSAGES, 30000);
     const publisher = await connectClient(publisherNode.mqttPort, { clientId: 'sa-pub' });
-    clients.push(publisher);
+    track(publisher);
     for (let i = 0; i < MESSAGES; i++) await publisher.publishAsync(`events/m${i}`, `m${i}`, { qos: 1 });
     await rest;
 

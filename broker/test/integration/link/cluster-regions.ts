@@ -160,6 +160,9 @@ export class ClusterRegion {
 export interface LinkedClusterRegions {
   A: ClusterRegion;
   B: ClusterRegion;
+  /** The proxy B's agent dials A through, and the one A's agent dials B through. */
+  toA: TcpProxy;
+  toB: TcpProxy;
   /** Stops both regions and their proxies. */
   dispose(): Promise<void>;
 }
@@ -168,8 +171,8 @@ export interface LinkedClusterRegions {
  * Regions `a` and `b` as clusters (agents embedded in the cores), linked both ways through proxies, once both links
  * report connected. A always has a replicant; B has one when `bReplicant`.
  */
-export async function linkedClusterRegions(a: string, b: string, bReplicant: boolean): Promise<LinkedClusterRegions> {
-  return linkedTwoRegions(a, b, { sidecar: false, bReplicant, connectTimeoutMs: 15000 });
+export async function linkedClusterRegions(a: string, b: string, bReplicant: boolean, connectTimeoutMs = 15000): Promise<LinkedClusterRegions> {
+  return linkedTwoRegions(a, b, { sidecar: false, bReplicant, connectTimeoutMs });
 }
 
 /**
@@ -202,7 +205,7 @@ async function linkedTwoRegions(a: string, b: string, options: { sidecar: boolea
     await dispose();
     throw err;
   }
-  return { A, B, dispose };
+  return { A, B, toA, toB, dispose };
 }
 
 /**

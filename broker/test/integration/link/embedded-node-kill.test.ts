@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import { TcpProxy } from '../../harness/tcp-proxy.js';
-import { ClusterRegion } from './cluster-regions.js';
+import { ClusterRegion, linkedClusterRegions, linkedRegionsFixture } from './cluster-regions.js';
 import { connectClient, sleep, waitFor } from './regions.js';
 
 /**
@@ -49,27 +49,7 @@ describe('kill -9 of the embedded link agent\'s node in a cluster, mid-stream', 
   let B: ClusterRegion;
   let toA: TcpProxy;
   let toB: TcpProxy;
-  const clients: MqttClient[] = [];
-  const track = <T extends MqttClient>(c: T): T => { clients.push(c); return c; };
-
-  beforeAll(async () => {
-    toA = await TcpProxy.start(1);
-    toB = await TcpProxy.start(1);
-    A = new ClusterRegion('ka');
-    B = new ClusterRegion('kb');
-    await A.start([{ name: 'kb', servers: [toB.address], topics: ['#'] }], { replicant: true });
-    await B.start([{ name: 'ka', servers: [toA.address], topics: ['#'] }], { replicant: false });
-    toB.setTarget(B.core.mqttPort);
-    toA.setTarget(A.core.mqttPort);
-    await waitFor(async () => (await A.link('kb')).state === 'connected' && (await B.link('ka')).state === 'connected', 'both links connected', 30000);
-  }, 60000);
-  afterAll(async () => {
-    for (const c of clients) c.end(true);
-    await A?.dispose();
-    await B?.dispose();
-    await toA?.close();
-    await toB?.close();
-  });
+  const { track } = linkedRegionsFixture(() => linkedClusterRegions('ka', 'kb', false, 30000), (regions) => ({ A, B, toA, toB } = regions));
 
   test('QoS 2 and QoS 1 streams both ways across the kill and restart: every message exactly once, in per-publisher order', async () => {
     // Every client is on a node that survives: ka's replicant, kb's core. Persistent sessions that reconnect.

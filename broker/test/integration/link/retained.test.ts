@@ -40,7 +40,7 @@ const RETAINED_SETUPS: RetainedSetup[] = [
     title: 'B\'s agent a sidecar (syncs through it)', a: 'za', b: 'zb',
     start: async () => {
       const r = await linkedSidecarRegions('zb', 'za', { bReplicant: true });
-      return { A: r.B, B: r.A, dispose: r.dispose };
+      return { A: r.B, B: r.A, toA: r.toB, toB: r.toA, dispose: r.dispose };
     },
   },
 ];
