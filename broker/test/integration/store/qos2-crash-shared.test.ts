@@ -1,10 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { BrokerProcess } from '../../harness/broker-process.js';
-import { laneRoutes, TestCluster } from '../../harness/cluster.js';
+import { laneRoutes } from '../../harness/cluster.js';
 import { RawMqttClient, subscribe } from '../../harness/mqtt-raw.js';
+import { type Cleanups, crashingCluster, crashingNode, publishIntoCrash, resend } from './qos2-crash.js';
 
 /**
  * The QoS 2 crash window at the publisher's node (see qos2-crash-window.test.ts) with a shared-subscription group of
@@ -13,12 +11,10 @@ import { RawMqttClient, subscribe } from '../../harness/mqtt-raw.js';
  * state"); without that, the member choice (in turn, restarted with the node) queued it again for a member.
  */
 
-const CRASH_ENV = 'MERIDIAN_TEST_CRASH_BEFORE_QOS2_MARK';
-const CRASH_TOPIC = 'crash/once';
 const GROUP = '$share/g/crash/#';
 const QUIET_MS = 1500;
 
-const cleanups: (() => Promise<void>)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -30,24 +26,6 @@ async function offlineMembers(port: number, ids: string[]): Promise<void> {
     await subscribe(client, { [GROUP]: 2 });
     await client.disconnect();
   }
-}
-
-async function publishIntoCrash(port: number, messageId: number, node: BrokerProcess): Promise<void> {
-  const publisher = await RawMqttClient.connected(port, { clientId: 'crash-pub', clean: false });
-  publisher.send({ cmd: 'publish', topic: CRASH_TOPIC, payload: Buffer.from('m1'), qos: 2, retain: false, dup: false, messageId });
-  const exit = await Promise.race([node.exited(), new Promise((resolve) => setTimeout(() => resolve('timeout'), 15_000))]);
-  expect(exit).not.toBe('timeout');
-  expect(node.child.signalCode).toBe('SIGKILL');
-  await publisher.destroy();
-}
-
-async function resend(port: number, messageId: number): Promise<void> {
-  const publisher = await RawMqttClient.connected(port, { clientId: 'crash-pub', clean: false });
-  publisher.send({ cmd: 'publish', topic: CRASH_TOPIC, payload: Buffer.from('m1'), qos: 2, retain: false, dup: true, messageId });
-  expect((await publisher.next('pubrec', 10_000)).messageId).toBe(messageId);
-  publisher.send({ cmd: 'pubrel', messageId });
-  await publisher.next('pubcomp', 10_000);
-  await publisher.disconnect();
 }
 
 /**
@@ -75,40 +53,30 @@ const once = (got: Record<string, string[]>): string[] => Object.values(got).fla
 
 describe('QoS 2: kill -9 between the publish and the published mark, a shared group of persistent sessions', () => {
   it('single node: the group gets the republished message once', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'meridian-qos2-shared-'));
-    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    const first = await BrokerProcess.start({ dataDir, env: { [CRASH_ENV]: CRASH_TOPIC } });
-    cleanups.push(() => first.dispose());
+    const { node: first, dataDir } = await crashingNode(cleanups, 'meridian-qos2-shared-');
     const members = ['member-1', 'member-2'];
     await offlineMembers(first.mqttPort, members);
-    await publishIntoCrash(first.mqttPort, 7, first);
+    await publishIntoCrash(first.mqttPort, 'crash-pub', 7, first);
 
     const second = await BrokerProcess.start({ dataDir });
     cleanups.push(() => second.dispose());
-    await resend(second.mqttPort, 7);
+    await resend(second.mqttPort, 'crash-pub', 7);
     const got = await drain(second.mqttPort, members);
     process.stdout.write(`qos2 crash, shared group on one node: ${JSON.stringify(got)}\n`);
     expect(once(got)).toEqual(['m1']);
   }, 90_000);
 
   it('cluster: the group\'s members on another node get the republished message once', async () => {
-    process.env[CRASH_ENV] = CRASH_TOPIC;
-    let cluster: TestCluster;
-    try {
-      cluster = await TestCluster.start([{ name: 'a', role: 'core' }, { name: 'b', role: 'core' }]);
-    } finally {
-      delete process.env[CRASH_ENV];
-    }
-    cleanups.push(() => cluster.dispose());
+    const cluster = await crashingCluster(cleanups);
     const b = cluster.node('b');
     const members = ['member-b-1', 'member-b-2'];
     await offlineMembers(b.mqttPort, members);
     await cluster.waitForTables((name, table) => name !== 'a' || laneRoutes(table, 'b') >= 1);
 
-    await publishIntoCrash(cluster.node('a').mqttPort, 9, cluster.node('a'));
+    await publishIntoCrash(cluster.node('a').mqttPort, 'crash-pub', 9, cluster.node('a'));
     const restarted = await cluster.startNode('a');
     await cluster.waitForTables((name, table) => name !== 'a' || laneRoutes(table, 'b') >= 1);
-    await resend(restarted.mqttPort, 9);
+    await resend(restarted.mqttPort, 'crash-pub', 9);
     const got = await drain(b.mqttPort, members);
     process.stdout.write(`qos2 crash, shared group on another node: ${JSON.stringify(got)}\n`);
     expect(once(got)).toEqual(['m1']);

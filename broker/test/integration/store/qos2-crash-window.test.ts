@@ -1,10 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { BrokerProcess } from '../../harness/broker-process.js';
-import { laneRoutes, TestCluster } from '../../harness/cluster.js';
+import { laneRoutes } from '../../harness/cluster.js';
 import { closeAll, RawMqttClient, receive, subscribe } from '../../harness/mqtt-raw.js';
+import { type Cleanups, crashingCluster, crashingNode, publishIntoCrash, resend } from './qos2-crash.js';
 
 /**
  * The QoS 2 crash window at the publisher's node: the node is killed (SIGKILL, by the test-only hook
@@ -13,12 +11,10 @@ import { closeAll, RawMqttClient, receive, subscribe } from '../../harness/mqtt-
  * publishes it again; every subscriber must still get it exactly once.
  */
 
-const CRASH_ENV = 'MERIDIAN_TEST_CRASH_BEFORE_QOS2_MARK';
-const CRASH_TOPIC = 'crash/once';
 /** How long a subscriber is watched for a second copy. */
 const QUIET_MS = 1500;
 
-const cleanups: (() => Promise<void>)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -27,27 +23,6 @@ async function persistentSubscriber(port: number, clientId: string): Promise<Raw
   const client = await RawMqttClient.connected(port, { clientId, clean: false });
   await subscribe(client, { 'crash/#': 2 });
   return client;
-}
-
-/** Sends the first PUBLISH of `messageId` and waits for the node to kill itself before PUBREC. */
-async function publishIntoCrash(port: number, clientId: string, messageId: number, node: BrokerProcess): Promise<void> {
-  const publisher = await RawMqttClient.connected(port, { clientId, clean: false });
-  publisher.send({ cmd: 'publish', topic: CRASH_TOPIC, payload: Buffer.from('m1'), qos: 2, retain: false, dup: false, messageId });
-  const exit = await Promise.race([node.exited(), new Promise((resolve) => setTimeout(() => resolve('timeout'), 15_000))]);
-  expect(exit).not.toBe('timeout');
-  expect(node.child.signalCode).toBe('SIGKILL');
-  await publisher.destroy();
-}
-
-/** Reconnects the publisher and resends `messageId` with DUP 1, completing the QoS 2 flow. */
-async function resend(port: number, clientId: string, messageId: number): Promise<void> {
-  const publisher = await RawMqttClient.connected(port, { clientId, clean: false });
-  publisher.send({ cmd: 'publish', topic: CRASH_TOPIC, payload: Buffer.from('m1'), qos: 2, retain: false, dup: true, messageId });
-  const pubrec = await publisher.next('pubrec', 10_000);
-  expect(pubrec.messageId).toBe(messageId);
-  publisher.send({ cmd: 'pubrel', messageId });
-  await publisher.next('pubcomp', 10_000);
-  await publisher.disconnect();
 }
 
 /** Every PUBLISH the client gets within QUIET_MS (each acknowledged), as payload strings. */
@@ -72,10 +47,7 @@ async function drainSession(port: number, clientId: string): Promise<string[]> {
 
 describe('QoS 2: kill -9 between the publish and the published mark', () => {
   it('single node: an offline and a live persistent subscriber get the message once', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'meridian-qos2-window-'));
-    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    const first = await BrokerProcess.start({ dataDir, env: { [CRASH_ENV]: CRASH_TOPIC } });
-    cleanups.push(() => first.dispose());
+    const { node: first, dataDir } = await crashingNode(cleanups, 'meridian-qos2-window-');
 
     for (const id of ['offline-sub', 'live-sub']) await (await persistentSubscriber(first.mqttPort, id)).disconnect();
     await publishIntoCrash(first.mqttPort, 'crash-pub', 7, first);
@@ -103,14 +75,7 @@ describe('QoS 2: kill -9 between the publish and the published mark', () => {
   }, 90_000);
 
   it('cluster: subscribers on the publisher node and on another node get the message once', async () => {
-    process.env[CRASH_ENV] = CRASH_TOPIC;
-    let cluster: TestCluster;
-    try {
-      cluster = await TestCluster.start([{ name: 'a', role: 'core' }, { name: 'b', role: 'core' }]);
-    } finally {
-      delete process.env[CRASH_ENV];
-    }
-    cleanups.push(() => cluster.dispose());
+    const cluster = await crashingCluster(cleanups);
     const a = cluster.node('a');
     const b = cluster.node('b');
 
