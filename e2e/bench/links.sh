@@ -16,7 +16,9 @@
 #      A -> B link cut until B expired A's lane, restored; time until B holds all of them again, no delay
 #
 # Environment: PAYLOAD (256, forwarding cases)  BW_PAYLOADS ("256 1024", bandwidth cases)  ROUNDS (10)  DELAY_MS (40)  LAT_RATE (5000)  LAT_SECONDS (6)  TPUT_SECONDS (6)
-#   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  CONV_SUBS (10000)  DRAIN_COUNT (30000)
+#   LAT_LOW_RATE (500, a second latency case below the forwarding capacity)  LAT_WARMUP (1: seconds published before the
+#   LAT_SECONDS measured in the latency cases, counted but not in the latency figures — the load generator's own
+#   warm-up, which shows against mosquitto too)  CONV_SUBS (10000)  DRAIN_COUNT (30000)
 #   DRAIN_QOS (2)  BOOT_ROUTES (100000)  BOOT_TTL (10)  CASES ("bandwidth forwarding drain convergence bootstrap": the parts to run)
 #   MERIDIAN_FLAGS (extra `meridian broker` flags, e.g. '--durability relaxed')  SKIP_BUILD=1  KEEP=1 (keep WORK_DIR)
 #   PROFILE=1  V8 CPU profile of both Meridian regions during the no-delay throughput case and the bootstrap window
@@ -34,6 +36,7 @@ DELAY_MS=${DELAY_MS:-40}
 LAT_RATE=${LAT_RATE:-5000}
 LAT_LOW_RATE=${LAT_LOW_RATE:-500}
 LAT_SECONDS=${LAT_SECONDS:-6}
+LAT_WARMUP=${LAT_WARMUP:-1}
 TPUT_SECONDS=${TPUT_SECONDS:-6}
 CONV_SUBS=${CONV_SUBS:-10000}
 DRAIN_COUNT=${DRAIN_COUNT:-30000}
@@ -203,19 +206,19 @@ curl -fsS -X POST "$CONTROL/delay?ms=$DELAY_MS" >/dev/null
 if wants_case forwarding; then
 bench_case "2-throughput-${DELAY_MS}ms" --count 4 --subscribers 4 --rate 0 --inflight 20 --e2e-window 500 --duration "$TPUT_SECONDS"
 bench_case "3-latency-${LAT_LOW_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_LOW_RATE / 5)) \
-  --inflight 50 --duration "$LAT_SECONDS"
+  --inflight 50 --duration $((LAT_SECONDS + LAT_WARMUP)) --warmup "$LAT_WARMUP"
 scrape_metrics before
 bench_case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) --inflight 50 \
-  --duration "$LAT_SECONDS"
+  --duration $((LAT_SECONDS + LAT_WARMUP)) --warmup "$LAT_WARMUP"
 scrape_metrics after
 # The same 5k msg/s load against mosquitto, same proxy and delay: its bridge (QoS 1 between the brokers: at-least-once,
 # in memory), and the floor of the measurement itself (publishers through the proxy straight into mosquitto B, QoS 0:
 # load generator + proxy + one crossing, no second broker).
 # (--inflight 20: mosquitto's max_inflight_messages; with more outstanding QoS 2 publishes it resets publishers now and then)
 peer_case "5-mosquitto-bridge-${LAT_RATE}-per-s-${DELAY_MS}ms" "$MA_PORT" 2 --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) \
-  --inflight 20 --duration "$LAT_SECONDS"
+  --inflight 20 --duration $((LAT_SECONDS + LAT_WARMUP)) --warmup "$LAT_WARMUP"
 peer_case "6-floor-proxy-only-${LAT_RATE}-per-s-${DELAY_MS}ms" "$TO_MB" 0 --count 5 --subscribers 5 --rate $((LAT_RATE / 5)) \
-  --duration "$LAT_SECONDS"
+  --duration $((LAT_SECONDS + LAT_WARMUP)) --warmup "$LAT_WARMUP"
 for r in a b; do
   "${LOAD[@]}" commits --before "$WORK_DIR/metrics-$r-before.txt" --after "$WORK_DIR/metrics-$r-after.txt" --label "$r" \
     --case "4-latency-${LAT_RATE}-per-s-${DELAY_MS}ms" >"$RESULTS_DIR/commits-$r.json"

@@ -91,6 +91,9 @@ pub options:
                              (default 0); in a cluster a route reaches the other nodes a few ms after its
                              SUBACK, and messages published there before it arrives are not forwarded
   --drain-timeout <s>        seconds to wait after publishing for outstanding acks and deliveries (default 5)
+  --warmup <s>               with --subscribers: messages published in the first s seconds of --duration are
+                             counted (received, missing) but left out of the latency figures (default 0): the
+                             load generator's own warm-up (a fresh Node process) shows in them for any broker
 `;
 
 const connectionFlags = {
@@ -143,6 +146,7 @@ const pubFlags = {
   'sub-hosts': { type: 'string' },
   'drain-timeout': { type: 'string', default: '5' },
   'publish-delay': { type: 'string', default: '0' },
+  warmup: { type: 'string', default: '0' },
 } as const;
 
 type ConnectionValues = { [K in keyof typeof connectionFlags]?: FlagValue };
@@ -232,6 +236,7 @@ function pubOptions(values: FlagValues<typeof pubFlags>): PubOptions {
     subHosts: typeof subHosts === 'string' ? parseHostList('--sub-hosts', subHosts) : connection.hosts,
     drainTimeoutS: numberFlag(values, 'drain-timeout', { min: 0 }),
     publishDelayS: numberFlag(values, 'publish-delay', { min: 0 }),
+    warmupS: numberFlag(values, 'warmup', { min: 0 }),
   };
 }
 

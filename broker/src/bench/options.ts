@@ -74,6 +74,11 @@ export interface PubOptions extends ConnectionOptions {
    * forwarded to it.
    */
   publishDelayS: number;
+  /**
+   * With subscribers: seconds at the start of publishing whose messages count as received but not in the latency
+   * figures — the first few hundred ms measure this process's own warm-up (JIT, heap growth) as much as the broker.
+   */
+  warmupS: number;
   /** Seconds to wait after publishing for outstanding acks and deliveries. */
   drainTimeoutS: number;
 }

@@ -2,6 +2,7 @@ import { clientEndpoint, connectClients, phaseTimes, type ClientPool, type Phase
 import { subscribeClient } from './clients.js';
 import type { PubOptions } from './options.js';
 import { PublishLoop, type Publisher } from './publisher.js';
+import { wallClockMs } from './payload.js';
 import { Receiver } from './receiver.js';
 import { settingsOf, type ClientCpu, type PubReport, type PublishReport } from './report.js';
 import { ratePerSecond, Sample } from './stats.js';
@@ -32,6 +33,7 @@ export async function runPubBench(options: PubOptions, signal?: AbortSignal): Pr
       const receiver = subscribers?.receiver;
       const loop = new PublishLoop(options, publishers, (index) => receiver?.receivedFrom(index) ?? 0);
       if (receiver) receiver.onBenchMessage = (index) => loop.onDelivered(index);
+      if (receiver && options.warmupS > 0) receiver.measureFrom(wallClockMs() + options.warmupS * 1000);
       const cpuBefore = process.cpuUsage();
       const { startedAt, stoppedBy } = await publishPhase(loop, options, lost, signal);
       const expected = subscribers ? publishers.reduce((sum, p) => sum + p.sent * p.matchingSubscriptions, 0) : 0;

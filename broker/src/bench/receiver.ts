@@ -11,6 +11,9 @@ export class Receiver {
   private lastAt: number | undefined;
   private readonly latencyMs = new Sample();
   private readonly perPublisher: number[] = [];
+  /** Wall-clock ms before which a message's send time puts it in the warm-up: counted, no latency sample. */
+  private measureFromMs = -Infinity;
+  private warmupMessages = 0;
   /** Told the publisher index of every bench message, e.g. to wake a publisher waiting on its window. */
   onBenchMessage: ((publisherIndex: number) => void) | undefined;
 
@@ -27,9 +30,15 @@ export class Receiver {
       this.withoutHeader++;
       return;
     }
-    this.latencyMs.add(wallClockMs() - header.sentAtMs);
+    if (header.sentAtMs >= this.measureFromMs) this.latencyMs.add(wallClockMs() - header.sentAtMs);
+    else this.warmupMessages++;
     this.perPublisher[header.publisher] = (this.perPublisher[header.publisher] ?? 0) + 1;
     this.onBenchMessage?.(header.publisher);
+  }
+
+  /** Messages sent before `wallClockMs` are counted but leave the latency figures out (`--warmup`). */
+  measureFrom(wallClockMs: number): void {
+    this.measureFromMs = wallClockMs;
   }
 
   /** Bench messages received from the publisher with this 1-based index. */
@@ -48,6 +57,7 @@ export class Receiver {
       ratePerSec: ratePerSecond(this.received, elapsedMs),
       latencyMs: this.latencyMs.summary(),
     };
+    if (this.warmupMessages > 0) report.warmupMessages = this.warmupMessages;
     if (expected !== undefined) {
       report.expected = expected;
       report.missing = Math.max(0, expected - this.received);

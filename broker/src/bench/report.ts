@@ -14,6 +14,8 @@ export interface ReceiveReport {
   elapsedMs: number;
   ratePerSec: number;
   latencyMs: Distribution | undefined;
+  /** Received messages sent during `--warmup`: counted above, not in `latencyMs`. */
+  warmupMessages?: number;
 }
 
 export interface PublishReport {
@@ -138,7 +140,8 @@ function publishLine(publish: PublishReport): string {
 function receiveLines(receive: ReceiveReport): string[] {
   const expected = receive.expected === undefined ? '' : ` of ${receive.expected} expected (${receive.missing ?? 0} missing)`;
   const foreign = receive.withoutHeader > 0 ? `, ${receive.withoutHeader} without latency header` : '';
-  const lines = [`receive    ${receive.received}${expected}${foreign} in ${seconds(receive.elapsedMs)}: ${rate(receive.ratePerSec)} msg/s`];
+  const warmup = receive.warmupMessages ? `, ${receive.warmupMessages} sent during the warm-up (no latency)` : '';
+  const lines = [`receive    ${receive.received}${expected}${foreign}${warmup} in ${seconds(receive.elapsedMs)}: ${rate(receive.ratePerSec)} msg/s`];
   lines.push(receive.latencyMs ? `latency    ms ${distribution(receive.latencyMs)}` : 'latency    no bench messages received');
   return lines;
 }
