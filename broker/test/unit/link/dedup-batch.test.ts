@@ -86,7 +86,7 @@ describe('DedupWindow batches', () => {
     expect(await after.processBatch(origin(E1), batch, async () => { throw new Error('must not publish'); })).toEqual({ delivered: 0, duplicates: 4 });
   });
 
-  test('a delivery failing mid-batch records what was published before it and rejects; the resend publishes the rest', async () => {
+  test('a delivery failing mid-batch records what was published before it and rejects; the resend publishes it and those after it again', async () => {
     const area = new MemoryArea();
     const w = new DedupWindow(area);
     const published: number[] = [];
@@ -95,9 +95,29 @@ describe('DedupWindow batches', () => {
       if (batch[i] === 4) throw new Error('publish failed at 4');
       published.push(batch[i]);
     })).rejects.toThrow('publish failed at 4');
+    // The batch's publishes start together, so 5 and 6 went out with 4; the mark stops before the failure.
+    expect(published).toEqual([1, 2, 3, 5, 6]);
     expect(await new DedupWindow(area).mark('us', 'us/n1')).toBe(3);
     await w.processBatch(origin(E1), batch, async (i) => { published.push(batch[i]); });
-    expect(published).toEqual(batch);
+    expect(published).toEqual([1, 2, 3, 5, 6, 4, 5, 6]);
+  });
+
+  test('a batch\'s publishes start in order without waiting for each other; the mark waits for all of them', async () => {
+    const area = new MemoryArea();
+    const w = new DedupWindow(area);
+    const started: number[] = [];
+    const finish: (() => void)[] = [];
+    const batch = seqs(1, 3);
+    const verdict = w.processBatch(origin(E1), batch, (i) => new Promise<void>((resolve) => { started.push(batch[i]); finish.push(resolve); }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual([1, 2, 3]);
+    finish[2]();
+    finish[1]();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await new DedupWindow(area).mark('us', 'us/n1')).toBe(0);
+    finish[0]();
+    expect(await verdict).toEqual({ delivered: 3, duplicates: 0 });
+    expect(await new DedupWindow(area).mark('us', 'us/n1')).toBe(3);
   });
 
   test('a new epoch of a known origin agent resets its window and is reported once; other agents keep theirs', async () => {
