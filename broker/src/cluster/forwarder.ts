@@ -14,18 +14,18 @@ export interface ForwardTransport {
 const DESTINATION_GONE = new Set(['peer-restarted', 'peer-session-lost', 'link-closed', 'unknown-peer']);
 
 /**
+ * A copy for this node's embedded link agent, with the identity the sending node gave it (its node id, incarnation,
+ * sequence and attempt): called as the copy arrives, before it is published here.
+ */
+export type CopyArrival = (packet: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; publishId?: string }, copy: CopyIdentity & { node: string }) => void;
+
+/**
  * Routed forwarding: a message published on this node goes to each other node that has a matching route, once,
  * and a QoS ≥ 1 publisher is acknowledged only after every such node acknowledged its copy — which a node does
  * only after aedes published the copy locally (stored for its persistent sessions). Copies that arrive from
  * another node are published locally and never forwarded again. Shared-subscription groups get one copy per group
  * instead, to the node `shares` picks; such a copy is delivered to one member there, not published.
  */
-/**
- * A copy for this node's embedded link agent, with the identity the sending node gave it (its node id, incarnation,
- * sequence and attempt): called as the copy arrives, before it is published here.
- */
-export type CopyArrival = (packet: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; publishId?: string }, copy: CopyIdentity & { node: string }) => void;
-
 export class Forwarder {
   /** Packets that came from another node: published locally only. */
   private readonly arrived = new WeakSet<object>();

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { SharedMessage, SharedSubscriptions } from '../mqtt/shared-subscriptions.js';
+import { rendezvousWinner } from '../routing/rendezvous.js';
 import { RouteTable, type RouteSink, type RouteTableStats } from '../routing/route-table.js';
 import { SHARE_PREFIX } from '../routing/topic.js';
 import { FilterTrie } from '../routing/trie.js';
@@ -47,16 +47,7 @@ export class ShareOwners {
   private ownerFor(publishId: string, self: string, selfConnected: boolean, excluded?: ReadonlySet<string>): string | undefined {
     const eligible = this.owners.filter((owner) => !excluded?.has(owner));
     const preferred = selfConnected ? eligible : eligible.filter((owner) => owner !== self);
-    let best: string | undefined;
-    let bestScore = -1n;
-    for (const owner of preferred.length > 0 ? preferred : eligible) {
-      const score = createHash('sha256').update(publishId).update('\u0000').update(owner).digest().readBigUInt64BE(0);
-      if (score > bestScore || (score === bestScore && best !== undefined && owner < best)) {
-        best = owner;
-        bestScore = score;
-      }
-    }
-    return best;
+    return rendezvousWinner(publishId, preferred.length > 0 ? preferred : eligible);
   }
 }
 

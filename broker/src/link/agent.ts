@@ -157,7 +157,7 @@ const FIRST_ASSIGN_SETTLE_MS = 1500;
 /** A returning agent that was away beyond the grace joins only this long after its old lane expired. */
 const OLD_LANE_EXPIRY_MARGIN_MS = 1000;
 const ROUTES_KNOWN_POLL_MS = 50;
-/** Embedded agent: a change of the region's markers is looked at this long after the last one (a lane being replaced). */
+/** Embedded agent: a change of the region's markers is looked at on the next timer turn (0), with the others of its lane. */
 const EMBEDDED_CHECK_SETTLE_MS = 0;
 /** A keeper that stops cleanly waits at most this long for a standby node to take its links over (its marker appears). */
 const EMBEDDED_STOP_HANDOVER_MS = 1000;

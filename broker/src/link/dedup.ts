@@ -121,6 +121,13 @@ class TwinWindow {
   }
 }
 
+/** One message of a batch being published: its publish (null: its twin was delivered before) and twin identity. */
+interface BatchStep {
+  seq: number;
+  delivery: Promise<void> | null;
+  twin: string | undefined;
+}
+
 interface OriginState {
   /** null: none known (a new origin, or a mark stored before epochs existed). */
   epoch: string | null;
@@ -134,8 +141,8 @@ interface OriginState {
  * for all within its store epoch (its queue persists the sequence), sends them in order, and resends from its
  * oldest unacknowledged one after any reconnect or restart; so per (origin cluster, origin agent, epoch) the window
  * is the highest sequence delivered: anything at or below it is a resend. Batches of one origin are processed one
- * at a time, in arrival order, their messages published one after another, so the mark only ever moves forward
- * over published messages.
+ * at a time, in arrival order, their messages' publishes started in order and their results taken in order, so the
+ * mark only ever moves forward over published messages.
  *
  * The mark is written once per batch, after its last publish, and the batch's verdict resolves once that write is
  * durable (the carrier is acknowledged only then); the next batch of the origin is published meanwhile, and the
@@ -145,13 +152,6 @@ interface OriginState {
  * An origin whose epoch changes (its store was deleted: sequences start over) gets a fresh window under the new
  * epoch; the reset is passed to `onReset` so that it can be reported. A mark stored without an epoch adopts the first one seen.
  */
-/** One message of a batch being published: its publish (null: its twin was delivered before) and twin identity. */
-interface BatchStep {
-  seq: number;
-  delivery: Promise<void> | null;
-  twin: string | undefined;
-}
-
 export class DedupWindow {
   private readonly states = new Map<string, OriginState>();
   private readonly chains = new Map<string, Promise<unknown>>();

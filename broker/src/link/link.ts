@@ -314,8 +314,10 @@ export class Link {
     const publishIdOf = (e: BatchEntry): string => (e.twinId === undefined ? linkedPublishId(this.name, actor, batch.epoch, e.seq) : linkedTwinPublishId(this.name, e.twinId));
     const verdict = await dedup.processBatch({ cluster: this.name, agent: actor, epoch: batch.epoch }, entries.map((e) => e.seq),
       (i) => publish(entries[i].message, publishIdOf(entries[i])), (reset) => this.remoteAgentReset(reset), twinIds);
-    if (verdict.twins) this.counters.twinsDropped += verdict.twins;
-    if (verdict.twins) this.logger.info({ agent: actor, twins: verdict.twins }, 'messages also sent by another agent of the remote region (a link moved there) delivered once');
+    if (verdict.twins) {
+      this.counters.twinsDropped += verdict.twins;
+      this.logger.info({ agent: actor, twins: verdict.twins }, 'messages also sent by another agent of the remote region (a link moved there) delivered once');
+    }
     if (verdict.duplicates > 0) {
       this.counters.deduplicated += verdict.duplicates;
       this.ctx.metrics.deduplicated.inc({ link: this.name }, verdict.duplicates);

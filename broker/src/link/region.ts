@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { rendezvousWinner } from '../routing/rendezvous.js';
 import type { RegionRetained } from './retained-sync.js';
 import { RouteTable, type RouteSink } from '../routing/route-table.js';
 
@@ -74,16 +74,7 @@ export interface SidecarRegion extends RegionRoutes {
  * the same answer from the same member list, and an agent leaving or joining moves only the links it wins or won.
  */
 export function activeAgentFor(link: string, agents: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestScore = -1n;
-  for (const agent of agents) {
-    const score = createHash('sha256').update(link).update('\u0000').update(agent).digest().readBigUInt64BE(0);
-    if (score > bestScore || (score === bestScore && best !== undefined && agent < best)) {
-      best = agent;
-      bestScore = score;
-    }
-  }
-  return best;
+  return rendezvousWinner(link, agents);
 }
 
 /** Route id of the remote routes of link `name` in the regional table: never exported to any link (no loops). */
@@ -190,7 +181,7 @@ export type EmbeddedDecision =
  * With no holder at all it takes the link with a term above every term it knew.
  */
 export function embeddedKeeper(self: string, own: { holding?: number; known: number }, embedded: LinkHolders, sidecars: readonly string[]): EmbeddedDecision {
-  const sidecar = [...sidecars].filter((agent) => agent !== self).sort()[0];
+  const sidecar = sidecars.filter((agent) => agent !== self).sort()[0];
   if (sidecar !== undefined) return { kind: 'yield', to: sidecar, by: 'sidecar' };
   const holders = new Map([...embedded].filter(([agent]) => agent !== self));
   if (own.holding !== undefined) holders.set(self, own.holding);

@@ -116,6 +116,11 @@ function isUsable(member: ShareMember): boolean {
   return !member.client.closed;
 }
 
+/** The subscription topic of group `group` on `filter`: `$share/<group>/<filter>`. */
+function shareTopicOf(group: string, filter: string): string {
+  return `${SHARE_PREFIX}${group}/${filter}`;
+}
+
 /** `$share/<group>/<filter>` → its parts; null for an ordinary or a malformed one (aedes keeps those literal). */
 export function sharedSubscriptionOf(topic: string): { group: string; filter: string } | null {
   if (!topic.startsWith(SHARE_PREFIX)) return null;
@@ -177,7 +182,7 @@ export class SharedSubscriptions {
   }
 
   group(group: string, filter: string): ShareGroup | undefined {
-    return this.byTopic.get(`${SHARE_PREFIX}${group}/${filter}`);
+    return this.byTopic.get(shareTopicOf(group, filter));
   }
 
   hasConnectedMember(group: string, filter: string): boolean {
@@ -187,7 +192,7 @@ export class SharedSubscriptions {
   /** The group's copy of `message` was queued here before (same publish identity): it must not go to a member again. */
   isRepeat(group: string, filter: string, message: SharedMessage): boolean {
     if (message.publishId === undefined || message.qos === 0) return false;
-    const shareTopic = `${SHARE_PREFIX}${group}/${filter}`;
+    const shareTopic = shareTopicOf(group, filter);
     return (this.store.sharedRepeat?.(message.publishId, shareTopic) ?? false) || this.unstoredDeliveries.has(unstoredKey(message.publishId, shareTopic));
   }
 
